@@ -1,0 +1,51 @@
+# The README's two commands are `make run` and `make test`; everything else is a step of theirs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard config/translations/*/LC_MESSAGES/messages.po))
+TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: help install run test test-sqlite test-postgres lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Parcours needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -c 'import xmlsec, lxml.etree, onelogin.saml2.auth, pylti1p3, psycopg2'
+	touch $@
+
+%.mo: %.po $(INSTALLED)
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
+install: $(INSTALLED) $(CATALOGS)  ## create .venv with Parcours and its tools
+
+run: install  ## the demo: upgrade the SQLite database, seed, serve on http://127.0.0.1:5000
+	$(BIN)/parcours demo --host $(HOST) --port $(PORT)
+
+test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
+
+test-sqlite: install  ## the suite on a throwaway SQLite database
+	$(BIN)/pytest -q
+
+test-postgres: install  ## the suite on a throwaway database of the PostgreSQL at TEST_POSTGRES_URL
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
+
+lint: install  ## ruff, formatting, import contracts, types
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy config engine
+
+format: install  ## rewrite files with ruff's formatter and fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove the virtual environment and caches (keeps instance/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

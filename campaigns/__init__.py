@@ -1,0 +1,1 @@
+"""Organizations, people, campaigns and participations; the teacher panel and student journey."""

@@ -1,0 +1,64 @@
+"""Who is signed in: the user id lives in the signed session cookie, the user in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import g, redirect, request, session, url_for
+
+from campaigns.models import User
+from config.db import get_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user() -> User | None:
+    if "current_user" not in g:
+        user_id = session.get("user_id")
+        g.current_user = get_session().get(User, user_id) if isinstance(user_id, int) else None
+    user: User | None = g.current_user
+    return user
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for `user` (nothing from the anonymous session survives)."""
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["user_id"] = user.id
+    if lang:
+        session["lang"] = lang
+    g.current_user = user
+
+
+def sign_out() -> None:
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    g.current_user = None
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("campaigns.sign_in", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Follow `next` only to a path on this site (no scheme, no host, no protocol-relative URL)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return default
+    return target

@@ -1,0 +1,156 @@
+"""Demo data: one school, its admin teacher, a few students and its learner list.
+
+Seeding is idempotent: running it again finds the same rows and gives every demo account a new
+random password, printed once (the demo never ships a known password).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import services
+from campaigns.models import (
+    Learner,
+    Membership,
+    MembershipRole,
+    Organization,
+    OrganizationType,
+    User,
+)
+
+DEMO_UAI = "0999999Z"
+DEMO_ORGANIZATION = "Collège Parcours (démo)"
+DEMO_TEACHER = ("Camille", "Martin", "enseignant.demo@example.org")
+DEMO_STUDENTS = [
+    ("Léa", "Bernard", "lea.demo@example.org", dt.date(2011, 3, 14), "4e B"),
+    ("Hugo", "Petit", "hugo.demo@example.org", dt.date(2011, 7, 2), "4e B"),
+    ("Inès", "Durand", "ines.demo@example.org", dt.date(2010, 11, 23), "3e A"),
+]
+# Known to the school but not yet signed up: they will be matched when they arrive by SSO.
+DEMO_UNLINKED_LEARNERS = [
+    ("Noah", "Lefèvre", dt.date(2011, 1, 9), "4e B"),
+    ("Chloé", "Moreau", dt.date(2010, 5, 30), "3e A"),
+]
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    name: str
+    login: str
+    password: str
+
+
+@dataclass
+class DemoSeed:
+    organization: Organization
+    logins: list[Login] = field(default_factory=list)
+
+    def as_dict(self, base_url: str) -> dict[str, object]:
+        return {
+            "url": base_url,
+            "sign_in_url": f"{base_url}/connexion",
+            "health_url": f"{base_url}/healthz",
+            "organization": {
+                "id": self.organization.id,
+                "name": self.organization.name,
+                "uai": self.organization.uai,
+            },
+            "logins": [login.__dict__ for login in self.logins],
+        }
+
+    def describe(self, base_url: str) -> str:
+        lines = [
+            f"Parcours demo — {self.organization.name} (UAI {self.organization.uai})",
+            f"  open      {base_url}/",
+            f"  sign in   {base_url}/connexion",
+            f"  health    {base_url}/healthz",
+            "  logins (new passwords at every `parcours demo`):",
+        ]
+        lines += [f"    {x.role:<8} {x.name:<16} {x.login:<32} {x.password}" for x in self.logins]
+        return "\n".join(lines)
+
+
+def seed_demo(session: Session) -> DemoSeed:
+    organization = session.scalars(
+        select(Organization).where(Organization.uai == DEMO_UAI)
+    ).one_or_none()
+    if organization is None:
+        organization = Organization(name=DEMO_ORGANIZATION, type=OrganizationType.SCO, uai=DEMO_UAI)
+        session.add(organization)
+        session.flush()
+    seed = DemoSeed(organization)
+
+    first, last, email = DEMO_TEACHER
+    teacher = _account(session, first, last, email)
+    if (
+        session.scalars(
+            select(Membership).where(
+                Membership.organization_id == organization.id, Membership.user_id == teacher.id
+            )
+        ).one_or_none()
+        is None
+    ):
+        session.add(
+            Membership(
+                organization_id=organization.id, user_id=teacher.id, role=MembershipRole.ADMIN
+            )
+        )
+    seed.logins.append(_new_password(session, "teacher", teacher))
+
+    for first, last, email, birthdate, division in DEMO_STUDENTS:
+        student = _account(session, first, last, email)
+        _learner(session, organization, first, last, birthdate, division, user=student)
+        seed.logins.append(_new_password(session, "student", student))
+    for first, last, birthdate, division in DEMO_UNLINKED_LEARNERS:
+        _learner(session, organization, first, last, birthdate, division, user=None)
+    session.flush()
+    return seed
+
+
+def _account(session: Session, first: str, last: str, email: str) -> User:
+    user = session.scalars(select(User).where(User.email == email)).one_or_none()
+    if user is None:
+        user = services.create_user(session, first_name=first, last_name=last, email=email)
+    return user
+
+
+def _new_password(session: Session, role: str, user: User) -> Login:
+    password = services.generate_password()
+    services.set_password(session, user, password)
+    return Login(role=role, name=user.full_name, login=user.email or "", password=password)
+
+
+def _learner(
+    session: Session,
+    organization: Organization,
+    first: str,
+    last: str,
+    birthdate: dt.date,
+    division: str,
+    *,
+    user: User | None,
+) -> None:
+    exists = session.scalars(
+        select(Learner).where(
+            Learner.organization_id == organization.id,
+            Learner.first_name == first,
+            Learner.last_name == last,
+            Learner.birthdate == birthdate,
+        )
+    ).one_or_none()
+    if exists is None:
+        session.add(
+            Learner(
+                organization_id=organization.id,
+                user_id=user.id if user else None,
+                first_name=first,
+                last_name=last,
+                birthdate=birthdate,
+                division=division,
+            )
+        )

@@ -1,0 +1,249 @@
+"""The campaigns package's public API: functions taking the session first, flushing, never
+committing. Callers (views, commands) own the transaction."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaigns.models import (
+    AuthenticationMethod,
+    AuthenticationProvider,
+    Membership,
+    MembershipRole,
+    Organization,
+    OrganizationType,
+    User,
+)
+from config.db import utcnow
+
+UAI_PATTERN = re.compile(r"^\d{7}[A-Z]$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PASSWORD_MIN_LENGTH = 8
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified when the login is unknown, so both cases take the same time.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class ServiceError(Exception):
+    """A request the domain refuses; the message is one line meant for the person asking."""
+
+
+class InvalidInput(ServiceError):
+    pass
+
+
+class AlreadyExists(ServiceError):
+    pass
+
+
+# -- people -------------------------------------------------------------------------------------
+
+
+def normalize_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if len(email) > 320 or not EMAIL_PATTERN.match(email):
+        raise InvalidInput(f"invalid e-mail address: {raw.strip()!r}")
+    return email
+
+
+def check_password_strength(password: str) -> None:
+    if (
+        len(password) < PASSWORD_MIN_LENGTH
+        or not re.search(r"[a-z]", password)
+        or not re.search(r"[A-Z]", password)
+        or not re.search(r"\d", password)
+    ):
+        raise InvalidInput(
+            "the password needs at least 8 characters with a lower-case letter, "
+            "an upper-case letter and a digit"
+        )
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def generate_password() -> str:
+    """A random password that satisfies `check_password_strength`."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        try:
+            check_password_strength(candidate)
+        except InvalidInput:
+            continue
+        return candidate
+
+
+def find_user_by_login(session: Session, login: str) -> User | None:
+    login = login.strip().lower()
+    if not login:
+        return None
+    return session.scalars(
+        select(User).where(or_(User.email == login, User.username == login))
+    ).first()
+
+
+def set_password(
+    session: Session, user: User, password: str, *, must_change: bool = False
+) -> AuthenticationMethod:
+    method = session.scalars(
+        select(AuthenticationMethod).where(
+            AuthenticationMethod.user_id == user.id,
+            AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
+        )
+    ).one_or_none()
+    if method is None:
+        method = AuthenticationMethod(user_id=user.id, provider=AuthenticationProvider.PASSWORD)
+        session.add(method)
+    method.password_hash = hash_password(password)
+    method.must_change_password = must_change
+    session.flush()
+    return method
+
+
+def create_user(
+    session: Session,
+    *,
+    first_name: str,
+    last_name: str,
+    email: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> User:
+    first_name, last_name = first_name.strip(), last_name.strip()
+    if not first_name or not last_name:
+        raise InvalidInput("first name and last name are required")
+    if password is not None:
+        check_password_strength(password)
+    user = User(
+        first_name=first_name,
+        last_name=last_name,
+        email=normalize_email(email) if email else None,
+        username=username.strip().lower() if username else None,
+    )
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise AlreadyExists("an account already uses this e-mail address or username") from None
+    if password is not None:
+        set_password(session, user, password)
+    return user
+
+
+def authenticate(session: Session, login: str, password: str) -> User | None:
+    """The user whose login and password match, or None (in the same time either way)."""
+    user = find_user_by_login(session, login)
+    method = None
+    if user is not None:
+        method = session.scalars(
+            select(AuthenticationMethod).where(
+                AuthenticationMethod.user_id == user.id,
+                AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
+            )
+        ).one_or_none()
+    stored = method.password_hash if method is not None and method.password_hash else None
+    try:
+        _hasher.verify(stored or _UNKNOWN_USER_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or method is None or stored is None:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        method.password_hash = hash_password(password)
+    now = utcnow()
+    method.last_used_at = now
+    user.last_signed_in_at = now
+    session.flush()
+    return user
+
+
+# -- organizations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganizationCreated:
+    organization: Organization
+    admin: User
+    admin_created: bool
+    # Set only when the admin account was created here: give it to them once, they change it.
+    initial_password: str | None
+
+
+def normalize_uai(raw: str) -> str:
+    uai = raw.strip().upper()
+    if not UAI_PATTERN.match(uai):
+        raise InvalidInput(f"invalid UAI {raw.strip()!r}: expected 7 digits and a letter")
+    return uai
+
+
+def create_organization(
+    session: Session,
+    *,
+    name: str,
+    type: OrganizationType,
+    admin_email: str,
+    uai: str | None = None,
+) -> OrganizationCreated:
+    """Create an organization and make `admin_email` its admin, creating that account if needed."""
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("the organization name is required")
+    if uai is not None:
+        if type is not OrganizationType.SCO:
+            raise InvalidInput("only schools (type SCO) have a UAI")
+        uai = normalize_uai(uai)
+    email = normalize_email(admin_email)
+
+    duplicate = (
+        select(Organization.id).where(Organization.uai == uai)
+        if uai
+        else select(Organization.id).where(Organization.uai.is_(None), Organization.name == name)
+    )
+    existing_id = session.scalar(duplicate)
+    if existing_id is not None:
+        what = f"UAI {uai}" if uai else f"name {name!r}"
+        raise AlreadyExists(f"an organization with {what} already exists (id {existing_id})")
+
+    organization = Organization(name=name, type=type, uai=uai)
+    session.add(organization)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent creation won the race
+        what = f"UAI {uai}" if uai else f"name {name!r}"
+        raise AlreadyExists(f"an organization with {what} already exists") from None
+
+    admin = session.scalars(select(User).where(User.email == email)).one_or_none()
+    initial_password = None
+    admin_created = admin is None
+    if admin is None:
+        local_part = email.split("@", 1)[0]
+        admin = create_user(session, first_name=local_part, last_name="-", email=email)
+        initial_password = generate_password()
+        set_password(session, admin, initial_password, must_change=True)
+    session.add(
+        Membership(organization_id=organization.id, user_id=admin.id, role=MembershipRole.ADMIN)
+    )
+    session.flush()
+    return OrganizationCreated(organization, admin, admin_created, initial_password)
+
+
+def organizations_of(session: Session, user: User) -> list[tuple[Organization, MembershipRole]]:
+    rows = session.execute(
+        select(Organization, Membership.role)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user.id, Organization.archived_at.is_(None))
+        .order_by(Organization.name)
+    )
+    return [(organization, role) for organization, role in rows]

@@ -1,0 +1,1 @@
+"""Composition root: settings, app factory, database, logging, i18n, security and the CLI."""

@@ -1,0 +1,63 @@
+"""The application factory: wires settings, database, security, i18n and the packages' views.
+
+`create_app` makes no query, migration or HTTP call: it can build an app with the database down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from campaigns.views import blueprint as campaigns_blueprint
+from config import views
+from config.db import Database, close_session
+from config.i18n import init_i18n
+from config.logging import init_request_ids
+from config.security import add_frame_origins_source, init_security
+from config.settings import Settings
+from lti_tool.services import platform_origins
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask("config", static_url_path="/static")
+    app.config.update(
+        PARCOURS_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        TESTING=settings.testing,
+        SESSION_COOKIE_NAME="parcours_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        # Over HTTPS the pages must also work inside an LMS iframe (a third-party context), which
+        # needs SameSite=None; forms stay protected by CSRF tokens. Plain HTTP (development)
+        # keeps Lax, as browsers refuse SameSite=None without Secure.
+        SESSION_COOKIE_SECURE=settings.https,
+        SESSION_COOKIE_SAMESITE="None" if settings.https else "Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        PREFERRED_URL_SCHEME="https" if settings.https else "http",
+        # A student may stay long on one question: the token lives as long as the session.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=True,
+    )
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.extensions["parcours.database"] = database or Database(settings)
+    app.teardown_appcontext(close_session)
+
+    init_request_ids(app)
+    init_security(app)
+    init_i18n(app)
+    add_frame_origins_source(app, platform_origins)
+
+    app.register_blueprint(views.blueprint)
+    app.register_blueprint(campaigns_blueprint)
+    views.register_error_handlers(app)
+    return app

@@ -1,0 +1,184 @@
+"""Database plumbing: the declarative base, portable column types, the engine and sessions.
+
+One `Database` per process holds the engine and the session factory. A web request gets one
+session (`get_session()`), created on first use and closed when the request ends; views commit,
+services only flush. Nothing here connects at import or at app creation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, cast
+
+from flask import current_app, g
+from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, create_engine, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, CursorResult
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import Executable
+from sqlalchemy.types import TypeDecorator
+
+from config.settings import ConfigError, Settings, parse_database_url, sqlite_file
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every database.
+
+    PostgreSQL keeps the zone (timestamptz); SQLite keeps none, so values are normalised to UTC
+    on the way in and marked UTC on the way out. Naive datetimes are refused: they are bugs.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Database:
+    """The engine and session factory of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url: URL = parse_database_url(settings.database_url)
+        self.engine: Engine = build_engine(self.url, pool_size=settings.database_pool_size)
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessionmaker()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def build_engine(url: URL, *, pool_size: int = 5) -> Engine:
+    if url.drivername.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 15})
+        _make_sqlite_transactional(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "application_name": "parcours"},
+    )
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, run transactions.
+
+    Python's sqlite3 module opens transactions lazily and breaks SAVEPOINT and transactional DDL;
+    this is SQLAlchemy's documented remedy. Foreign keys are off by default in SQLite: turn them
+    on, and wait for a busy database instead of failing at once.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 15000")
+        if _is_file(engine.url):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _is_file(url: URL) -> bool:
+    return sqlite_file(url) is not None
+
+
+def execute_dml(session: Session, statement: Executable) -> CursorResult[Any]:
+    """Run an UPDATE or DELETE and return its cursor result (for `rowcount`)."""
+    return cast(CursorResult[Any], session.execute(statement))
+
+
+def check_connection(database: Database) -> None:
+    """Raise ConfigError with a one-line reason when the database cannot be reached."""
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        raise ConfigError(
+            f"DATABASE_URL: cannot reach {describe(database.url)}: {_first_line(error)}"
+        ) from None
+
+
+def describe(url: URL) -> str:
+    """The URL without its password, for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(error: OperationalError) -> str:
+    message = str(error.orig) if error.orig is not None else str(error)
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error.orig).__name__
+
+
+def get_session() -> Session:
+    """The current request's session, created on first use."""
+    if "db_session" not in g:
+        database: Database = current_app.extensions["parcours.database"]
+        g.db_session = database.session()
+    session: Session = g.db_session
+    return session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def enum_type(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    """A portable enum column: VARCHAR plus a CHECK constraint listing the allowed values."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(member.value) for member in enum_class),
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )

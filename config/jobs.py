@@ -1,0 +1,293 @@
+"""A durable job queue in the database: background work survives restarts and is never dropped.
+
+Packages register handlers by name (`@job_handler("lti.publish_score")`), enqueue jobs inside
+their own transaction (so a job exists if and only if the change that asked for it committed),
+and `parcours worker` runs them. Any number of workers on any number of hosts may run at once:
+a job is claimed by one conditional UPDATE (with `FOR UPDATE SKIP LOCKED` on PostgreSQL), holds a
+lease while it runs, and a job whose worker died is claimed again when the lease runs out.
+
+A failing job is retried with exponential back-off; after `max_attempts` it is parked as FAILED,
+kept with its last error, and `parcours jobs retry` puts it back in the queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, Text, exists, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+
+from config.db import Base, Database, JSONDocument, UTCDateTime, enum_type, execute_dml, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=5)
+FIRST_RETRY_DELAY = dt.timedelta(seconds=30)
+MAX_RETRY_DELAY = dt.timedelta(hours=1)
+DEFAULT_MAX_ATTEMPTS = 12  # about 7 hours of retries before a job is parked
+ERROR_MAX_LENGTH = 500
+
+
+LIVE_SQL = "status IN ('PENDING', 'RUNNING')"
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[JobStatus] = mapped_column(
+        enum_type(JobStatus, "job_status"), default=JobStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_ATTEMPTS)
+    run_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # At most one waiting or running job per key (e.g. one grade per user and line item).
+    dedupe_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_jobs_status_run_at", "status", "run_at"),
+        Index(
+            "uq_jobs_dedupe_key_live",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text(LIVE_SQL),
+            postgresql_where=text(LIVE_SQL),
+        ),
+    )
+
+
+class RetryLater(Exception):
+    """Raised by a handler when the work should be tried again after `delay`."""
+
+    def __init__(self, message: str, delay: dt.timedelta | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help; the job is parked as FAILED at once."""
+
+
+Handler = Callable[[Session, dict[str, Any]], None]
+_handlers: dict[str, Handler] = {}
+
+
+def job_handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        if kind in _handlers and _handlers[kind] is not function:
+            raise ValueError(f"a handler for job kind {kind!r} is already registered")
+        _handlers[kind] = function
+        return function
+
+    return register
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_handlers)
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_at: dt.datetime | None = None,
+    dedupe_key: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Job:
+    """Add a job in the caller's transaction. With a dedupe key already queued and not finished,
+    return that job instead of adding a second one."""
+    if kind not in _handlers:
+        raise ValueError(f"no handler registered for job kind {kind!r}")
+    job = Job(
+        kind=kind,
+        payload=payload,
+        run_at=run_at or utcnow(),
+        dedupe_key=dedupe_key,
+        max_attempts=max_attempts,
+        status=JobStatus.PENDING,
+        attempts=0,
+    )
+    if dedupe_key is None:
+        session.add(job)
+        session.flush()
+        return job
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        live = Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING])
+        return session.scalars(select(Job).where(Job.dedupe_key == dedupe_key, live)).one()
+    return job
+
+
+@dataclass(frozen=True)
+class RunReport:
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.retried + self.failed
+
+    def __add__(self, other: RunReport) -> RunReport:
+        return RunReport(
+            self.done + other.done, self.retried + other.retried, self.failed + other.failed
+        )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def claim_next(database: Database, *, worker: str, now: dt.datetime | None = None) -> int | None:
+    """Claim one due job for `worker` and return its id, or None when nothing is due."""
+    now = now or utcnow()
+    due = (Job.status == JobStatus.PENDING) | (
+        (Job.status == JobStatus.RUNNING) & (Job.locked_until < now)
+    )
+    with database.session() as session, session.begin():
+        candidates = session.scalars(
+            select(Job.id)
+            .where(due, Job.run_at <= now)
+            .order_by(Job.run_at, Job.id)
+            .limit(10)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job_id in candidates:
+            claimed = execute_dml(
+                session,
+                update(Job)
+                .where(Job.id == job_id, due)
+                .values(
+                    status=JobStatus.RUNNING,
+                    attempts=Job.attempts + 1,
+                    locked_until=now + LEASE,
+                    locked_by=worker,
+                )
+                .execution_options(synchronize_session=False),
+            )
+            if claimed.rowcount == 1:
+                return job_id
+    return None
+
+
+def run_job(database: Database, job_id: int, *, worker: str) -> RunReport:
+    """Run one claimed job: the handler's changes and the DONE mark commit together."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.RUNNING or job.locked_by != worker:
+            return RunReport()
+        handler = _handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise PermanentFailure(f"no handler registered for job kind {job.kind!r}")
+            handler(session, dict(job.payload))
+            job.status = JobStatus.DONE
+            job.finished_at = utcnow()
+            job.locked_until = None
+            job.last_error = None
+            session.commit()
+            log.info("job done", extra={"job_id": job_id, "kind": job.kind})
+            return RunReport(done=1)
+        except Exception as error:  # the handler's failure is recorded, never lost
+            session.rollback()
+            return _record_failure(database, job_id, error)
+
+
+def _record_failure(database: Database, job_id: int, error: Exception) -> RunReport:
+    message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
+    with database.session() as session, session.begin():
+        job = session.get(Job, job_id)
+        if job is None:
+            return RunReport()
+        job.last_error = message
+        job.locked_until = None
+        permanent = isinstance(error, PermanentFailure)
+        if permanent or job.attempts >= job.max_attempts:
+            job.status = JobStatus.FAILED
+            job.finished_at = utcnow()
+            log.error(
+                "job failed for good",
+                extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts},
+            )
+            return RunReport(failed=1)
+        delay = error.delay if isinstance(error, RetryLater) and error.delay else None
+        job.status = JobStatus.PENDING
+        job.run_at = utcnow() + (delay or retry_delay(job.attempts))
+        log.warning(
+            "job will be retried",
+            extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts, "error": message},
+        )
+        return RunReport(retried=1)
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """30 s, 1 min, 2 min, 4 min … capped at one hour."""
+    delay: dt.timedelta = FIRST_RETRY_DELAY * (2 ** max(attempts - 1, 0))
+    return min(delay, MAX_RETRY_DELAY)
+
+
+def run_due_jobs(database: Database, *, worker: str | None = None, limit: int = 1000) -> RunReport:
+    """Run jobs until none is due (or `limit` were run)."""
+    worker = worker or worker_name()
+    report = RunReport()
+    while report.total < limit:
+        job_id = claim_next(database, worker=worker)
+        if job_id is None:
+            break
+        report += run_job(database, job_id, worker=worker)
+    return report
+
+
+def run_forever(database: Database, *, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+    worker = worker_name()
+    log.info("worker started", extra={"worker": worker, "kinds": registered_kinds()})
+    while not stop.is_set():
+        report = run_due_jobs(database, worker=worker, limit=100)
+        if report.total == 0:
+            stop.wait(poll_seconds)
+    log.info("worker stopped", extra={"worker": worker})
+
+
+def retry_failed(session: Session, *, kind: str | None = None) -> int:
+    """Put parked jobs back in the queue with a fresh set of attempts (unless a newer job with
+    the same dedupe key already waits)."""
+    newer = aliased(Job)
+    superseded = exists().where(
+        newer.dedupe_key == Job.dedupe_key,
+        newer.status.in_([JobStatus.PENDING, JobStatus.RUNNING]),
+    )
+    statement = (
+        update(Job)
+        .where(Job.status == JobStatus.FAILED, ~superseded)
+        .values(status=JobStatus.PENDING, attempts=0, run_at=utcnow(), finished_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if kind is not None:
+        statement = statement.where(Job.kind == kind)
+    return execute_dml(session, statement).rowcount

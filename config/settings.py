@@ -1,0 +1,191 @@
+"""Every setting Parcours reads from the environment, parsed and documented in one place.
+
+`Settings.from_env()` is the only reader of `os.environ` in the project. Each variable is parsed
+here and an invalid value raises `ConfigError` naming the variable, so that start-up stops with a
+one-line explanation instead of a traceback.
+
+| variable | default | meaning |
+|---|---|---|
+| `DATABASE_URL` | `sqlite:///instance/parcours.db` | SQLAlchemy URL: `sqlite:///path` (the embedded default, relative paths are taken from the current directory) or `postgresql+psycopg2://user:password@host:port/name` |
+| `SECRET_KEY` | a development-only value | signs sessions and CSRF tokens; at least 32 characters in production |
+| `PUBLIC_URL` | `http://127.0.0.1:5000` | absolute base URL the outside world reaches us at (LTI and SAML metadata, links) |
+| `PARCOURS_ENV` | `development` | `development` or `production` |
+| `PARCOURS_ALLOW_SQLITE` | `0` | `1` lets production run on SQLite (single host only) |
+| `TRUSTED_PROXIES` | `0` | number of reverse proxies in front of the app whose `X-Forwarded-*` headers are trusted |
+| `LOG_LEVEL` | `INFO` | `DEBUG`, `INFO`, `WARNING` or `ERROR` |
+| `LOG_FORMAT` | `text` (`json` in production) | `text` for people, `json` for log collectors |
+| `DATABASE_POOL_SIZE` | `5` | connections kept per process (PostgreSQL) |
+| `MAX_CONTENT_LENGTH` | `1048576` | largest request body accepted, in bytes |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"  # noqa: S105 - refused in production
+DEFAULT_DATABASE_URL = "sqlite:///instance/parcours.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+Environment = Literal["development", "production"]
+LogFormat = Literal["text", "json"]
+
+_SUPPORTED_DRIVERS = {"sqlite", "sqlite+pysqlite", "postgresql+psycopg2"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable and is one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = field(default=DEV_SECRET_KEY, repr=False)
+    public_url: str = DEFAULT_PUBLIC_URL
+    env: Environment = "development"
+    allow_sqlite: bool = False
+    trusted_proxies: int = 0
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    database_pool_size: int = 5
+    max_content_length: int = 1024 * 1024
+    testing: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def validate(self) -> None:
+        parse_database_url(self.database_url)
+        _check_public_url(self.public_url)
+        if self.env not in ("development", "production"):
+            raise ConfigError(
+                f"PARCOURS_ENV: expected 'development' or 'production', got {self.env!r}"
+            )
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT: expected 'text' or 'json', got {self.log_format!r}")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
+            )
+        if not self.secret_key:
+            raise ConfigError("SECRET_KEY: must not be empty")
+        if self.is_production:
+            if self.secret_key == DEV_SECRET_KEY:
+                raise ConfigError(
+                    "SECRET_KEY: production refuses the default development key; "
+                    "set a random value of at least 32 characters"
+                )
+            if len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH:
+                raise ConfigError(
+                    f"SECRET_KEY: production needs at least {MIN_PRODUCTION_SECRET_LENGTH} characters"
+                )
+            if not self.https:
+                raise ConfigError("PUBLIC_URL: production must be served over https://")
+            if self.is_sqlite and not self.allow_sqlite:
+                raise ConfigError(
+                    "DATABASE_URL: production runs on PostgreSQL; "
+                    "set PARCOURS_ALLOW_SQLITE=1 to accept SQLite on a single host"
+                )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        environment = env.get("PARCOURS_ENV", "development").strip().lower()
+        default_format = "json" if environment == "production" else "text"
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            secret_key=env.get("SECRET_KEY", "") or DEV_SECRET_KEY,
+            public_url=(env.get("PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL).rstrip("/"),
+            env=environment,  # type: ignore[arg-type]  # validated in __post_init__
+            allow_sqlite=_parse_bool(env, "PARCOURS_ALLOW_SQLITE", default=False),
+            trusted_proxies=_parse_int(env, "TRUSTED_PROXIES", default=0, minimum=0),
+            log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
+            log_format=env.get("LOG_FORMAT", default_format).strip().lower(),  # type: ignore[arg-type]
+            database_pool_size=_parse_int(env, "DATABASE_POOL_SIZE", default=5, minimum=1),
+            max_content_length=_parse_int(
+                env, "MAX_CONTENT_LENGTH", default=1024 * 1024, minimum=1024
+            ),
+        )
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse and check a database URL; the error never repeats a password."""
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL: not a database URL (expected sqlite:///path or "
+            "postgresql+psycopg2://user@host:5432/name)"
+        ) from None
+    if url.drivername in ("postgres", "postgresql"):
+        # SQLAlchemy would pick psycopg 3 for a bare "postgresql://"; we ship psycopg2.
+        url = url.set(drivername="postgresql+psycopg2")
+    if url.drivername not in _SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {url.drivername!r} (use sqlite or postgresql+psycopg2)"
+        )
+    if url.drivername.startswith("postgresql") and not url.database:
+        raise ConfigError("DATABASE_URL: the PostgreSQL URL names no database")
+    return url
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for an in-memory database."""
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _check_public_url(raw: str) -> None:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"PUBLIC_URL: expected an absolute http(s) URL, got {raw!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("PUBLIC_URL: must not carry a query string or fragment")
+
+
+def _parse_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: expected 1 or 0, got {raw!r}")
+
+
+def _parse_int(env: Mapping[str, str], name: str, *, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value

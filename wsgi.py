@@ -1,0 +1,20 @@
+"""The WSGI entry point for gunicorn: `gunicorn 'wsgi:app'`.
+
+The only module that builds an app at import. Bad configuration or an unreachable database stops
+start-up here with a one-line explanation.
+"""
+
+from config.app import create_app
+from config.db import Database, check_connection
+from config.logging import configure_logging
+from config.settings import ConfigError, Settings
+
+try:
+    _settings = Settings.from_env()
+    configure_logging(_settings)
+    _database = Database(_settings)
+    check_connection(_database)
+except ConfigError as error:
+    raise SystemExit(f"parcours: error: {error}") from None
+
+app = create_app(_settings, database=_database)
