@@ -169,7 +169,7 @@ class AuthenticationMethod(Base):
             "(provider = 'PASSWORD' AND password_hash IS NOT NULL"
             " AND issuer IS NULL AND external_id IS NULL)"
             " OR (provider <> 'PASSWORD' AND password_hash IS NULL"
-            " AND length(issuer) > 0 AND length(external_id) > 0)",
+            " AND coalesce(issuer, '') <> '' AND coalesce(external_id, '') <> '')",
             name="credentials_match_provider",
         ),
     )

@@ -105,8 +105,11 @@ def _make_sqlite_transactional(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, run transactions.
 
     Python's sqlite3 module opens transactions lazily and breaks SAVEPOINT and transactional DDL;
-    this is SQLAlchemy's documented remedy. Foreign keys are off by default in SQLite: turn them
-    on, and wait for a busy database instead of failing at once.
+    this is SQLAlchemy's documented remedy. Transactions take the write lock when they begin
+    (BEGIN IMMEDIATE): a transaction that read first and wrote later could otherwise fail at once
+    with "database is locked" when another thread wrote in between; this way it waits its turn.
+    SQLite serialises writers anyway; PostgreSQL is the database for concurrency. Foreign keys
+    are off by default in SQLite: turn them on.
     """
 
     @event.listens_for(engine, "connect")
@@ -122,7 +125,7 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _is_file(url: URL) -> bool:

@@ -152,7 +152,7 @@ def upgrade() -> None:
         sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", config.db.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "(provider = 'PASSWORD' AND password_hash IS NOT NULL AND issuer IS NULL AND external_id IS NULL) OR (provider <> 'PASSWORD' AND password_hash IS NULL AND length(issuer) > 0 AND length(external_id) > 0)",
+            "(provider = 'PASSWORD' AND password_hash IS NOT NULL AND issuer IS NULL AND external_id IS NULL) OR (provider <> 'PASSWORD' AND password_hash IS NULL AND coalesce(issuer, '') <> '' AND coalesce(external_id, '') <> '')",
             name=op.f("ck_authentication_methods_credentials_match_provider"),
         ),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,110 @@
+"""Signing in and out: CSRF, rate limits, session rotation, safe redirects."""
+
+import pytest
+
+from campaigns import services
+from campaigns.models import OrganizationType
+from tests.conftest import csrf_token
+
+PASSWORD = "Correct-Horse-9"
+
+
+@pytest.fixture
+def teacher(db_session):
+    created = services.create_organization(
+        db_session,
+        name="Collège Jean Moulin",
+        type=OrganizationType.SCO,
+        uai="0750001A",
+        admin_email="prof@college.example",
+    )
+    services.set_password(db_session, created.admin, PASSWORD)
+    db_session.commit()
+    return created.admin
+
+
+def sign_in(client, login, password, next_url=None):
+    data = {"login": login, "password": password, "csrf_token": csrf_token(client, "/connexion")}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/connexion", data=data)
+
+
+def test_a_member_signs_in_and_sees_their_organization(client, teacher):
+    response = sign_in(client, "PROF@college.example", PASSWORD)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/mon-compte"
+    page = client.get("/mon-compte").get_data(as_text=True)
+    assert "Collège Jean Moulin (0750001A)" in page
+    assert "Administrateur" in page
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(client, teacher):
+    wrong = sign_in(client, "prof@college.example", "Nope-1234")
+    unknown = sign_in(client, "nobody@college.example", PASSWORD)
+    for response in (wrong, unknown):
+        assert response.status_code == 401
+        assert "L’adresse e-mail, l’identifiant ou le mot de passe est incorrect." in (
+            response.get_data(as_text=True)
+        )
+    assert client.get("/mon-compte").status_code == 302
+
+
+def test_posting_without_the_csrf_token_is_refused(client, teacher):
+    response = client.post(
+        "/connexion", data={"login": "prof@college.example", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert client.get("/mon-compte").status_code == 302
+
+
+def test_guessing_a_password_is_rate_limited(client, teacher):
+    for _ in range(10):
+        assert sign_in(client, "prof@college.example", "Wrong-0000").status_code == 401
+    blocked = sign_in(client, "prof@college.example", PASSWORD)
+    assert blocked.status_code == 429
+    assert "Trop de tentatives" in blocked.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"],
+)
+def test_redirects_after_sign_in_stay_on_the_site(client, teacher, target):
+    response = sign_in(client, "prof@college.example", PASSWORD, next_url=target)
+    assert response.headers["Location"] == "/mon-compte"
+
+
+def test_a_local_next_page_is_followed(client, teacher):
+    response = sign_in(client, "prof@college.example", PASSWORD, next_url="/mon-compte?x=1")
+    assert response.headers["Location"] == "/mon-compte?x=1"
+
+
+def test_protected_pages_send_visitors_to_sign_in(client):
+    response = client.get("/mon-compte")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/connexion?next=/mon-compte")
+
+
+def test_the_session_is_rotated_at_sign_in_and_cleared_at_sign_out(client, teacher):
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+    sign_in(client, "prof@college.example", PASSWORD)
+    with client.session_transaction() as session:
+        assert "planted" not in session
+    token = csrf_token(client, "/mon-compte")
+    assert client.post("/deconnexion", data={"csrf_token": token}).status_code == 302
+    assert client.get("/mon-compte").status_code == 302
+
+
+def test_sign_out_needs_a_post_with_csrf(client, teacher):
+    sign_in(client, "prof@college.example", PASSWORD)
+    assert client.get("/deconnexion").status_code == 405
+    assert client.post("/deconnexion").status_code == 400
+    assert client.get("/mon-compte").status_code == 200
+
+
+def test_passwords_are_stored_as_argon2id_hashes(db_session, teacher):
+    method = teacher.authentication_methods[0]
+    assert method.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in method.password_hash

@@ -1,0 +1,179 @@
+"""The `parcours` command, run as an operator would, against a fresh database of its own."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from campaigns.models import Learner, Membership, Organization, User
+from config.cli import cli
+from config.db import Database
+from config.settings import Settings
+
+ORG_ARGS = [
+    "org",
+    "create",
+    "--name",
+    "Collège Pix",
+    "--uai",
+    "0123456A",
+    "--type",
+    "SCO",
+    "--admin-email",
+    "a@b.fr",
+    "--json",
+]
+UNREACHABLE = "postgresql+psycopg2://nobody@127.0.0.1:1/nothing"
+
+
+@pytest.fixture
+def database_url(scratch_databases):
+    url = scratch_databases.new("cli")
+    result = run(url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def run(database_url, *args, **environ):
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url, "PARCOURS_ENV": "development", "LOG_LEVEL": "WARNING"}
+    env.update(environ)
+    return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def count(database_url, model):
+    database = Database(Settings(database_url=database_url))
+    try:
+        with database.session() as session:
+            return session.scalar(select(func.count()).select_from(model))
+    finally:
+        database.dispose()
+
+
+def test_org_create_prints_the_organization_as_json(database_url):
+    result = run(database_url, *ORG_ARGS)
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["name"] == "Collège Pix"
+    assert created["uai"] == "0123456A"
+    assert created["type"] == "SCO"
+    assert created["admin"]["email"] == "a@b.fr"
+    assert created["admin"]["created"] is True
+    assert len(created["admin"]["initial_password"]) >= 12
+
+
+def test_the_same_org_twice_fails_in_one_line_and_duplicates_nothing(database_url):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    again = run(database_url, *ORG_ARGS)
+    assert again.exit_code != 0
+    assert again.stdout == ""
+    assert again.stderr.strip().count("\n") == 0
+    assert "0123456A" in again.stderr and "already exists" in again.stderr
+    assert count(database_url, Organization) == 1
+    assert count(database_url, User) == 1
+    assert count(database_url, Membership) == 1
+
+
+def test_an_existing_account_becomes_admin_without_a_new_password(database_url):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    second = run(
+        database_url,
+        *["org", "create", "--name", "Lycée Pix", "--uai", "0123457B"],
+        *["--admin-email", "A@B.fr", "--json"],
+    )
+    assert second.exit_code == 0, second.output
+    admin = json.loads(second.stdout)["admin"]
+    assert admin["created"] is False
+    assert admin["initial_password"] is None
+    assert count(database_url, User) == 1
+    assert count(database_url, Membership) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "X", "--uai", "12AB", "--admin-email", "a@b.fr"], "invalid UAI"),
+        (["--name", "X", "--type", "PRO", "--uai", "0123456A", "--admin-email", "a@b.fr"], "UAI"),
+        (["--name", "X", "--admin-email", "not-an-email"], "e-mail"),
+        (["--name", "   ", "--admin-email", "a@b.fr"], "name"),
+    ],
+)
+def test_bad_input_is_refused_in_one_line(database_url, args, message):
+    result = run(database_url, "org", "create", *args)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert count(database_url, Organization) == 0
+
+
+def test_an_organization_without_uai_is_unique_by_name(database_url):
+    args = [
+        "org",
+        "create",
+        "--name",
+        "Université Démo",
+        "--type",
+        "SUP",
+        "--admin-email",
+        "u@d.fr",
+    ]
+    assert run(database_url, *args).exit_code == 0
+    assert run(database_url, *args).exit_code != 0
+    assert count(database_url, Organization) == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"DATABASE_URL": UNREACHABLE}, "DATABASE_URL: cannot reach"),
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL: not a database URL"),
+        (
+            {"PARCOURS_ENV": "production", "PUBLIC_URL": "https://parcours.example.org"},
+            "SECRET_KEY: production refuses",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"], ["worker", "--once"]])
+def test_bad_configuration_stops_in_one_line(database_url, environ, expected, command):
+    result = run(database_url, *command, **environ)
+    assert result.exit_code != 0
+    assert expected in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_demo_seeds_once_and_prints_logins(database_url):
+    first = run(database_url, "demo", "--no-serve", "--json")
+    assert first.exit_code == 0, first.output
+    seeded = json.loads(first.stdout)
+    roles = [login["role"] for login in seeded["logins"]]
+    assert roles.count("teacher") == 1 and roles.count("student") >= 3
+    counts = [count(database_url, m) for m in (Organization, User, Learner, Membership)]
+
+    second = run(database_url, "demo", "--no-serve", "--json")
+    assert second.exit_code == 0, second.output
+    assert [count(database_url, m) for m in (Organization, User, Learner, Membership)] == counts
+    # Every run hands out fresh passwords: nothing known in advance opens a demo account.
+    old = {x["login"]: x["password"] for x in seeded["logins"]}
+    new = {x["login"]: x["password"] for x in json.loads(second.stdout)["logins"]}
+    assert old.keys() == new.keys() and all(old[k] != new[k] for k in old)
+
+
+def test_demo_refuses_production(database_url):
+    result = run(
+        database_url,
+        "demo",
+        "--no-serve",
+        PARCOURS_ENV="production",
+        SECRET_KEY="y" * 40,
+        PUBLIC_URL="https://parcours.example.org",
+        PARCOURS_ALLOW_SQLITE="1",
+    )
+    assert result.exit_code != 0
+    # On PostgreSQL the production checks pass and the demo itself refuses; on SQLite likewise.
+    assert "production" in result.stderr
+
+
+def test_db_check_finds_models_and_migrations_in_agreement(database_url):
+    result = run(database_url, "db", "check")
+    assert result.exit_code == 0, result.output
