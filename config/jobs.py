@@ -252,11 +252,17 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return min(delay, MAX_RETRY_DELAY)
 
 
-def run_due_jobs(database: Database, *, worker: str | None = None, limit: int = 1000) -> RunReport:
-    """Run jobs until none is due (or `limit` were run)."""
+def run_due_jobs(
+    database: Database,
+    *,
+    worker: str | None = None,
+    limit: int = 1000,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """Run jobs until none is due, `limit` were run, or `stop` is set (between two jobs)."""
     worker = worker or worker_name()
     report = RunReport()
-    while report.total < limit:
+    while report.total < limit and not (stop is not None and stop.is_set()):
         job_id = claim_next(database, worker=worker)
         if job_id is None:
             break
@@ -268,7 +274,7 @@ def run_forever(database: Database, *, stop: threading.Event, poll_seconds: floa
     worker = worker_name()
     log.info("worker started", extra={"worker": worker, "kinds": registered_kinds()})
     while not stop.is_set():
-        report = run_due_jobs(database, worker=worker, limit=100)
+        report = run_due_jobs(database, worker=worker, limit=100, stop=stop)
         if report.total == 0:
             stop.wait(poll_seconds)
     log.info("worker stopped", extra={"worker": worker})

@@ -8,7 +8,7 @@ one-line explanation instead of a traceback.
 |---|---|---|
 | `DATABASE_URL` | `sqlite:///instance/parcours.db` | SQLAlchemy URL: `sqlite:///path` (the embedded default, relative paths are taken from the current directory) or `postgresql+psycopg2://user:password@host:port/name` |
 | `SECRET_KEY` | a development-only value | signs sessions and CSRF tokens; at least 32 characters in production |
-| `PUBLIC_URL` | `http://127.0.0.1:5000` | absolute base URL the outside world reaches us at (LTI and SAML metadata, links) |
+| `PUBLIC_URL` | `http://127.0.0.1:5000` | absolute base URL the outside world reaches us at (LTI and SAML metadata, links); `https://` in production |
 | `PARCOURS_ENV` | `development` | `development` or `production` |
 | `PARCOURS_ALLOW_SQLITE` | `0` | `1` lets production run on SQLite (single host only) |
 | `TRUSTED_PROXIES` | `0` | number of reverse proxies in front of the app whose `X-Forwarded-*` headers are trusted |

@@ -1,0 +1,85 @@
+"""Starting Parcours as production does: gunicorn workers loading `wsgi:app`."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_SECRET = "z" * 48
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def production_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(
+        PARCOURS_ENV="production",
+        DATABASE_URL=database_url,
+        SECRET_KEY=STRONG_SECRET,
+        PUBLIC_URL="https://parcours.example.org",
+        PARCOURS_ALLOW_SQLITE="1",
+        TRUSTED_PROXIES="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY: production refuses the default development key"),
+        ({"DATABASE_URL": "postgresql+psycopg2://u@127.0.0.1:1/x"}, "DATABASE_URL: cannot reach"),
+        ({"DATABASE_URL": "::nonsense::"}, "DATABASE_URL: not a database URL"),
+    ],
+)
+def test_wsgi_refuses_bad_configuration_in_one_line(settings, extra, expected):
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env=production_env(settings.database_url, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"parcours: error: {expected}")
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_gunicorn_workers_serve_healthz_on_the_database(settings, database):
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *[sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+            *["--graceful-timeout", "2", "wsgi:app"],
+        ],
+        cwd=ROOT,
+        env=production_env(settings.database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, "gunicorn did not answer"
+        assert '"database":"ok"' in body
+        assert '"schema":"up to date"' in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
