@@ -73,7 +73,7 @@ def test_gunicorn_workers_serve_healthz_on_the_database(settings, database):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and body is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     body = r.read().decode()
             except OSError:
                 time.sleep(0.2)
