@@ -16,7 +16,7 @@ from config.ratelimit import Limit, hit, is_blocked
 blueprint = Blueprint("campaigns", __name__, template_folder="templates")
 
 SIGN_IN_PER_LOGIN = Limit("sign-in:login", max_hits=10, window=dt.timedelta(minutes=15))
-SIGN_IN_PER_ADDRESS = Limit("sign-in:address", max_hits=100, window=dt.timedelta(minutes=15))
+SIGN_IN_PER_ADDRESS = Limit("sign-in:address", max_hits=50, window=dt.timedelta(minutes=15))
 
 
 @blueprint.route("/connexion", methods=["GET", "POST"], endpoint="sign_in")
@@ -30,18 +30,18 @@ def sign_in_page() -> str | Response | tuple[str, int]:
     login = request.form.get("login", "").strip()[:320]
     password = request.form.get("password", "")[:1024]
     session = get_session()
+    # Only failures count: a whole school behind one address signs in freely, a guesser doesn't.
     address = request.remote_addr or "unknown"
-    if (
-        is_blocked(session, SIGN_IN_PER_LOGIN, login.lower())
-        or not hit(session, SIGN_IN_PER_ADDRESS, address).allowed
+    if is_blocked(session, SIGN_IN_PER_LOGIN, login.lower()) or is_blocked(
+        session, SIGN_IN_PER_ADDRESS, address
     ):
-        session.commit()
         flash(_("Trop de tentatives de connexion. Réessayez dans 15 minutes."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 429
 
     user = services.authenticate(session, login, password) if login and password else None
     if user is None:
         hit(session, SIGN_IN_PER_LOGIN, login.lower())
+        hit(session, SIGN_IN_PER_ADDRESS, address)
         session.commit()
         flash(_("L’adresse e-mail, l’identifiant ou le mot de passe est incorrect."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 401

@@ -108,3 +108,17 @@ def test_passwords_are_stored_as_argon2id_hashes(db_session, teacher):
     method = teacher.authentication_methods[0]
     assert method.password_hash.startswith("$argon2id$")
     assert PASSWORD not in method.password_hash
+
+
+def test_failures_from_one_address_are_limited_across_logins(client, teacher, app):
+    from campaigns.views import SIGN_IN_PER_ADDRESS
+
+    for n in range(SIGN_IN_PER_ADDRESS.max_hits):
+        assert sign_in(client, f"guess{n}@college.example", "Wrong-0000").status_code == 401
+    assert sign_in(client, "prof@college.example", PASSWORD).status_code == 429
+
+
+def test_successful_sign_ins_do_not_use_up_the_address_allowance(client, teacher):
+    for _ in range(12):
+        assert sign_in(client, "prof@college.example", PASSWORD).status_code == 302
+        client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/mon-compte")})
