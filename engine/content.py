@@ -1,0 +1,666 @@
+"""Learning content: the model (frozen dataclasses) and the strict loader of content packs.
+
+The format is described in docs/content-format.md. `check_pack` returns every problem found,
+each naming the file, the item and what is wrong; `load_pack` returns the content or raises
+`ContentError` carrying those problems.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+TUBE_ID = re.compile(r"^@[A-Za-z][A-Za-z0-9]*$")
+ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOLERANCES = ("t1", "t2", "t3")
+TUTORIAL_FORMATS = ("article", "vidéo", "page", "jeu", "outil")
+MAX_LEVEL = 8
+BUNDLED_PACK = Path(__file__).parent / "packs" / "parcours-fr"
+
+
+class ChallengeType(StrEnum):
+    QCU = "QCU"
+    QCM = "QCM"
+    QROC = "QROC"
+    QROCM = "QROCM"
+
+
+@dataclass(frozen=True)
+class Tutorial:
+    id: str
+    title: str
+    format: str
+    duration_minutes: int
+    source: str
+    text: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    solutions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    skill_id: str
+    type: ChallengeType
+    instruction: str
+    explanation: str
+    proposals: tuple[str, ...] = ()
+    # QCU: one index; QCM: several (1-based, sorted).
+    solution_indexes: tuple[int, ...] = ()
+    # QROC: accepted answers.
+    solutions: tuple[str, ...] = ()
+    label: str = ""
+    # QROCM: its fields; "dep" mode matches them against solution groups in any order.
+    fields: tuple[Field, ...] = ()
+    mode: str | None = None
+    solution_groups: tuple[tuple[str, ...], ...] = ()
+    tolerances: tuple[str, ...] = TOLERANCES
+    timer: int | None = None
+    status: str = "validated"
+
+    @property
+    def is_timed(self) -> bool:
+        return self.timer is not None
+
+    @property
+    def is_playable(self) -> bool:
+        return self.status == "validated"
+
+
+@dataclass(frozen=True)
+class Skill:
+    id: str
+    tube_id: str
+    competence_id: str
+    level: int
+    description: str
+    hint: str
+    pix_value: float
+    challenges: tuple[Challenge, ...]
+    tutorials: tuple[Tutorial, ...]
+
+    @property
+    def playable_challenges(self) -> tuple[Challenge, ...]:
+        return tuple(c for c in self.challenges if c.is_playable)
+
+
+@dataclass(frozen=True)
+class Tube:
+    id: str
+    competence_id: str
+    title: str
+    description: str
+    skills: tuple[Skill, ...]  # by level
+
+
+@dataclass(frozen=True)
+class Competence:
+    id: str
+    area_id: str
+    title: str
+    tubes: tuple[Tube, ...]
+
+    @property
+    def index(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Area:
+    id: str
+    title: str
+    competences: tuple[Competence, ...]
+
+
+@dataclass(frozen=True)
+class TargetProfileSpec:
+    id: str
+    name: str
+    description: str
+    tube_levels: tuple[tuple[str, int], ...]  # (tube id, max level)
+
+
+@dataclass(frozen=True)
+class ContentPack:
+    id: str
+    version: str
+    locale: str
+    title: str
+    areas: tuple[Area, ...]
+    target_profiles: tuple[TargetProfileSpec, ...] = ()
+
+    @property
+    def competences(self) -> tuple[Competence, ...]:
+        return tuple(c for a in self.areas for c in a.competences)
+
+    @property
+    def tubes(self) -> tuple[Tube, ...]:
+        return tuple(t for c in self.competences for t in c.tubes)
+
+    @property
+    def skills(self) -> tuple[Skill, ...]:
+        return tuple(s for t in self.tubes for s in t.skills)
+
+    @property
+    def challenges(self) -> tuple[Challenge, ...]:
+        return tuple(c for s in self.skills for c in s.challenges)
+
+    @cached_property
+    def skill_by_id(self) -> Mapping[str, Skill]:
+        return {s.id: s for s in self.skills}
+
+    @cached_property
+    def tube_by_id(self) -> Mapping[str, Tube]:
+        return {t.id: t for t in self.tubes}
+
+    @cached_property
+    def competence_by_id(self) -> Mapping[str, Competence]:
+        return {c.id: c for c in self.competences}
+
+    @cached_property
+    def challenge_by_id(self) -> Mapping[str, Challenge]:
+        return {c.id: c for c in self.challenges}
+
+    @cached_property
+    def target_profile_by_id(self) -> Mapping[str, TargetProfileSpec]:
+        return {p.id: p for p in self.target_profiles}
+
+    def profile_skills(self, tube_levels: Iterable[tuple[str, int]]) -> tuple[Skill, ...]:
+        """The skills of these tubes up to each cap (what a campaign freezes)."""
+        chosen: list[Skill] = []
+        for tube_id, cap in tube_levels:
+            tube = self.tube_by_id.get(tube_id)
+            if tube is not None:
+                chosen.extend(s for s in tube.skills if s.level <= cap)
+        return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    item: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.item}: {self.message}"
+
+
+class ContentError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = str(problems[0]) if problems else "invalid content pack"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(first + more)
+
+
+def pix_values(levels_by_competence: Mapping[str, Iterable[int]]) -> dict[tuple[str, int], float]:
+    """Pix value of a skill: min(4, 8 / number of skills of its level in its competence)."""
+    values: dict[tuple[str, int], float] = {}
+    for competence_id, levels in levels_by_competence.items():
+        for level, count in Counter(levels).items():
+            values[(competence_id, level)] = min(4.0, 8.0 / count)
+    return values
+
+
+def load_pack(path: Path | str = BUNDLED_PACK) -> ContentPack:
+    pack, problems = _Loader(Path(path)).load()
+    if problems or pack is None:
+        raise ContentError(problems)
+    return pack
+
+
+def check_pack(path: Path | str) -> list[Problem]:
+    return _Loader(Path(path)).load()[1]
+
+
+# -- loading and validation ---------------------------------------------------------------------
+
+
+class _Loader:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.seen_ids: dict[str, str] = {}  # challenge/tutorial id -> file
+
+    def problem(self, file: str, item: str, message: str) -> None:
+        self.problems.append(Problem(file, item, message))
+
+    def read(self, relative: str) -> Any:
+        path = self.root / relative
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.problem(relative, "-", "file not found")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.problem(relative, "-", f"not valid UTF-8 JSON: {error}")
+        return None
+
+    def load(self) -> tuple[ContentPack | None, list[Problem]]:
+        if not self.root.is_dir():
+            self.problem(str(self.root), "-", "not a folder")
+            return None, self.problems
+        manifest = self.read("pack.json")
+        if not isinstance(manifest, dict):
+            if manifest is not None:
+                self.problem("pack.json", "-", "expected an object")
+            return None, self.problems
+        meta = {k: self.text(manifest, k, "pack.json", "pack") for k in ("id", "version", "title")}
+        locale = self.text(manifest, "locale", "pack.json", "pack")
+
+        raw_competences: list[tuple[str, str, str]] = []  # (area id, competence id, title)
+        areas_meta: list[tuple[str, str, list[str]]] = []
+        for area in self.items(manifest, "areas", "pack.json", "pack"):
+            area_id = self.text(area, "id", "pack.json", "area")
+            title = self.text(area, "title", "pack.json", f"area {area_id}")
+            ids: list[str] = []
+            for competence in self.items(area, "competences", "pack.json", f"area {area_id}"):
+                cid = self.text(competence, "id", "pack.json", f"area {area_id}")
+                ctitle = self.text(competence, "title", "pack.json", f"competence {cid}")
+                if not cid.startswith(f"{area_id}."):
+                    self.problem("pack.json", f"competence {cid}", f"not numbered in area {area_id}")
+                raw_competences.append((area_id, cid, ctitle))
+                ids.append(cid)
+            areas_meta.append((area_id, title, ids))
+        for cid, count in Counter(c for _, c, _ in raw_competences).items():
+            if count > 1:
+                self.problem("pack.json", f"competence {cid}", "declared twice")
+
+        tubes_by_competence: dict[str, list[dict[str, Any]]] = {}
+        for _, cid, _ in raw_competences:
+            tubes_by_competence[cid] = self.read_competence(cid)
+        extra = sorted(
+            p.stem
+            for p in (self.root / "competences").glob("*.json")
+            if p.stem not in tubes_by_competence
+        )
+        for stem in extra:
+            self.problem(f"competences/{stem}.json", "-", "no such competence in pack.json")
+
+        levels = {
+            cid: [s["level"] for t in tubes for s in t["skills"]]
+            for cid, tubes in tubes_by_competence.items()
+        }
+        pix = pix_values(levels)
+        competences: dict[str, Competence] = {}
+        for area_id, cid, ctitle in raw_competences:
+            tubes = tuple(
+                Tube(
+                    id=t["id"],
+                    competence_id=cid,
+                    title=t["title"],
+                    description=t["description"],
+                    skills=tuple(
+                        Skill(
+                            id=s["id"],
+                            tube_id=t["id"],
+                            competence_id=cid,
+                            level=s["level"],
+                            description=s["description"],
+                            hint=s["hint"],
+                            pix_value=pix[(cid, s["level"])],
+                            challenges=s["challenges"],
+                            tutorials=s["tutorials"],
+                        )
+                        for s in t["skills"]
+                    ),
+                )
+                for t in tubes_by_competence[cid]
+            )
+            competences[cid] = Competence(cid, area_id, ctitle, tubes)
+        areas = tuple(
+            Area(area_id, title, tuple(competences[c] for c in ids if c in competences))
+            for area_id, title, ids in areas_meta
+        )
+        tube_ids = {t["id"] for tubes in tubes_by_competence.values() for t in tubes}
+        profiles = self.read_profiles(tube_ids, tubes_by_competence)
+        if self.problems:
+            return None, self.problems
+        pack = ContentPack(
+            id=meta["id"],
+            version=meta["version"],
+            locale=locale,
+            title=meta["title"],
+            areas=areas,
+            target_profiles=profiles,
+        )
+        return pack, self.problems
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def text(self, data: Any, key: str, file: str, item: str, *, required: bool = True) -> str:
+        value = data.get(key) if isinstance(data, dict) else None
+        if not required and (value is None or value == ""):
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.problem(file, item, f"'{key}' must be a non-empty text")
+            return ""
+        return value.strip()
+
+    def items(self, data: Any, key: str, file: str, item: str) -> Iterator[dict[str, Any]]:
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, list) or not value:
+            self.problem(file, item, f"'{key}' must be a non-empty list")
+            return
+        for entry in value:
+            if isinstance(entry, dict):
+                yield entry
+            else:
+                self.problem(file, item, f"'{key}' entries must be objects")
+
+    def integer(self, data: dict[str, Any], key: str, file: str, item: str, low: int, high: int) -> int:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem(file, item, f"'{key}' must be a whole number from {low} to {high}")
+            return low
+        return value
+
+    def strings(self, data: dict[str, Any], key: str, file: str, item: str) -> tuple[str, ...]:
+        value = data.get(key)
+        if not isinstance(value, list) or not value or not all(
+            isinstance(v, str) and v.strip() for v in value
+        ):
+            self.problem(file, item, f"'{key}' must be a non-empty list of non-empty texts")
+            return ()
+        cleaned = tuple(v.strip() for v in value)
+        if len(set(cleaned)) != len(cleaned):
+            self.problem(file, item, f"'{key}' has duplicates")
+        return cleaned
+
+    def unique(self, kind: str, identifier: str, file: str) -> None:
+        key = f"{kind}:{identifier}"
+        if key in self.seen_ids:
+            self.problem(file, identifier, f"{kind} id already used in {self.seen_ids[key]}")
+        else:
+            self.seen_ids[key] = file
+
+    # -- competences -------------------------------------------------------------------------
+
+    def read_competence(self, cid: str) -> list[dict[str, Any]]:
+        file = f"competences/{cid}.json"
+        data = self.read(file)
+        if data is None:
+            return []
+        if not isinstance(data, dict) or data.get("competence") != cid:
+            self.problem(file, "-", f"expected an object with \"competence\": \"{cid}\"")
+            return []
+        tubes: list[dict[str, Any]] = []
+        for tube in self.items(data, "tubes", file, cid):
+            tube_id = tube.get("id")
+            if not isinstance(tube_id, str) or not TUBE_ID.match(tube_id):
+                self.problem(file, str(tube_id), "tube id must look like @camelCase")
+                continue
+            self.unique("tube", tube_id, file)
+            parsed = {
+                "id": tube_id,
+                "title": self.text(tube, "title", file, tube_id),
+                "description": self.text(tube, "description", file, tube_id),
+                "skills": [],
+            }
+            for skill in self.items(tube, "skills", file, tube_id):
+                parsed_skill = self.read_skill(skill, tube_id, cid, file)
+                if parsed_skill is not None:
+                    parsed["skills"].append(parsed_skill)
+            parsed["skills"].sort(key=lambda s: s["level"])
+            levels = [s["level"] for s in parsed["skills"]]
+            for level, count in Counter(levels).items():
+                if count > 1:
+                    self.problem(file, f"{tube_id}{level}", "two skills share this level")
+            if not any(s["tutorials"] for s in parsed["skills"]):
+                self.problem(file, tube_id, "the tube has no tutorial")
+            tubes.append(parsed)
+        return tubes
+
+    def read_skill(
+        self, skill: dict[str, Any], tube_id: str, cid: str, file: str
+    ) -> dict[str, Any] | None:
+        level = self.integer(skill, "level", file, f"{tube_id}?", 1, MAX_LEVEL)
+        skill_id = f"{tube_id}{level}"
+        challenges = tuple(
+            c
+            for c in (
+                self.read_challenge(raw, skill_id, file)
+                for raw in self.items(skill, "challenges", file, skill_id)
+            )
+            if c is not None
+        )
+        if challenges and not any(c.is_playable for c in challenges):
+            self.problem(file, skill_id, "no challenge with status 'validated'")
+        tutorials = tuple(
+            t
+            for t in (self.read_tutorial(raw, file) for raw in skill.get("tutorials") or [])
+            if t is not None
+        )
+        return {
+            "id": skill_id,
+            "level": level,
+            "description": self.text(skill, "description", file, skill_id),
+            "hint": self.text(skill, "hint", file, skill_id, required=False),
+            "challenges": challenges,
+            "tutorials": tutorials,
+        }
+
+    def read_tutorial(self, raw: Any, file: str) -> Tutorial | None:
+        if not isinstance(raw, dict):
+            self.problem(file, "tutorial", "expected an object")
+            return None
+        tid = raw.get("id")
+        if not isinstance(tid, str) or not ITEM_ID.match(tid):
+            self.problem(file, str(tid), "tutorial id must be letters, digits, '-', '_' or '.'")
+            return None
+        self.unique("tutorial", tid, file)
+        fmt = self.text(raw, "format", file, tid)
+        if fmt and fmt not in TUTORIAL_FORMATS:
+            self.problem(file, tid, f"format must be one of {', '.join(TUTORIAL_FORMATS)}")
+        text = raw.get("text")
+        url = raw.get("url")
+        if (text is None) == (url is None):
+            self.problem(file, tid, "give either 'text' or 'url'")
+        if url is not None and (not isinstance(url, str) or not url.startswith("https://")):
+            self.problem(file, tid, "'url' must start with https://")
+        if text is not None and (not isinstance(text, str) or len(text.strip()) < 40):
+            self.problem(file, tid, "'text' must be at least 40 characters")
+        return Tutorial(
+            id=tid,
+            title=self.text(raw, "title", file, tid),
+            format=fmt,
+            duration_minutes=self.integer(raw, "duration_minutes", file, tid, 1, 120),
+            source=self.text(raw, "source", file, tid),
+            text=text.strip() if isinstance(text, str) else None,
+            url=url if isinstance(url, str) else None,
+        )
+
+    def read_challenge(self, raw: dict[str, Any], skill_id: str, file: str) -> Challenge | None:
+        cid = raw.get("id")
+        if not isinstance(cid, str) or not ITEM_ID.match(cid):
+            self.problem(file, f"{skill_id}/{cid}", "challenge id must be letters, digits, '-', '_' or '.'")
+            return None
+        self.unique("challenge", cid, file)
+        try:
+            kind = ChallengeType(raw.get("type"))
+        except ValueError:
+            self.problem(file, cid, "type must be QCU, QCM, QROC or QROCM")
+            return None
+        common: dict[str, Any] = {
+            "id": cid,
+            "skill_id": skill_id,
+            "type": kind,
+            "instruction": self.text(raw, "instruction", file, cid),
+            "explanation": self.text(raw, "explanation", file, cid),
+        }
+        timer = raw.get("timer")
+        if timer is not None:
+            common["timer"] = self.integer(raw, "timer", file, cid, 10, 600)
+        status = raw.get("status", "validated")
+        if status not in ("validated", "draft", "archived"):
+            self.problem(file, cid, "status must be validated, draft or archived")
+        common["status"] = status
+        if "tolerances" in raw:
+            tolerances = raw["tolerances"]
+            if (
+                not isinstance(tolerances, list)
+                or not tolerances
+                or any(t not in TOLERANCES for t in tolerances)
+            ):
+                self.problem(file, cid, "tolerances must be a list of t1, t2, t3")
+            else:
+                common["tolerances"] = tuple(sorted(set(tolerances)))
+
+        if kind in (ChallengeType.QCU, ChallengeType.QCM):
+            if "tolerances" in raw:
+                self.problem(file, cid, "tolerances apply to typed answers only")
+            low, high = (2, 6) if kind is ChallengeType.QCU else (3, 8)
+            proposals = self.strings(raw, "proposals", file, cid)
+            if proposals and not low <= len(proposals) <= high:
+                self.problem(file, cid, f"{kind} needs {low} to {high} proposals")
+            if kind is ChallengeType.QCU:
+                indexes: tuple[int, ...] = (
+                    self.integer(raw, "solution", file, cid, 1, max(len(proposals), 1)),
+                )
+            else:
+                chosen = raw.get("solutions")
+                valid = (
+                    isinstance(chosen, list)
+                    and len(chosen) >= 2
+                    and all(
+                        isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= len(proposals)
+                        for i in chosen
+                    )
+                    and len(set(chosen)) == len(chosen)
+                    and len(chosen) < len(proposals)
+                )
+                if not valid:
+                    self.problem(
+                        file,
+                        cid,
+                        "QCM 'solutions' must list at least 2 distinct proposal numbers, not all",
+                    )
+                    return None
+                indexes = tuple(sorted(chosen))  # type: ignore[arg-type]
+            return Challenge(**common, proposals=proposals, solution_indexes=indexes)
+
+        if kind is ChallengeType.QROC:
+            return Challenge(
+                **common,
+                label=self.text(raw, "label", file, cid),
+                solutions=self.strings(raw, "solutions", file, cid),
+            )
+
+        mode = raw.get("mode")
+        if mode not in ("ind", "dep"):
+            self.problem(file, cid, "QROCM needs \"mode\": \"ind\" or \"dep\"")
+            return None
+        fields: list[Field] = []
+        for entry in self.items(raw, "fields", file, cid):
+            name = entry.get("name")
+            if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,31}$", name):
+                self.problem(file, cid, "field names must be lower-case letters, digits or _")
+                continue
+            solutions = self.strings(entry, "solutions", file, f"{cid}.{name}") if mode == "ind" else ()
+            if mode == "dep" and "solutions" in entry:
+                self.problem(file, f"{cid}.{name}", "in 'dep' mode, answers go in solution_groups")
+            fields.append(Field(name, self.text(entry, "label", file, f"{cid}.{name}"), solutions))
+        if len({f.name for f in fields}) != len(fields):
+            self.problem(file, cid, "two fields share a name")
+        if len(fields) < 2:
+            self.problem(file, cid, "QROCM needs at least 2 fields")
+        groups: tuple[tuple[str, ...], ...] = ()
+        if mode == "dep":
+            raw_groups = raw.get("solution_groups")
+            if not isinstance(raw_groups, list) or not all(
+                isinstance(g, list) and g and all(isinstance(s, str) and s.strip() for s in g)
+                for g in raw_groups
+            ):
+                self.problem(file, cid, "'solution_groups' must be a list of lists of texts")
+            else:
+                groups = tuple(tuple(s.strip() for s in g) for g in raw_groups)
+                if len(groups) < len(fields):
+                    self.problem(file, cid, "fewer solution groups than fields")
+        return Challenge(**common, fields=tuple(fields), mode=mode, solution_groups=groups)
+
+    # -- target profiles ---------------------------------------------------------------------
+
+    def read_profiles(
+        self, tube_ids: set[str], tubes_by_competence: dict[str, list[dict[str, Any]]]
+    ) -> tuple[TargetProfileSpec, ...]:
+        file = "target_profiles.json"
+        data = self.read(file)
+        if data is None:
+            return ()
+        if not isinstance(data, list) or not data:
+            self.problem(file, "-", "expected a non-empty list of profiles")
+            return ()
+        profiles: list[TargetProfileSpec] = []
+        for raw in data:
+            pid = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(pid, str) or not ITEM_ID.match(pid):
+                self.problem(file, str(pid), "profile id must be letters, digits, '-', '_' or '.'")
+                continue
+            self.unique("profile", pid, file)
+            levels: dict[str, int] = {}
+            for entry in raw.get("competences") or []:
+                cid = entry.get("id") if isinstance(entry, dict) else None
+                if cid not in tubes_by_competence:
+                    self.problem(file, pid, f"unknown competence {cid!r}")
+                    continue
+                cap = self.integer(entry, "level", file, pid, 1, MAX_LEVEL)
+                for tube in tubes_by_competence[cid]:
+                    levels[tube["id"]] = cap
+            for entry in raw.get("tubes") or []:
+                tid = entry.get("id") if isinstance(entry, dict) else None
+                if tid not in tube_ids:
+                    self.problem(file, pid, f"unknown tube {tid!r}")
+                    continue
+                levels[tid] = self.integer(entry, "level", file, pid, 1, MAX_LEVEL)
+            if not levels:
+                self.problem(file, pid, "the profile names no tube or competence")
+            profiles.append(
+                TargetProfileSpec(
+                    id=pid,
+                    name=self.text(raw, "name", file, pid),
+                    description=self.text(raw, "description", file, pid, required=False),
+                    tube_levels=tuple(sorted(levels.items())),
+                )
+            )
+        return tuple(profiles)
+
+
+def describe_counts(pack_root: Path, competence_ids: Iterable[str]) -> list[str]:
+    """Per competence file: tubes, skills, challenges by type, timed, tutorials (for authors)."""
+    lines = []
+    for cid in competence_ids:
+        loader = _Loader(pack_root)
+        tubes = loader.read_competence(cid)
+        skills = [s for t in tubes for s in t["skills"]]
+        challenges = [c for s in skills for c in s["challenges"]]
+        kinds = Counter(
+            f"{c.type}-{c.mode}" if c.type is ChallengeType.QROCM else str(c.type)
+            for c in challenges
+        )
+        lines.append(
+            f"{cid}: {len(tubes)} tubes, {len(skills)} skills, {len(challenges)} challenges "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}), "
+            f"{sum(c.is_timed for c in challenges)} timed, "
+            f"{sum(len(s['tutorials']) for s in skills)} tutorials"
+        )
+        lines += [f"  problem: {p}" for p in loader.problems]
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else BUNDLED_PACK
+    print("\n".join(describe_counts(root, sys.argv[2:])))
