@@ -1,8 +1,11 @@
 """The WSGI entry point for gunicorn: `gunicorn 'wsgi:app'`.
 
 The only module that builds an app at import. Bad configuration or an unreachable database stops
-start-up here with a one-line explanation.
+start-up here with a one-line explanation and exit status 4, which gunicorn's master takes as
+"the application cannot load" and stops instead of restarting workers forever.
 """
+
+import sys
 
 from config.app import create_app
 from config.db import Database, check_connection
@@ -15,6 +18,7 @@ try:
     _database = Database(_settings)
     check_connection(_database)
 except ConfigError as error:
-    raise SystemExit(f"parcours: error: {error}") from None
+    print(f"parcours: error: {error}", file=sys.stderr, flush=True)
+    sys.exit(4)
 
 app = create_app(_settings, database=_database)

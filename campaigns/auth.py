@@ -10,17 +10,24 @@ from urllib.parse import urlsplit
 from flask import g, redirect, request, session, url_for
 
 from campaigns.models import User
-from config.db import get_session
+from config.db import get_session, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def current_user() -> User | None:
+    """The signed-in user, unless their sessions were revoked since (password changed)."""
     if "current_user" not in g:
-        user_id = session.get("user_id")
-        g.current_user = get_session().get(User, user_id) if isinstance(user_id, int) else None
-    user: User | None = g.current_user
-    return user
+        user_id, signed_in_at = session.get("user_id"), session.get("signed_in_at")
+        user = get_session().get(User, user_id) if isinstance(user_id, int) else None
+        revoked_before = user.sessions_valid_after if user is not None else None
+        if revoked_before is not None and (
+            not isinstance(signed_in_at, float) or signed_in_at < revoked_before.timestamp()
+        ):
+            user = None
+        g.current_user = user
+    user_or_none: User | None = g.current_user
+    return user_or_none
 
 
 def sign_in(user: User) -> None:
@@ -29,6 +36,7 @@ def sign_in(user: User) -> None:
     session.clear()
     session.permanent = True
     session["user_id"] = user.id
+    session["signed_in_at"] = utcnow().timestamp()
     if lang:
         session["lang"] = lang
     g.current_user = user

@@ -112,6 +112,8 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
     cgu_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_signed_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Sessions opened before this moment are no longer valid (set when the password changes).
+    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -122,6 +124,11 @@ class User(Base):
 
     __table_args__ = (
         CheckConstraint("email IS NULL OR email = lower(email)", name="email_lowercase"),
+        # A username can never be mistaken for someone else's e-mail at sign-in.
+        CheckConstraint(
+            "username IS NULL OR (username = lower(username) AND username NOT LIKE '%@%')",
+            name="username_format",
+        ),
     )
 
     @property
@@ -348,6 +355,9 @@ class CampaignSkill(Base):
     campaign: Mapped[Campaign] = relationship(back_populates="skills")
 
 
+LIVE_PARTICIPATION = "NOT is_improved AND deleted_at IS NULL"
+
+
 class Participation(Base):
     """A user in a campaign: STARTED → TO_SHARE → SHARED. Shared figures are frozen."""
 
@@ -375,14 +385,24 @@ class Participation(Base):
     shared_results: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
     __table_args__ = (
-        # One live participation per user and campaign; older ones are kept as "improved".
+        # One live participation per user and campaign; older ones are kept as "improved",
+        # deleted ones as deleted…
         Index(
             "uq_participations_campaign_id_user_id_live",
             "campaign_id",
             "user_id",
             unique=True,
-            sqlite_where=text("NOT is_improved"),
-            postgresql_where=text("NOT is_improved"),
+            sqlite_where=text(LIVE_PARTICIPATION),
+            postgresql_where=text(LIVE_PARTICIPATION),
+        ),
+        # …and per school learner, whichever of their accounts they use.
+        Index(
+            "uq_participations_campaign_id_learner_id_live",
+            "campaign_id",
+            "learner_id",
+            unique=True,
+            sqlite_where=text(f"{LIVE_PARTICIPATION} AND learner_id IS NOT NULL"),
+            postgresql_where=text(f"{LIVE_PARTICIPATION} AND learner_id IS NOT NULL"),
         ),
         Index("ix_participations_campaign_id_status", "campaign_id", "status"),
         CheckConstraint(

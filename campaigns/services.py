@@ -27,6 +27,7 @@ from config.db import utcnow
 UAI_PATTERN = re.compile(r"^\d{7}[A-Z]$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PASSWORD_MIN_LENGTH = 8
+NAME_MAX_LENGTH = 255
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified when the login is unknown, so both cases take the same time.
@@ -34,7 +35,12 @@ _UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class ServiceError(Exception):
-    """A request the domain refuses; the message is one line meant for the person asking."""
+    """A request the domain refuses. The message is one line for operators (commands); `code`
+    lets views show their own translated text."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InvalidInput(ServiceError):
@@ -50,7 +56,7 @@ class AlreadyExists(ServiceError):
 
 def normalize_email(raw: str) -> str:
     email = raw.strip().lower()
-    if len(email) > 320 or not EMAIL_PATTERN.match(email):
+    if len(email) > 254 or len(email.split("@", 1)[0]) > 64 or not EMAIL_PATTERN.match(email):
         raise InvalidInput(f"invalid e-mail address: {raw.strip()!r}")
     return email
 
@@ -64,7 +70,8 @@ def check_password_strength(password: str) -> None:
     ):
         raise InvalidInput(
             "the password needs at least 8 characters with a lower-case letter, "
-            "an upper-case letter and a digit"
+            "an upper-case letter and a digit",
+            code="weak",
         )
 
 
@@ -95,12 +102,7 @@ def find_user_by_login(session: Session, login: str) -> User | None:
 def set_password(
     session: Session, user: User, password: str, *, must_change: bool = False
 ) -> AuthenticationMethod:
-    method = session.scalars(
-        select(AuthenticationMethod).where(
-            AuthenticationMethod.user_id == user.id,
-            AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
-        )
-    ).one_or_none()
+    method = _password_method(session, user)
     if method is None:
         method = AuthenticationMethod(user_id=user.id, provider=AuthenticationProvider.PASSWORD)
         session.add(method)
@@ -124,16 +126,17 @@ def create_user(
         raise InvalidInput("first name and last name are required")
     if password is not None:
         check_password_strength(password)
+    if len(first_name) > NAME_MAX_LENGTH or len(last_name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"names are limited to {NAME_MAX_LENGTH} characters")
     user = User(
         first_name=first_name,
         last_name=last_name,
         email=normalize_email(email) if email else None,
         username=username.strip().lower() if username else None,
     )
-    session.add(user)
     try:
         with session.begin_nested():
-            session.flush()
+            session.add(user)
     except IntegrityError:
         raise AlreadyExists("an account already uses this e-mail address or username") from None
     if password is not None:
@@ -141,17 +144,41 @@ def create_user(
     return user
 
 
+def _password_method(session: Session, user: User) -> AuthenticationMethod | None:
+    return session.scalars(
+        select(AuthenticationMethod).where(
+            AuthenticationMethod.user_id == user.id,
+            AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
+        )
+    ).one_or_none()
+
+
+def must_change_password(session: Session, user: User) -> bool:
+    method = _password_method(session, user)
+    return method is not None and method.must_change_password
+
+
+def change_password(session: Session, user: User, *, current: str, new: str) -> None:
+    """Replace the user's password; every session opened before now stops working."""
+    method = _password_method(session, user)
+    if method is None or method.password_hash is None:
+        raise InvalidInput("this account has no password", code="wrong_current")
+    try:
+        _hasher.verify(method.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("the current password is wrong", code="wrong_current") from None
+    if new == current:
+        raise InvalidInput("the new password equals the current one", code="unchanged")
+    check_password_strength(new)
+    set_password(session, user, new)
+    user.sessions_valid_after = utcnow()
+    session.flush()
+
+
 def authenticate(session: Session, login: str, password: str) -> User | None:
     """The user whose login and password match, or None (in the same time either way)."""
     user = find_user_by_login(session, login)
-    method = None
-    if user is not None:
-        method = session.scalars(
-            select(AuthenticationMethod).where(
-                AuthenticationMethod.user_id == user.id,
-                AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
-            )
-        ).one_or_none()
+    method = _password_method(session, user) if user is not None else None
     stored = method.password_hash if method is not None and method.password_hash else None
     try:
         _hasher.verify(stored or _UNKNOWN_USER_HASH, password)
@@ -199,6 +226,8 @@ def create_organization(
     name = " ".join(name.split())
     if not name:
         raise InvalidInput("the organization name is required")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"the organization name is limited to {NAME_MAX_LENGTH} characters")
     if uai is not None:
         if type is not OrganizationType.SCO:
             raise InvalidInput("only schools (type SCO) have a UAI")
@@ -216,10 +245,9 @@ def create_organization(
         raise AlreadyExists(f"an organization with {what} already exists (id {existing_id})")
 
     organization = Organization(name=name, type=type, uai=uai)
-    session.add(organization)
     try:
         with session.begin_nested():
-            session.flush()
+            session.add(organization)
     except IntegrityError:  # a concurrent creation won the race
         what = f"UAI {uai}" if uai else f"name {name!r}"
         raise AlreadyExists(f"an organization with {what} already exists") from None
@@ -228,7 +256,7 @@ def create_organization(
     initial_password = None
     admin_created = admin is None
     if admin is None:
-        local_part = email.split("@", 1)[0]
+        local_part = email.split("@", 1)[0][:NAME_MAX_LENGTH]
         admin = create_user(session, first_name=local_part, last_name="-", email=email)
         initial_password = generate_password()
         set_password(session, admin, initial_password, must_change=True)

@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # keeps Lax, as browsers refuse SameSite=None without Secure.
         SESSION_COOKIE_SECURE=settings.https,
         SESSION_COOKIE_SAMESITE="None" if settings.https else "Lax",
+        # Browsers that block third-party cookies still keep a partitioned one (CHIPS).
+        SESSION_COOKIE_PARTITIONED=settings.https,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         # A student may stay long on one question: the token lives as long as the session.

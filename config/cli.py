@@ -12,10 +12,12 @@ import threading
 from typing import Any
 
 import click
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.cli import org
 from campaigns.services import ServiceError
-from config.commands import Runtime, fail, pass_runtime, print_json
+from config.commands import Runtime, fail, one_line, pass_runtime, print_json
 from config.db import describe
 from config.logging import configure_logging
 from config.settings import ConfigError
@@ -27,8 +29,13 @@ class ParcoursGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, ServiceError) as error:
-            raise click.ClickException(str(error)) from None
+        except (ConfigError, ServiceError, CommandError) as error:
+            raise click.ClickException(one_line(str(error))) from None
+        except SQLAlchemyError as error:
+            cause = getattr(error, "orig", None) or error
+            raise click.ClickException(f"database error: {one_line(str(cause))}") from None
+        except OSError as error:
+            raise click.ClickException(one_line(str(error))) from None
 
 
 @click.group(cls=ParcoursGroup)
@@ -144,6 +151,7 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
 def worker(runtime: Runtime, once: bool, poll: float) -> None:
     """Deliver queued jobs (grade passback…) until stopped."""
     from config.jobs import run_due_jobs, run_forever
+    from config.ratelimit import purge_expired
 
     database = runtime.connected_database()
     if once:
@@ -155,7 +163,7 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_forever(database, stop=stop, poll_seconds=poll)
+    run_forever(database, stop=stop, poll_seconds=poll, maintenance=[purge_expired])
 
 
 @cli.group()
@@ -165,7 +173,7 @@ def jobs() -> None:
 
 @jobs.command("list")
 @click.option("--status", type=click.Choice(["PENDING", "RUNNING", "DONE", "FAILED"]))
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True)
 @pass_runtime
 def jobs_list(runtime: Runtime, status: str | None, limit: int, as_json: bool) -> None:

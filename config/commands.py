@@ -31,6 +31,12 @@ class Runtime:
 pass_runtime = click.make_pass_decorator(Runtime, ensure=True)
 
 
+def one_line(message: str) -> str:
+    """The first meaningful line of an error message."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
 def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 

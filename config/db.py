@@ -15,7 +15,7 @@ from flask import current_app, g
 from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
@@ -87,7 +87,12 @@ def build_engine(url: URL, *, pool_size: int = 5) -> Engine:
     if url.drivername.startswith("sqlite"):
         path = sqlite_file(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"DATABASE_URL: cannot create the folder of {path}: {error.strerror}"
+                ) from None
         engine = create_engine(url, connect_args={"timeout": 15})
         _make_sqlite_transactional(engine)
         return engine
@@ -142,7 +147,7 @@ def check_connection(database: Database) -> None:
     try:
         with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except OperationalError as error:
+    except DBAPIError as error:
         raise ConfigError(
             f"DATABASE_URL: cannot reach {describe(database.url)}: {_first_line(error)}"
         ) from None
@@ -153,7 +158,7 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _first_line(error: OperationalError) -> str:
+def _first_line(error: DBAPIError) -> str:
     message = str(error.orig) if error.orig is not None else str(error)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error.orig).__name__

@@ -2,14 +2,18 @@
 
 Message ids in the code and templates are the French texts; `translations/en` holds English.
 The language is, in order: `?lang=` (remembered in the session), the signed-in user's choice,
-the browser's `Accept-Language`, French.
+the browser's `Accept-Language`, French. Message catalogs are compiled (`make install`) and
+committed, so an installed copy speaks English without build tools.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, current_app, request, session, url_for
+from flask.sansio.app import App
 from flask_babel import Babel, get_locale
 
 LOCALES = ("fr", "en")
@@ -28,7 +32,26 @@ def select_locale() -> str:
     remembered = session.get("lang")
     if remembered in LOCALES:
         return str(remembered)
+    user_locale: Callable[[], str | None] | None = current_app.extensions.get(
+        "parcours.user_locale"
+    )
+    chosen = user_locale() if user_locale else None
+    if chosen in LOCALES:
+        return str(chosen)
     return request.accept_languages.best_match(LOCALES, default=DEFAULT_LOCALE) or DEFAULT_LOCALE
+
+
+def url_in_language(lang: str) -> str:
+    """The current page in another language (its query string kept)."""
+    if request.endpoint is None:
+        return f"?lang={lang}"
+    values: dict[str, Any] = {**(request.view_args or {}), **request.args.to_dict(), "lang": lang}
+    return url_for(request.endpoint, **values)
+
+
+def set_user_locale_source(app: App, source: Callable[[], str | None]) -> None:
+    """Let the accounts package say which language the signed-in user chose."""
+    app.extensions["parcours.user_locale"] = source
 
 
 def init_i18n(app: Flask) -> None:
@@ -39,3 +62,4 @@ def init_i18n(app: Flask) -> None:
     )
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["url_in_language"] = url_in_language

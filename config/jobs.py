@@ -18,13 +18,13 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, exists, select, text, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy import Index, Integer, String, Text, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.db import Base, Database, JSONDocument, UTCDateTime, enum_type, execute_dml, utcnow
 
@@ -37,7 +37,7 @@ DEFAULT_MAX_ATTEMPTS = 12  # about 7 hours of retries before a job is parked
 ERROR_MAX_LENGTH = 500
 
 
-LIVE_SQL = "status IN ('PENDING', 'RUNNING')"
+PENDING_SQL = "status = 'PENDING'"
 
 
 class JobStatus(enum.StrEnum):
@@ -62,7 +62,7 @@ class Job(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     locked_by: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
-    # At most one waiting or running job per key (e.g. one grade per user and line item).
+    # At most one waiting job per key (e.g. the latest grade of a user for a line item).
     dedupe_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -70,11 +70,11 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_run_at", "status", "run_at"),
         Index(
-            "uq_jobs_dedupe_key_live",
+            "uq_jobs_dedupe_key_pending",
             "dedupe_key",
             unique=True,
-            sqlite_where=text(LIVE_SQL),
-            postgresql_where=text(LIVE_SQL),
+            sqlite_where=text(PENDING_SQL),
+            postgresql_where=text(PENDING_SQL),
         ),
     )
 
@@ -118,30 +118,40 @@ def enqueue(
     dedupe_key: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> Job:
-    """Add a job in the caller's transaction. With a dedupe key already queued and not finished,
-    return that job instead of adding a second one."""
+    """Add a job in the caller's transaction.
+
+    With a dedupe key, a job still waiting under that key is updated instead (its payload
+    replaced by this newer one: the latest grade wins); a job already running is left alone and
+    this one queued after it.
+    """
     if kind not in _handlers:
         raise ValueError(f"no handler registered for job kind {kind!r}")
-    job = Job(
-        kind=kind,
-        payload=payload,
-        run_at=run_at or utcnow(),
-        dedupe_key=dedupe_key,
-        max_attempts=max_attempts,
-        status=JobStatus.PENDING,
-        attempts=0,
-    )
-    if dedupe_key is None:
-        session.add(job)
-        session.flush()
-        return job
-    try:
-        with session.begin_nested():
-            session.add(job)
-    except IntegrityError:
-        live = Job.status.in_([JobStatus.PENDING, JobStatus.RUNNING])
-        return session.scalars(select(Job).where(Job.dedupe_key == dedupe_key, live)).one()
-    return job
+    for _ in range(3):
+        if dedupe_key is not None:
+            waiting = session.scalars(
+                select(Job).where(Job.dedupe_key == dedupe_key, Job.status == JobStatus.PENDING)
+            ).one_or_none()
+            if waiting is not None:
+                waiting.payload = payload
+                waiting.kind = kind
+                session.flush()
+                return waiting
+        try:
+            with session.begin_nested():
+                job = Job(
+                    kind=kind,
+                    payload=payload,
+                    run_at=run_at or utcnow(),
+                    dedupe_key=dedupe_key,
+                    max_attempts=max_attempts,
+                    status=JobStatus.PENDING,
+                    attempts=0,
+                )
+                session.add(job)
+            return job
+        except IntegrityError:
+            continue  # another transaction queued the same key meanwhile: update that one
+    raise RuntimeError(f"could not queue job {kind!r} under key {dedupe_key!r}")
 
 
 @dataclass(frozen=True)
@@ -165,75 +175,111 @@ def worker_name() -> str:
 
 
 def claim_next(database: Database, *, worker: str, now: dt.datetime | None = None) -> int | None:
-    """Claim one due job for `worker` and return its id, or None when nothing is due."""
+    """Claim one due job for `worker` and return its id, or None when nothing is due.
+
+    One UPDATE picks and takes the job, so two workers never take the same one (PostgreSQL skips
+    rows another worker is taking; SQLite has one writer at a time)."""
     now = now or utcnow()
     due = (Job.status == JobStatus.PENDING) | (
         (Job.status == JobStatus.RUNNING) & (Job.locked_until < now)
     )
+    next_due = (
+        select(Job.id)
+        .where(due, Job.run_at <= now)
+        .order_by(Job.run_at, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claim = (
+        update(Job)
+        .where(Job.id == next_due)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            locked_until=now + LEASE,
+            locked_by=worker,
+        )
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
     with database.session() as session, session.begin():
-        candidates = session.scalars(
-            select(Job.id)
-            .where(due, Job.run_at <= now)
-            .order_by(Job.run_at, Job.id)
-            .limit(10)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job_id in candidates:
-            claimed = execute_dml(
-                session,
-                update(Job)
-                .where(Job.id == job_id, due)
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=Job.attempts + 1,
-                    locked_until=now + LEASE,
-                    locked_by=worker,
-                )
-                .execution_options(synchronize_session=False),
-            )
-            if claimed.rowcount == 1:
-                return job_id
-    return None
+        return session.execute(claim).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _owned(claimed: _Claimed, worker: str) -> Any:
+    """Still ours: nobody re-claimed the job after our lease ran out."""
+    return (
+        (Job.id == claimed.id)
+        & (Job.status == JobStatus.RUNNING)
+        & (Job.locked_by == worker)
+        & (Job.attempts == claimed.attempts)
+    )
 
 
 def run_job(database: Database, job_id: int, *, worker: str) -> RunReport:
-    """Run one claimed job: the handler's changes and the DONE mark commit together."""
+    """Run one claimed job. The handler's changes and the DONE mark commit together, and only
+    if the job is still ours; a handler must finish within the lease (HTTP calls need timeouts)
+    and be idempotent: a job whose worker vanished runs again."""
     with database.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != JobStatus.RUNNING or job.locked_by != worker:
             return RunReport()
-        handler = _handlers.get(job.kind)
+        claimed = _Claimed(job.id, job.kind, dict(job.payload), job.attempts)
+    handler = _handlers.get(claimed.kind)
+    with database.session() as session:
         try:
             if handler is None:
-                raise PermanentFailure(f"no handler registered for job kind {job.kind!r}")
-            handler(session, dict(job.payload))
-            job.status = JobStatus.DONE
-            job.finished_at = utcnow()
-            job.locked_until = None
-            job.last_error = None
+                raise PermanentFailure(f"no handler registered for job kind {claimed.kind!r}")
+            handler(session, claimed.payload)
+            finished = execute_dml(
+                session,
+                update(Job)
+                .where(_owned(claimed, worker))
+                .values(
+                    status=JobStatus.DONE, finished_at=utcnow(), locked_until=None, last_error=None
+                )
+                .execution_options(synchronize_session=False),
+            )
+            if finished.rowcount != 1:
+                session.rollback()
+                log.warning(
+                    "job lease lost; its changes were rolled back", extra={"job_id": claimed.id}
+                )
+                return RunReport()
             session.commit()
-            log.info("job done", extra={"job_id": job_id, "kind": job.kind})
+            log.info("job done", extra={"job_id": claimed.id, "kind": claimed.kind})
             return RunReport(done=1)
         except Exception as error:  # the handler's failure is recorded, never lost
             session.rollback()
-            return _record_failure(database, job_id, error)
+            return _record_failure(database, claimed, worker, error)
 
 
-def _record_failure(database: Database, job_id: int, error: Exception) -> RunReport:
+def _record_failure(
+    database: Database, claimed: _Claimed, worker: str, error: Exception
+) -> RunReport:
     message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
+    permanent = isinstance(error, PermanentFailure)
     with database.session() as session, session.begin():
-        job = session.get(Job, job_id)
+        job = session.scalars(select(Job).where(_owned(claimed, worker))).one_or_none()
         if job is None:
-            return RunReport()
+            return RunReport()  # lease lost: the new owner decides
         job.last_error = message
         job.locked_until = None
-        permanent = isinstance(error, PermanentFailure)
         if permanent or job.attempts >= job.max_attempts:
             job.status = JobStatus.FAILED
             job.finished_at = utcnow()
             log.error(
                 "job failed for good",
-                extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts},
+                extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts},
             )
             return RunReport(failed=1)
         delay = error.delay if isinstance(error, RetryLater) and error.delay else None
@@ -241,7 +287,7 @@ def _record_failure(database: Database, job_id: int, error: Exception) -> RunRep
         job.run_at = utcnow() + (delay or retry_delay(job.attempts))
         log.warning(
             "job will be retried",
-            extra={"job_id": job_id, "kind": job.kind, "attempts": job.attempts, "error": message},
+            extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts, "error": message},
         )
         return RunReport(retried=1)
 
@@ -270,30 +316,65 @@ def run_due_jobs(
     return report
 
 
-def run_forever(database: Database, *, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+def run_forever(
+    database: Database,
+    *,
+    stop: threading.Event,
+    poll_seconds: float = 1.0,
+    maintenance: Sequence[Callable[[Session], object]] = (),
+    maintenance_every: dt.timedelta = dt.timedelta(minutes=10),
+) -> None:
+    """Run jobs until `stop` is set; a database outage pauses the worker, it does not end it."""
     worker = worker_name()
     log.info("worker started", extra={"worker": worker, "kinds": registered_kinds()})
+    next_maintenance = utcnow()
+    failures = 0
     while not stop.is_set():
-        report = run_due_jobs(database, worker=worker, limit=100, stop=stop)
+        try:
+            if maintenance and utcnow() >= next_maintenance:
+                with database.session() as session, session.begin():
+                    for task in maintenance:
+                        task(session)
+                next_maintenance = utcnow() + maintenance_every
+            report = run_due_jobs(database, worker=worker, limit=100, stop=stop)
+            failures = 0
+        except SQLAlchemyError as error:
+            failures += 1
+            pause = min(poll_seconds * 2**failures, 60.0)
+            log.warning(
+                "database unavailable; worker pauses",
+                extra={"error": type(error).__name__, "seconds": pause},
+            )
+            stop.wait(pause)
+            continue
         if report.total == 0:
             stop.wait(poll_seconds)
     log.info("worker stopped", extra={"worker": worker})
 
 
 def retry_failed(session: Session, *, kind: str | None = None) -> int:
-    """Put parked jobs back in the queue with a fresh set of attempts (unless a newer job with
-    the same dedupe key already waits)."""
-    newer = aliased(Job)
-    superseded = exists().where(
-        newer.dedupe_key == Job.dedupe_key,
-        newer.status.in_([JobStatus.PENDING, JobStatus.RUNNING]),
-    )
-    statement = (
-        update(Job)
-        .where(Job.status == JobStatus.FAILED, ~superseded)
-        .values(status=JobStatus.PENDING, attempts=0, run_at=utcnow(), finished_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    """Put parked jobs back in the queue with a fresh set of attempts. Of several parked jobs
+    with one dedupe key only the newest returns, and none when a job with that key waits."""
+    query = select(Job).where(Job.status == JobStatus.FAILED).order_by(Job.id.desc())
     if kind is not None:
-        statement = statement.where(Job.kind == kind)
-    return execute_dml(session, statement).rowcount
+        query = query.where(Job.kind == kind)
+    waiting_keys = set(
+        session.scalars(
+            select(Job.dedupe_key).where(
+                Job.status == JobStatus.PENDING, Job.dedupe_key.is_not(None)
+            )
+        )
+    )
+    count = 0
+    for job in session.scalars(query):
+        if job.dedupe_key is not None:
+            if job.dedupe_key in waiting_keys:
+                continue
+            waiting_keys.add(job.dedupe_key)
+        job.status = JobStatus.PENDING
+        job.attempts = 0
+        job.run_at = utcnow()
+        job.finished_at = None
+        count += 1
+    session.flush()
+    return count

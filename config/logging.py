@@ -65,6 +65,8 @@ def configure_logging(settings: Settings) -> None:
     handler.parcours = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # Alembic announces its plugins at INFO on every command; only its migrations are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
 
 
 def init_request_ids(app: Flask) -> None:

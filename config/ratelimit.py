@@ -1,17 +1,20 @@
 """Rate limits on guessable things (passwords, campaign codes), shared by every process.
 
 Counters live in the database in fixed windows: one atomic upsert per hit, so any number of
-workers on any number of hosts see the same count. Keys are hashed: they may contain e-mails or
-IP addresses, which have no business being stored in clear for this.
+workers on any number of hosts see the same count. Count an attempt *before* checking it (and
+commit), then `release` it if it turns out fine: parallel guesses then see each other. Keys are
+keyed hashes (HMAC with the app's secret): they may hold e-mails or IP addresses, which must not
+be stored, nor be recoverable by hashing candidates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, delete
+from sqlalchemy import Integer, String, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -40,8 +43,9 @@ class Verdict:
     retry_after_seconds: int
 
 
-def _key_hash(limit: Limit, key: str) -> str:
-    return hashlib.sha256(f"{limit.name}\x00{key}".encode()).hexdigest()
+def _key_hash(limit: Limit, key: str, secret: str) -> str:
+    message = f"{limit.name}\x00{key}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
@@ -50,11 +54,13 @@ def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % seconds, tz=dt.UTC)
 
 
-def hit(session: Session, limit: Limit, key: str, *, now: dt.datetime | None = None) -> Verdict:
+def hit(
+    session: Session, limit: Limit, key: str, *, secret: str, now: dt.datetime | None = None
+) -> Verdict:
     """Count one attempt for `key` and say whether it is within the limit."""
     now = now or utcnow()
     start = _window_start(now, limit.window)
-    values = {"key_hash": _key_hash(limit, key), "window_start": start, "hits": 1}
+    values = {"key_hash": _key_hash(limit, key, secret), "window_start": start, "hits": 1}
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(RateLimitCounter)
@@ -70,13 +76,22 @@ def hit(session: Session, limit: Limit, key: str, *, now: dt.datetime | None = N
     return Verdict(allowed=hits <= limit.max_hits, hits=hits, retry_after_seconds=retry_after)
 
 
-def is_blocked(session: Session, limit: Limit, key: str, *, now: dt.datetime | None = None) -> bool:
-    """Whether `key` already used up its attempts, without counting one more."""
+def release(
+    session: Session, limit: Limit, key: str, *, secret: str, now: dt.datetime | None = None
+) -> None:
+    """Give back an attempt that turned out legitimate."""
     now = now or utcnow()
-    counter = session.get(
-        RateLimitCounter, (_key_hash(limit, key), _window_start(now, limit.window))
+    execute_dml(
+        session,
+        update(RateLimitCounter)
+        .where(
+            RateLimitCounter.key_hash == _key_hash(limit, key, secret),
+            RateLimitCounter.window_start == _window_start(now, limit.window),
+            RateLimitCounter.hits > 0,
+        )
+        .values(hits=RateLimitCounter.hits - 1)
+        .execution_options(synchronize_session=False),
     )
-    return counter is not None and counter.hits >= limit.max_hits
 
 
 def purge_expired(session: Session, *, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:

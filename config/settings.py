@@ -7,7 +7,7 @@ one-line explanation instead of a traceback.
 | variable | default | meaning |
 |---|---|---|
 | `DATABASE_URL` | `sqlite:///instance/parcours.db` | SQLAlchemy URL: `sqlite:///path` (the embedded default, relative paths are taken from the current directory) or `postgresql+psycopg2://user:password@host:port/name` |
-| `SECRET_KEY` | a development-only value | signs sessions and CSRF tokens; at least 32 characters in production |
+| `SECRET_KEY` | a development-only value | signs sessions and CSRF tokens; the default is refused in production and whenever `PUBLIC_URL` is not this machine; at least 32 characters in production |
 | `PUBLIC_URL` | `http://127.0.0.1:5000` | absolute base URL the outside world reaches us at (LTI and SAML metadata, links); `https://` in production |
 | `PARCOURS_ENV` | `development` | `development` or `production` |
 | `PARCOURS_ALLOW_SQLITE` | `0` | `1` lets production run on SQLite (single host only) |
@@ -108,6 +108,11 @@ class Settings:
                     "DATABASE_URL: production runs on PostgreSQL; "
                     "set PARCOURS_ALLOW_SQLITE=1 to accept SQLite on a single host"
                 )
+        elif self.secret_key == DEV_SECRET_KEY and not _is_loopback(self.public_url):
+            raise ConfigError(
+                "SECRET_KEY: the development key is only accepted while PUBLIC_URL is this "
+                "machine (127.0.0.1 or localhost); set a random value"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +161,11 @@ def sqlite_file(url: URL) -> Path | None:
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return None
     return Path(url.database)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _check_public_url(raw: str) -> None:

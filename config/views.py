@@ -38,13 +38,20 @@ def home() -> str:
 def healthz() -> tuple[Response, int]:
     """Liveness and database check for load balancers and monitoring."""
     body: dict[str, Any] = {"status": "ok", "version": app_version()}
+    session = get_session()
     try:
-        current = get_session().execute(text("SELECT version_num FROM alembic_version")).scalar()
+        session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         log.warning("health check: database unreachable (%s)", type(error).__name__)
         body.update(status="error", database="unreachable")
         return jsonify(body), 503
     body["database"] = "ok"
+    try:
+        with session.begin_nested():
+            current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        body.update(status="error", schema="missing: run `parcours db upgrade`")
+        return jsonify(body), 503
     body["schema"] = "up to date" if current == head_revision() else "migrations pending"
     return jsonify(body), 200
 

@@ -270,7 +270,9 @@ class _Loader:
                 cid = self.text(competence, "id", "pack.json", f"area {area_id}")
                 ctitle = self.text(competence, "title", "pack.json", f"competence {cid}")
                 if not cid.startswith(f"{area_id}."):
-                    self.problem("pack.json", f"competence {cid}", f"not numbered in area {area_id}")
+                    self.problem(
+                        "pack.json", f"competence {cid}", f"not numbered in area {area_id}"
+                    )
                 raw_competences.append((area_id, cid, ctitle))
                 ids.append(cid)
             areas_meta.append((area_id, title, ids))
@@ -360,7 +362,9 @@ class _Loader:
             else:
                 self.problem(file, item, f"'{key}' entries must be objects")
 
-    def integer(self, data: dict[str, Any], key: str, file: str, item: str, low: int, high: int) -> int:
+    def integer(
+        self, data: dict[str, Any], key: str, file: str, item: str, low: int, high: int
+    ) -> int:
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.problem(file, item, f"'{key}' must be a whole number from {low} to {high}")
@@ -369,8 +373,10 @@ class _Loader:
 
     def strings(self, data: dict[str, Any], key: str, file: str, item: str) -> tuple[str, ...]:
         value = data.get(key)
-        if not isinstance(value, list) or not value or not all(
-            isinstance(v, str) and v.strip() for v in value
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)
         ):
             self.problem(file, item, f"'{key}' must be a non-empty list of non-empty texts")
             return ()
@@ -394,7 +400,7 @@ class _Loader:
         if data is None:
             return []
         if not isinstance(data, dict) or data.get("competence") != cid:
-            self.problem(file, "-", f"expected an object with \"competence\": \"{cid}\"")
+            self.problem(file, "-", f'expected an object with "competence": "{cid}"')
             return []
         tubes: list[dict[str, Any]] = []
         for tube in self.items(data, "tubes", file, cid):
@@ -403,18 +409,19 @@ class _Loader:
                 self.problem(file, str(tube_id), "tube id must look like @camelCase")
                 continue
             self.unique("tube", tube_id, file)
-            parsed = {
-                "id": tube_id,
-                "title": self.text(tube, "title", file, tube_id),
-                "description": self.text(tube, "description", file, tube_id),
-                "skills": [],
-            }
+            skills: list[dict[str, Any]] = []
             for skill in self.items(tube, "skills", file, tube_id):
                 parsed_skill = self.read_skill(skill, tube_id, cid, file)
                 if parsed_skill is not None:
-                    parsed["skills"].append(parsed_skill)
-            parsed["skills"].sort(key=lambda s: s["level"])
-            levels = [s["level"] for s in parsed["skills"]]
+                    skills.append(parsed_skill)
+            skills.sort(key=lambda s: int(s["level"]))
+            parsed: dict[str, Any] = {
+                "id": tube_id,
+                "title": self.text(tube, "title", file, tube_id),
+                "description": self.text(tube, "description", file, tube_id),
+                "skills": skills,
+            }
+            levels = [s["level"] for s in skills]
             for level, count in Counter(levels).items():
                 if count > 1:
                     self.problem(file, f"{tube_id}{level}", "two skills share this level")
@@ -485,11 +492,13 @@ class _Loader:
     def read_challenge(self, raw: dict[str, Any], skill_id: str, file: str) -> Challenge | None:
         cid = raw.get("id")
         if not isinstance(cid, str) or not ITEM_ID.match(cid):
-            self.problem(file, f"{skill_id}/{cid}", "challenge id must be letters, digits, '-', '_' or '.'")
+            self.problem(
+                file, f"{skill_id}/{cid}", "challenge id must be letters, digits, '-', '_' or '.'"
+            )
             return None
         self.unique("challenge", cid, file)
         try:
-            kind = ChallengeType(raw.get("type"))
+            kind = ChallengeType(str(raw.get("type")))
         except ValueError:
             self.problem(file, cid, "type must be QCU, QCM, QROC or QROCM")
             return None
@@ -560,7 +569,7 @@ class _Loader:
 
         mode = raw.get("mode")
         if mode not in ("ind", "dep"):
-            self.problem(file, cid, "QROCM needs \"mode\": \"ind\" or \"dep\"")
+            self.problem(file, cid, 'QROCM needs "mode": "ind" or "dep"')
             return None
         fields: list[Field] = []
         for entry in self.items(raw, "fields", file, cid):
@@ -568,7 +577,9 @@ class _Loader:
             if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,31}$", name):
                 self.problem(file, cid, "field names must be lower-case letters, digits or _")
                 continue
-            solutions = self.strings(entry, "solutions", file, f"{cid}.{name}") if mode == "ind" else ()
+            solutions = (
+                self.strings(entry, "solutions", file, f"{cid}.{name}") if mode == "ind" else ()
+            )
             if mode == "dep" and "solutions" in entry:
                 self.problem(file, f"{cid}.{name}", "in 'dep' mode, answers go in solution_groups")
             fields.append(Field(name, self.text(entry, "label", file, f"{cid}.{name}"), solutions))

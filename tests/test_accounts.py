@@ -122,3 +122,75 @@ def test_successful_sign_ins_do_not_use_up_the_address_allowance(client, teacher
     for _ in range(12):
         assert sign_in(client, "prof@college.example", PASSWORD).status_code == 302
         client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/mon-compte")})
+
+
+def test_an_initial_password_must_be_changed_at_first_sign_in(app, client, db_session):
+    created = services.create_organization(
+        db_session,
+        name="Lycée Neuf",
+        type=OrganizationType.SCO,
+        uai="0750002B",
+        admin_email="n@l.fr",
+    )
+    db_session.commit()
+    first = sign_in(client, "n@l.fr", created.initial_password)
+    assert first.headers["Location"].startswith("/mon-compte/mot-de-passe")
+    form = csrf_token(client, "/mon-compte/mot-de-passe")
+    weak = client.post(
+        "/mon-compte/mot-de-passe",
+        data={
+            "csrf_token": form,
+            "current_password": created.initial_password,
+            "new_password": "short",
+        },
+    )
+    assert weak.status_code == 400
+    assert "au moins 8 caractères" in weak.get_data(as_text=True)
+    changed = client.post(
+        "/mon-compte/mot-de-passe",
+        data={
+            "csrf_token": form,
+            "current_password": created.initial_password,
+            "new_password": "Mon-Vrai-Mot-2026",
+        },
+    )
+    assert changed.status_code == 302
+    assert not services.must_change_password(db_session, created.admin)
+    assert sign_in(app.test_client(), "n@l.fr", created.initial_password).status_code == 401
+
+
+def test_changing_the_password_signs_out_every_other_session(app, teacher):
+    laptop, phone = app.test_client(), app.test_client()
+    sign_in(laptop, "prof@college.example", PASSWORD)
+    sign_in(phone, "prof@college.example", PASSWORD)
+    laptop.post(
+        "/mon-compte/mot-de-passe",
+        data={
+            "csrf_token": csrf_token(laptop, "/mon-compte/mot-de-passe"),
+            "current_password": PASSWORD,
+            "new_password": "Another-Horse-7",
+        },
+    )
+    assert laptop.get("/mon-compte").status_code == 200
+    assert phone.get("/mon-compte").status_code == 302
+
+
+def test_the_password_change_refuses_a_wrong_current_password(client, teacher):
+    sign_in(client, "prof@college.example", PASSWORD)
+    response = client.post(
+        "/mon-compte/mot-de-passe",
+        data={
+            "csrf_token": csrf_token(client, "/mon-compte/mot-de-passe"),
+            "current_password": "Not-The-One-1",
+            "new_password": "Another-Horse-7",
+        },
+    )
+    assert response.status_code == 400
+    assert "Le mot de passe actuel est incorrect." in response.get_data(as_text=True)
+
+
+def test_the_signed_in_users_language_is_used(client, teacher, db_session):
+    teacher.locale = "en"
+    db_session.commit()
+    sign_in(client, "prof@college.example", PASSWORD)
+    assert '<html lang="en">' in client.get("/mon-compte").get_data(as_text=True)

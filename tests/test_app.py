@@ -46,21 +46,56 @@ def test_english_is_available_and_remembered(client):
     assert "Sign in" in page
 
 
+def test_the_language_switch_keeps_the_page_and_its_query(client):
+    page = client.get("/connexion?next=/mon-compte").get_data(as_text=True)
+    assert 'href="/connexion?next=/mon-compte&amp;lang=en"' in page
+
+
+def test_healthz_says_when_the_schema_is_missing(scratch_databases):
+    settings = Settings(database_url=scratch_databases.new("empty"), secret_key=TEST_SECRET)
+    database = Database(settings)
+    try:
+        response = create_app(settings, database=database).test_client().get("/healthz")
+    finally:
+        database.dispose()
+    assert response.status_code == 503
+    assert response.json["database"] == "ok"
+    assert response.json["schema"].startswith("missing")
+
+
 def test_the_browser_language_is_followed(client):
     page = client.get("/", headers={"Accept-Language": "en-GB,en;q=0.9"}).get_data(as_text=True)
     assert "assessing digital skills" in page
 
 
-def test_every_english_message_is_translated(app):
+def test_every_message_in_the_code_has_an_english_translation():
+    """Extract the messages from the code as `pybabel extract` does and look each one up."""
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
     from config.i18n import TRANSLATIONS
 
+    root = Path(__file__).resolve().parent.parent
+    method_map = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
+    found: set[str] = set()
+    for package in ("config", "campaigns", "lti_tool", "sso"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            root / package, method_map, keywords={"_": None, "gettext": None, "_l": None}
+        ):
+            found.add(message if isinstance(message, str) else message[0])
     with (TRANSLATIONS / "en/LC_MESSAGES/messages.po").open("rb") as po:
         catalog = read_po(po)
-    untranslated = [m.id for m in catalog if m.id and not m.string]
-    assert untranslated == []
-    assert (TRANSLATIONS / "en/LC_MESSAGES/messages.mo").exists(), "run `make install`"
+    translated = {m.id for m in catalog if m.id and m.string}
+    assert sorted(found - translated) == []
+    # The compiled catalog that ships is the one the .po describes.
+    with (TRANSLATIONS / "en/LC_MESSAGES/messages.mo").open("rb") as mo:
+        compiled = read_mo(mo)
+    assert {m.id: m.string for m in compiled if m.id} == {
+        m.id: m.string for m in catalog if m.id and m.string
+    }
 
 
 def test_unknown_pages_get_a_french_404_page(client):
@@ -123,6 +158,40 @@ def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, 
     )
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "https://a.example *",
+        "https://a.example; script-src *",
+        "https://user:pw@a.example",
+        "https://*.example",
+        "javascript:alert(1)",
+        "https://a.example,https://b.example",
+    ],
+)
+def test_registered_urls_cannot_smuggle_sources_into_the_csp(framed_app, db_session, hostile):
+    from campaigns.models import Organization, OrganizationType
+
+    organization = Organization(name="Lycée", type=OrganizationType.SCO, uai="0000002B")
+    db_session.add(organization)
+    db_session.flush()
+    db_session.add(
+        LtiPlatform(
+            organization_id=organization.id,
+            issuer=hostile,
+            client_id="abc",
+            auth_login_url=hostile,
+            auth_token_url="https://a.example/token",
+            key_set_url="https://a.example/jwks",
+            frame_origins=hostile,
+        )
+    )
+    db_session.commit()
+    csp = framed_app.test_client().get("/embedded").headers["Content-Security-Policy"]
+    ancestors = csp.split("frame-ancestors", 1)[1]
+    assert ancestors.strip() in ("'self'", "'self' https://a.example")
+
+
 def test_https_deployments_get_hsts_and_iframe_ready_cookies(bound_database):
     settings = Settings(
         database_url="sqlite://",
@@ -133,6 +202,7 @@ def test_https_deployments_get_hsts_and_iframe_ready_cookies(bound_database):
     app: Flask = create_app(settings, database=bound_database)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "None"
+    assert app.config["SESSION_COOKIE_PARTITIONED"] is True
     response = app.test_client().get("/", base_url="https://parcours.example.org")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
@@ -150,15 +220,15 @@ def test_oversized_requests_are_refused(client):
     assert response.status_code == 413
 
 
-def test_creating_the_app_does_not_connect(monkeypatch):
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("create_app opened a connection")
+def test_creating_the_app_does_not_connect(settings):
+    from sqlalchemy import event
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    settings = Settings(
-        database_url="postgresql+psycopg2://u@127.0.0.1:5432/none", secret_key=TEST_SECRET
-    )
-    create_app(settings, database=Database(settings))
+    database = Database(settings)
+    connections = []
+    event.listen(database.engine, "connect", lambda *_: connections.append(1))
+    create_app(settings, database=database)
+    database.dispose()
+    assert connections == []
 
 
 def test_tests_cannot_reach_the_network():

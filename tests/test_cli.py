@@ -37,7 +37,7 @@ def database_url(scratch_databases):
 
 def run(database_url, *args, **environ):
     runner = CliRunner()
-    env = {"DATABASE_URL": database_url, "PARCOURS_ENV": "development", "LOG_LEVEL": "WARNING"}
+    env = {"DATABASE_URL": database_url, "PARCOURS_ENV": "development"}
     env.update(environ)
     return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
 
@@ -97,6 +97,8 @@ def test_an_existing_account_becomes_admin_without_a_new_password(database_url):
         (["--name", "X", "--type", "PRO", "--uai", "0123456A", "--admin-email", "a@b.fr"], "UAI"),
         (["--name", "X", "--admin-email", "not-an-email"], "e-mail"),
         (["--name", "   ", "--admin-email", "a@b.fr"], "name"),
+        (["--name", "N" * 256, "--admin-email", "a@b.fr"], "255"),
+        (["--name", "X", "--admin-email", "a" * 300 + "@b.fr"], "e-mail"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(database_url, args, message):
@@ -177,3 +179,48 @@ def test_demo_refuses_production(database_url):
 def test_db_check_finds_models_and_migrations_in_agreement(database_url):
     result = run(database_url, "db", "check")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "expected"),
+    [
+        (["db", "upgrade", "--revision", "nope"], {}, "nope"),
+        (["db", "upgrade"], {"DATABASE_URL": "sqlite:////proc/parcours/x.db"}, "DATABASE_URL"),
+        (["jobs", "list", "--limit", "-1"], {}, "-1"),
+    ],
+)
+def test_operator_mistakes_get_one_line(database_url, args, environ, expected):
+    result = run(database_url, *args, **environ)
+    assert result.exit_code != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("Error", "Usage"))]
+    assert errors, result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    result = run(f"sqlite:///{junk}", "db", "upgrade")
+    assert result.exit_code != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_failed_jobs_can_be_listed_and_retried(database_url):
+    from config.jobs import Job, JobStatus
+
+    database = Database(Settings(database_url=database_url))
+    with database.session() as session, session.begin():
+        session.add_all(
+            [
+                Job(kind="x", payload={}, status=JobStatus.FAILED, attempts=3, dedupe_key="k"),
+                Job(kind="x", payload={}, status=JobStatus.FAILED, attempts=3, dedupe_key="k"),
+            ]
+        )
+    database.dispose()
+    listed = run(database_url, "jobs", "list", "--status", "FAILED", "--json")
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 2
+    retried = run(database_url, "jobs", "retry")
+    assert retried.exit_code == 0, retried.output
+    assert "1 job(s) queued again" in retried.stderr  # one per dedupe key

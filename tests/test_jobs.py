@@ -117,14 +117,25 @@ def test_permanent_failures_are_parked_at_once(bound_database, db_session):
     assert job(db_session, queued.id).status is JobStatus.FAILED
 
 
-def test_a_dedupe_key_keeps_one_waiting_job(bound_database, db_session):
-    first = enqueue(db_session, "test.record", {"name": "f"}, dedupe_key="grade:1")
-    second = enqueue(db_session, "test.record", {"name": "f"}, dedupe_key="grade:1")
+def test_a_dedupe_key_keeps_one_waiting_job_with_the_latest_payload(bound_database, db_session):
+    first = enqueue(db_session, "test.record", {"name": "f", "score": 1}, dedupe_key="grade:1")
+    second = enqueue(db_session, "test.record", {"name": "f", "score": 2}, dedupe_key="grade:1")
     assert first.id == second.id
+    assert job(db_session, first.id).payload["score"] == 2
     db_session.commit()
     run_due_jobs(bound_database)
     third = enqueue(db_session, "test.record", {"name": "f"}, dedupe_key="grade:1")
     assert third.id != first.id  # once done, the key is free again
+
+
+def test_a_newer_job_is_queued_behind_a_running_one(bound_database, db_session):
+    first = enqueue(db_session, "test.record", {"name": "h", "score": 1}, dedupe_key="grade:2")
+    db_session.commit()
+    assert claim_next(bound_database, worker="busy") == first.id
+    second = enqueue(db_session, "test.record", {"name": "h", "score": 2}, dedupe_key="grade:2")
+    db_session.commit()
+    assert second.id != first.id  # the newer grade is not lost
+    assert job(db_session, second.id).status is JobStatus.PENDING
 
 
 def test_unknown_kinds_are_refused_at_enqueue(db_session):
@@ -144,6 +155,32 @@ def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(bound_database
     assert run_job(bound_database, queued.id, worker="other").done == 1
 
 
+def test_a_handler_that_outlives_its_lease_cannot_mark_the_job_done(bound_database, db_session):
+    from campaigns.models import Organization, OrganizationType
+
+    @job_handler("test.slow")
+    def slow(session, payload):
+        # Meanwhile the lease ran out and another worker took the job over.
+        session.add(Organization(name="Written by the slow worker", type=OrganizationType.PRO))
+        later = utcnow() + LEASE + dt.timedelta(seconds=1)
+        assert claim_next(bound_database, worker="fast", now=later) == payload["id"]
+
+    queued = enqueue(db_session, "test.slow", {})
+    queued.payload = {"id": queued.id}
+    db_session.commit()
+    assert claim_next(bound_database, worker="slow") == queued.id
+
+    assert run_job(bound_database, queued.id, worker="slow").total == 0
+    taken = job(db_session, queued.id)
+    assert taken.status is JobStatus.RUNNING and taken.locked_by == "fast"
+    assert (
+        db_session.scalar(
+            select(Organization).where(Organization.name == "Written by the slow worker")
+        )
+        is None
+    )
+
+
 def test_the_handler_changes_and_the_done_mark_commit_together(bound_database, db_session):
     from campaigns.models import Organization, OrganizationType
 
@@ -158,6 +195,25 @@ def test_the_handler_changes_and_the_done_mark_commit_together(bound_database, d
     run_due_jobs(bound_database)
     db_session.expire_all()
     assert db_session.scalar(select(Organization).where(Organization.name == "Half-done")) is None
+
+
+def test_retry_requeues_only_the_newest_failure_per_key(bound_database, db_session):
+    for _ in range(2):
+        db_session.add(
+            Job(
+                kind="test.record",
+                payload={"name": "i"},
+                status=JobStatus.FAILED,
+                attempts=12,
+                dedupe_key="grade:3",
+            )
+        )
+    db_session.add(
+        Job(kind="test.record", payload={"name": "j"}, status=JobStatus.FAILED, attempts=12)
+    )
+    db_session.flush()
+    assert retry_failed(db_session) == 2
+    assert retry_failed(db_session) == 0
 
 
 def test_retry_delays_grow_and_are_capped():

@@ -241,3 +241,51 @@ def test_naive_timestamps_are_refused(db_session):
 def test_enums_refuse_unknown_values(db_session):
     with pytest.raises(StatementError), db_session.begin_nested():
         factories.campaign(db_session, type="EXAM")
+
+
+def test_a_deleted_participation_does_not_block_a_new_one(db_session):
+    campaign = factories.campaign(db_session)
+    student = factories.user(db_session)
+    first = factories.participation(db_session, campaign, student)
+    first.deleted_at = dt.datetime.now(dt.UTC)
+    db_session.flush()
+    factories.participation(db_session, campaign, student)
+
+
+def test_one_live_participation_per_school_learner_whichever_account(db_session):
+    from campaigns.models import Participation
+
+    campaign = factories.campaign(db_session)
+    learner = Learner(organization_id=campaign.organization_id, first_name="Léa", last_name="B")
+    db_session.add(learner)
+    db_session.flush()
+    factories.participation(db_session, campaign, factories.user(db_session), learner_id=learner.id)
+    other_account = factories.user(db_session)
+    assert violates(
+        db_session,
+        Participation(
+            campaign_id=campaign.id,
+            user_id=other_account.id,
+            learner_id=learner.id,
+            status=ParticipationStatus.STARTED,
+        ),
+    )
+
+
+def test_a_username_cannot_look_like_an_email(db_session):
+    assert violates(db_session, User(first_name="A", last_name="B", username="lea@example.org"))
+    assert violates(db_session, User(first_name="A", last_name="B", username="Lea.Bernard"))
+
+
+def test_the_database_itself_refuses_unknown_enum_values(db_session):
+    from sqlalchemy import text
+
+    organization = factories.organization(db_session)
+    with pytest.raises(IntegrityError), db_session.begin_nested():
+        db_session.execute(
+            text(
+                "INSERT INTO memberships (organization_id, user_id, role, created_at)"
+                " VALUES (:org, :user, 'OWNER', CURRENT_TIMESTAMP)"
+            ),
+            {"org": organization.id, "user": factories.user(db_session).id},
+        )

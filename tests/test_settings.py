@@ -55,6 +55,8 @@ def test_values_are_read_from_the_environment():
         ({"PARCOURS_ALLOW_SQLITE": "maybe"}, "PARCOURS_ALLOW_SQLITE"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        # Forgetting PARCOURS_ENV on a real deployment must not sign sessions with a public key.
+        ({"PUBLIC_URL": "https://parcours.example.org", "DATABASE_URL": PG}, "SECRET_KEY"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_variable(environ, variable):
@@ -89,3 +91,7 @@ def test_plain_postgresql_urls_use_psycopg2(scheme):
 
 def test_the_secret_key_never_shows_in_repr():
     assert STRONG not in repr(Settings(secret_key=STRONG))
+
+
+def test_the_development_key_is_fine_on_this_machine():
+    assert Settings.from_env({"PUBLIC_URL": "http://localhost:8000"}).env == "development"

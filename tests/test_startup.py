@@ -51,7 +51,7 @@ def test_wsgi_refuses_bad_configuration_in_one_line(settings, extra, expected):
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 4  # gunicorn's "application cannot load": the master stops
     assert result.stderr.strip().startswith(f"parcours: error: {expected}")
     assert result.stderr.strip().count("\n") == 0
 
@@ -61,7 +61,7 @@ def test_gunicorn_workers_serve_healthz_on_the_database(settings, database):
     server = subprocess.Popen(
         [
             *[sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
-            *["--graceful-timeout", "2", "wsgi:app"],
+            *["--graceful-timeout", "2", "--no-control-socket", "wsgi:app"],
         ],
         cwd=ROOT,
         env=production_env(settings.database_url),
@@ -83,3 +83,28 @@ def test_gunicorn_workers_serve_healthz_on_the_database(settings, database):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_gunicorn_stops_instead_of_restarting_workers_on_bad_configuration(settings):
+    port = free_port()
+    env = production_env("postgresql+psycopg2://nobody@127.0.0.1:1/nothing")
+    server = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a restart loop would run until this kills it and fails the test
+    )
+    assert server.returncode != 0, server.stderr
+    assert "parcours: error: DATABASE_URL: cannot reach" in server.stderr, server.stderr
+    assert "Traceback" not in server.stderr, server.stderr

@@ -56,11 +56,11 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_status_run_at", ["status", "run_at"], unique=False)
         batch_op.create_index(
-            "uq_jobs_dedupe_key_live",
+            "uq_jobs_dedupe_key_pending",
             ["dedupe_key"],
             unique=True,
-            sqlite_where=sa.text("status IN ('PENDING', 'RUNNING')"),
-            postgresql_where=sa.text("status IN ('PENDING', 'RUNNING')"),
+            sqlite_where=sa.text("status = 'PENDING'"),
+            postgresql_where=sa.text("status = 'PENDING'"),
         )
 
     op.create_table(
@@ -120,8 +120,13 @@ def upgrade() -> None:
         sa.Column("locale", sa.String(length=8), server_default="fr", nullable=False),
         sa.Column("cgu_accepted_at", config.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_signed_in_at", config.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sessions_valid_after", config.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", config.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "username IS NULL OR (username = lower(username) AND username NOT LIKE '%@%')",
+            name=op.f("ck_users_username_format"),
+        ),
         sa.CheckConstraint(
             "email IS NULL OR email = lower(email)", name=op.f("ck_users_email_lowercase")
         ),
@@ -512,11 +517,22 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_participations_user_id"), ["user_id"], unique=False)
         batch_op.create_index(
+            "uq_participations_campaign_id_learner_id_live",
+            ["campaign_id", "learner_id"],
+            unique=True,
+            sqlite_where=sa.text(
+                "NOT is_improved AND deleted_at IS NULL AND learner_id IS NOT NULL"
+            ),
+            postgresql_where=sa.text(
+                "NOT is_improved AND deleted_at IS NULL AND learner_id IS NOT NULL"
+            ),
+        )
+        batch_op.create_index(
             "uq_participations_campaign_id_user_id_live",
             ["campaign_id", "user_id"],
             unique=True,
-            sqlite_where=sa.text("NOT is_improved"),
-            postgresql_where=sa.text("NOT is_improved"),
+            sqlite_where=sa.text("NOT is_improved AND deleted_at IS NULL"),
+            postgresql_where=sa.text("NOT is_improved AND deleted_at IS NULL"),
         )
 
     op.create_table(
@@ -707,8 +723,17 @@ def downgrade() -> None:
     with op.batch_alter_table("participations", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_participations_campaign_id_user_id_live",
-            sqlite_where=sa.text("NOT is_improved"),
-            postgresql_where=sa.text("NOT is_improved"),
+            sqlite_where=sa.text("NOT is_improved AND deleted_at IS NULL"),
+            postgresql_where=sa.text("NOT is_improved AND deleted_at IS NULL"),
+        )
+        batch_op.drop_index(
+            "uq_participations_campaign_id_learner_id_live",
+            sqlite_where=sa.text(
+                "NOT is_improved AND deleted_at IS NULL AND learner_id IS NOT NULL"
+            ),
+            postgresql_where=sa.text(
+                "NOT is_improved AND deleted_at IS NULL AND learner_id IS NOT NULL"
+            ),
         )
         batch_op.drop_index(batch_op.f("ix_participations_user_id"))
         batch_op.drop_index(batch_op.f("ix_participations_learner_id"))
@@ -763,9 +788,9 @@ def downgrade() -> None:
     op.drop_table("organizations")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(
-            "uq_jobs_dedupe_key_live",
-            sqlite_where=sa.text("status IN ('PENDING', 'RUNNING')"),
-            postgresql_where=sa.text("status IN ('PENDING', 'RUNNING')"),
+            "uq_jobs_dedupe_key_pending",
+            sqlite_where=sa.text("status = 'PENDING'"),
+            postgresql_where=sa.text("status = 'PENDING'"),
         )
         batch_op.drop_index("ix_jobs_status_run_at")
 
