@@ -67,6 +67,9 @@ class ScratchDatabases:
 
     def __init__(self, server_url: str | None, directory: Path) -> None:
         self.server_url = parse_database_url(server_url) if server_url else None
+        # libpq opens its own sockets, out of reach of the guard above: check the host here.
+        if self.server_url is not None and not _is_local((self.server_url.host or "", 0)):
+            raise pytest.UsageError("TEST_DATABASE_URL must point at this machine (127.0.0.1)")
         self.directory = directory
         self.created: list[str] = []
 
