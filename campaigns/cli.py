@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from campaigns import services
+from campaigns.content import import_pack
 from campaigns.models import OrganizationType
 from config.commands import Runtime, pass_runtime, print_json
+from engine.content import check_pack_files, load_pack_files, read_pack_files
 
 
 @click.group()
@@ -61,3 +65,60 @@ def create(
         click.echo(f"admin {admin.email} created; initial password: {created.initial_password}")
     else:
         click.echo(f"existing account {admin.email} is now its admin")
+
+
+@click.group()
+def content() -> None:
+    """Learning content packs."""
+
+
+@content.command("check")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def content_check(path: Path, as_json: bool) -> None:
+    """Validate a content pack; list every problem (file: item: what is wrong)."""
+    files = read_pack_files(path)
+    problems = check_pack_files(files)
+    if as_json:
+        print_json({"valid": not problems, "problems": [p.__dict__ for p in problems]})
+    else:
+        for problem in problems:
+            click.echo(str(problem))
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {path}")
+    pack = load_pack_files(files)
+    if not as_json:
+        click.echo(
+            f"{pack.id} {pack.version}: {len(pack.competences)} competences, {len(pack.tubes)} tubes, "
+            f"{len(pack.skills)} skills, {len(pack.challenges)} challenges, "
+            f"{len(pack.target_profiles)} target profiles — valid"
+        )
+
+
+@content.command("import")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@pass_runtime
+def content_import(runtime: Runtime, path: Path, as_json: bool) -> None:
+    """Import a content pack and make it the active one (idempotent per version)."""
+    with runtime.connected_database().session() as session, session.begin():
+        imported = import_pack(session, path)
+        result = {
+            "pack": imported.pack.id,
+            "version": imported.pack.version,
+            "new_release": imported.created,
+            "skills": len(imported.pack.skills),
+            "challenges": len(imported.pack.challenges),
+            "target_profiles": {
+                "created": imported.profiles_created,
+                "updated": imported.profiles_updated,
+                "archived": imported.profiles_archived,
+            },
+        }
+    if as_json:
+        print_json(result)
+    else:
+        state = "imported" if imported.created else "already imported, active"
+        click.echo(
+            f"{result['pack']} {result['version']}: {state}; target profiles {result['target_profiles']}"
+        )

@@ -259,6 +259,35 @@ class Learner(Base):
     )
 
 
+# -- learning content -----------------------------------------------------------------------------
+
+
+class ContentRelease(Base):
+    """An imported content pack version, files and all, so that every process serves the same
+    content and campaigns can always reach the version they froze."""
+
+    __tablename__ = "content_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pack_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    checksum: Mapped[str] = mapped_column(String(64))
+    files: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("pack_id", "version"),
+        Index(
+            "uq_content_releases_active",
+            "is_active",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+
 # -- campaigns ----------------------------------------------------------------------------------
 
 
@@ -320,6 +349,8 @@ class Campaign(Base):
     creator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # Content pack version whose skills were frozen into `skills`.
     content_version: Mapped[str | None] = mapped_column(String(64))
+    # How the next challenge is chosen (engine.selection.SELECTORS).
+    selector: Mapped[str] = mapped_column(String(32), default="adaptive", server_default="adaptive")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     archived_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -334,6 +365,7 @@ class Campaign(Base):
         CheckConstraint(
             "landing_text IS NULL OR length(landing_text) <= 5000", name="landing_text_length"
         ),
+        CheckConstraint("selector IN ('baseline', 'adaptive')", name="selector_known"),
         CheckConstraint(
             "(type = 'ASSESSMENT' AND target_profile_id IS NOT NULL)"
             " OR (type = 'PROFILES_COLLECTION' AND target_profile_id IS NULL)",

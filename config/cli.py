@@ -15,7 +15,7 @@ import click
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaigns.cli import org
+from campaigns.cli import content, org
 from campaigns.services import ServiceError
 from config.commands import Runtime, fail, one_line, pass_runtime, print_json
 from config.db import describe
@@ -123,14 +123,17 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
 @pass_runtime
 def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) -> None:
     """Create or upgrade the database, seed the demo organization and people, then serve."""
+    from campaigns.content import import_pack
     from campaigns.demo import seed_demo
     from config.migrations import upgrade
+    from engine.content import BUNDLED_PACK
 
     if runtime.settings.is_production:
         fail("the demo seeds known accounts and refuses to run with PARCOURS_ENV=production")
     database = runtime.connected_database()
     upgrade(database)
     with database.session() as session, session.begin():
+        import_pack(session, BUNDLED_PACK)
         seeded = seed_demo(session)
     base = f"http://{host}:{port}"
     if as_json:
@@ -219,6 +222,7 @@ def jobs_retry(runtime: Runtime, kind: str | None) -> None:
 
 
 cli.add_command(org)
+cli.add_command(content)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,22 +216,55 @@ def pix_values(levels_by_competence: Mapping[str, Iterable[int]]) -> dict[tuple[
 
 
 def load_pack(path: Path | str = BUNDLED_PACK) -> ContentPack:
-    pack, problems = _Loader(Path(path)).load()
+    return load_pack_files(read_pack_files(path))
+
+
+def check_pack(path: Path | str) -> list[Problem]:
+    return _Loader(read_pack_files(path)).load()[1]
+
+
+def load_pack_files(files: Mapping[str, Any]) -> ContentPack:
+    """Load a pack from its files already read (relative path -> parsed JSON, or the text of a
+    file that is not valid JSON), e.g. as stored in the database."""
+    pack, problems = _Loader(files).load()
     if problems or pack is None:
         raise ContentError(problems)
     return pack
 
 
-def check_pack(path: Path | str) -> list[Problem]:
-    return _Loader(Path(path)).load()[1]
+def check_pack_files(files: Mapping[str, Any]) -> list[Problem]:
+    return _Loader(files).load()[1]
+
+
+class Unreadable(str):
+    """A file that could not be read as UTF-8 JSON; holds the reason."""
+
+
+def read_pack_files(path: Path | str) -> dict[str, Any]:
+    """Every JSON file of a pack folder, parsed: the one reading of the disk."""
+    root = Path(path)
+    files: dict[str, Any] = {}
+    if not root.is_dir():
+        return files
+    for file in sorted(
+        [root / "pack.json", root / "target_profiles.json", *root.glob("competences/*.json")]
+    ):
+        relative = file.relative_to(root).as_posix()
+        try:
+            files[relative] = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            files[relative] = Unreadable(f"not valid UTF-8 JSON: {error}")
+    return files
 
 
 # -- loading and validation ---------------------------------------------------------------------
 
 
 class _Loader:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, files: Mapping[str, Any]) -> None:
+        self.files = files
         self.problems: list[Problem] = []
         self.seen_ids: dict[str, str] = {}  # challenge/tutorial id -> file
 
@@ -239,18 +272,18 @@ class _Loader:
         self.problems.append(Problem(file, item, message))
 
     def read(self, relative: str) -> Any:
-        path = self.root / relative
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if relative not in self.files:
             self.problem(relative, "-", "file not found")
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            self.problem(relative, "-", f"not valid UTF-8 JSON: {error}")
-        return None
+            return None
+        data = self.files[relative]
+        if isinstance(data, Unreadable):
+            self.problem(relative, "-", str(data))
+            return None
+        return data
 
     def load(self) -> tuple[ContentPack | None, list[Problem]]:
-        if not self.root.is_dir():
-            self.problem(str(self.root), "-", "not a folder")
+        if not self.files:
+            self.problem("pack.json", "-", "no content pack here (is it the pack's folder?)")
             return None, self.problems
         manifest = self.read("pack.json")
         if not isinstance(manifest, dict):
@@ -283,13 +316,10 @@ class _Loader:
         tubes_by_competence: dict[str, list[dict[str, Any]]] = {}
         for _, cid, _ in raw_competences:
             tubes_by_competence[cid] = self.read_competence(cid)
-        extra = sorted(
-            p.stem
-            for p in (self.root / "competences").glob("*.json")
-            if p.stem not in tubes_by_competence
-        )
-        for stem in extra:
-            self.problem(f"competences/{stem}.json", "-", "no such competence in pack.json")
+        for relative in sorted(self.files):
+            stem = relative.removeprefix("competences/").removesuffix(".json")
+            if relative.startswith("competences/") and stem not in tubes_by_competence:
+                self.problem(relative, "-", "no such competence in pack.json")
 
         levels = {
             cid: [s["level"] for t in tubes for s in t["skills"]]
@@ -651,8 +681,9 @@ class _Loader:
 def describe_counts(pack_root: Path, competence_ids: Iterable[str]) -> list[str]:
     """Per competence file: tubes, skills, challenges by type, timed, tutorials (for authors)."""
     lines = []
+    files = read_pack_files(pack_root)
     for cid in competence_ids:
-        loader = _Loader(pack_root)
+        loader = _Loader(files)
         tubes = loader.read_competence(cid)
         skills = [s for t in tubes for s in t["skills"]]
         challenges = [c for s in skills for c in s["challenges"]]

@@ -238,9 +238,10 @@ class Baseline:
 SLIP = 0.10  # a student who masters a skill still fails its question
 GUESS = 0.20  # a student who does not master it still succeeds
 CLOSE_TUBE_BELOW = 0.05  # a tube this sure of (expected wrong skills) is recorded at once
-MIN_GAIN = 0.30  # a question must be worth this much (expected errors and uncertainty removed)
+MIN_GAIN = 0.35  # a question must be worth this much (expected errors and uncertainty removed)
 TUBE_SPREAD = 0.8  # how far a tube’s level strays from the student’s overall level
 UNCERTAINTY_WEIGHT = 1.0
+OUTLIER_SHARE = 0.10
 ABILITY_GRID = tuple(x / 4 for x in range(-4, 37))  # overall level −1 … 9
 ABILITY_PRIOR_MEAN, ABILITY_PRIOR_SPREAD = 3.0, 2.5
 
@@ -265,10 +266,11 @@ def _prior(levels: tuple[int, ...], mean: float, spread: float) -> tuple[float, 
     """P(k) when the student's level in the tube is normal(mean, spread): k skills are mastered
     when that level lies between the k-th and the next skill's level (the ends take the tails)."""
     cuts = [_normal_cdf((level - 0.5 - mean) / spread) for level in levels]
-    weights = [cuts[0], *(b - a for a, b in itertools.pairwise(cuts)), 1.0 - cuts[-1]]
-    weights = [max(w, 1e-9) for w in weights]
-    total = sum(weights)
-    return tuple(w / total for w in weights)
+    normal = [cuts[0], *(b - a for a, b in itertools.pairwise(cuts)), 1.0 - cuts[-1]]
+    # A share of the mass is spread evenly: a tube far from the student's usual level stays
+    # possible, so their own answers in that tube always outweigh the other tubes.
+    even = OUTLIER_SHARE / len(normal)
+    return tuple((1 - OUTLIER_SHARE) * w + even for w in normal)
 
 
 def _likelihoods(
@@ -408,6 +410,24 @@ def _tube_plan(
     return _Plan(loss, tuple(gains), tuple(_mastery(posterior)))
 
 
+def _verdicts(mastery: Sequence[float], observations: Iterable[tuple[int, bool]]) -> list[bool]:
+    """Validated or not, per skill of a tube. The student's own answers are never overruled by
+    what other tubes suggest: when they agree with each other (every success below every
+    failure), the line falls between them and the model only places it inside the gap. Only
+    answers that contradict each other (a slip or a lucky guess) leave it to the model."""
+    successes = [i for i, correct in observations if correct]
+    failures = [i for i, correct in observations if not correct]
+    highest_success = max(successes, default=-1)
+    lowest_failure = min(failures, default=len(mastery))
+    model = [p >= 0.5 for p in mastery]
+    if highest_success >= lowest_failure:
+        return model
+    return [
+        True if i <= highest_success else False if i >= lowest_failure else model[i]
+        for i in range(len(mastery))
+    ]
+
+
 def _better(option: tuple[float, str], than: tuple[float, str]) -> bool:
     """Higher value wins; equal values go to the smaller skill id, so choices are reproducible."""
     if option[0] > than[0] + 1e-9:
@@ -544,6 +564,7 @@ class Adaptive:
 
     def _record(self, situation: Situation, *, only_closed: bool) -> list[NewKnowledge]:
         answered_here = {step.challenge.skill_id for step in situation.steps}
+        evidence = self._observations(situation)
         new: list[NewKnowledge] = []
         for tube, plan in self._state(situation):
             if any(s.id in situation.recorded_here for s in tube.skills):
@@ -552,10 +573,11 @@ class Adaptive:
                 continue
             if not any(s.id in answered_here for s in tube.skills):
                 continue  # nothing asked here: nothing new to say
+            validated = _verdicts(plan.mastery, evidence.get(tube.id, ()))
             for index, skill in enumerate(tube.skills):
                 if skill.id in situation.known:
                     continue
-                status = Status.VALIDATED if plan.mastery[index] >= 0.5 else Status.INVALIDATED
+                status = Status.VALIDATED if validated[index] else Status.INVALIDATED
                 source = Source.DIRECT if skill.id in answered_here else Source.INFERRED
                 new.append(NewKnowledge(skill, status, source))
         return new

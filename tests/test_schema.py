@@ -63,3 +63,19 @@ def test_migrations_match_the_models(database, scratch_databases):
     assert from_migrations.keys() == from_models.keys()
     for key in from_models:
         assert from_migrations[key] == from_models[key], key
+
+
+def test_every_migration_downgrades_and_upgrades_again(scratch_databases):
+    from alembic import command
+
+    from config.migrations import alembic_config, upgrade
+
+    database = Database(Settings(database_url=scratch_databases.new("roundtrip")))
+    try:
+        upgrade(database)
+        command.downgrade(alembic_config(database), "base")
+        assert inspect(database.engine).get_table_names() == ["alembic_version"]
+        upgrade(database)
+        assert "content_releases" in inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()

@@ -1,0 +1,91 @@
+import random
+
+from engine.answers import Result
+from engine.knowledge import Status
+from engine.selection import SELECTORS, Adaptive, Baseline, Situation, Step, estimate_level
+from engine.simulation import Learner, run
+from tests.engine.helpers import known, profile
+
+
+def first_question(selector, index, **extra):
+    return selector.next_challenge(Situation(index, "a-1", {}, **extra))
+
+
+def test_baseline_starts_in_an_easy_tube_at_level_2():
+    index = profile({"@dur": 6, "@facile": 3})
+    assert first_question(Baseline(), index).skill_id == "@facile2"
+
+
+def test_baseline_starts_at_the_lowest_level_when_level_2_is_gone():
+    index = profile({"@facile": 3})
+    situation = Situation(index, "a-1", {"@facile2": known("@facile2", Status.VALIDATED)})
+    assert Baseline().next_challenge(situation).skill_id == "@facile1"
+
+
+def test_baseline_avoids_a_timed_first_question_and_two_timed_in_a_row():
+    index = profile({"@a": 3, "@b": 3}, timed={"@a2", "@b1", "@b3"})
+    first = first_question(Baseline(), index)
+    assert first.skill_id == "@b2" and not first.is_timed
+    timed = index.playable["@a2"][0]
+    after_timed = Situation(index, "a-1", {}, (Step(timed, Result.OK),))
+    assert not Baseline().next_challenge(after_timed).is_timed
+
+
+def test_timed_challenges_are_asked_when_nothing_else_remains():
+    index = profile({"@a": 1}, timed={"@a1"})
+    assert first_question(Baseline(), index).skill_id == "@a1"
+
+
+def test_the_level_estimate():
+    assert estimate_level([]) == 3.5
+    assert estimate_level([(5, True), (6, True)]) > 3.5
+    assert estimate_level([(1, False), (2, False)]) < 3.5
+
+
+def test_baseline_drops_skills_far_too_difficult():
+    index = profile({"@a": 8})
+    learner = Learner({"@a": 0}, slip=0, guess=0)
+    outcome = run(Baseline(), index, learner, random.Random(1))
+    asked = {step.challenge.skill_id for step in outcome.steps}
+    assert "@a8" not in asked and outcome.questions <= 3
+
+
+def test_choices_are_reproducible_for_an_assessment():
+    index = profile({"@a": 5, "@b": 5, "@c": 4})
+    learner = Learner({"@a": 3, "@b": 1, "@c": 4})
+    for selector in SELECTORS.values():
+        first = run(selector, index, learner, random.Random(7), assessment_id="x")
+        second = run(selector, index, learner, random.Random(7), assessment_id="x")
+        assert [s.challenge.id for s in first.steps] == [s.challenge.id for s in second.steps]
+
+
+def test_adaptive_credits_a_tube_only_after_an_answer_in_it():
+    index = profile({"@a": 3, "@b": 3, "@c": 3, "@d": 3})
+    learner = Learner({tube: 3 for tube in ("@a", "@b", "@c", "@d")}, slip=0, guess=0)
+    outcome = run(Adaptive(), index, learner, random.Random(1))
+    asked_tubes = {index.skills[s.challenge.skill_id].tube_id for s in outcome.steps}
+    validated_tubes = {
+        index.skills[k].tube_id
+        for k, v in outcome.knowledge.items()
+        if v.status is Status.VALIDATED
+    }
+    assert validated_tubes <= asked_tubes
+    assert validated_tubes == {"@a", "@b", "@c", "@d"}
+
+
+def test_adaptive_finds_a_noiseless_learner_exactly():
+    index = profile({"@a": 6, "@b": 6, "@c": 6})
+    learner = Learner({"@a": 2, "@b": 5, "@c": 0}, slip=0, guess=0)
+    outcome = run(Adaptive(min_gain=0.0), index, learner, random.Random(3))
+    for skill in index.skills.values():
+        element = outcome.knowledge.get(skill.id)
+        validated = element is not None and element.status is Status.VALIDATED
+        assert validated == learner.masters(skill.tube_id, skill.level), skill.id
+
+
+def test_knowledge_from_elsewhere_is_not_asked_again():
+    index = profile({"@a": 4})
+    before = {"@a2": known("@a2", Status.VALIDATED)}
+    for selector in SELECTORS.values():
+        outcome = run(selector, index, Learner({"@a": 4}), random.Random(2), known=before)
+        assert "@a2" not in {s.challenge.skill_id for s in outcome.steps}
