@@ -184,7 +184,11 @@ def main() -> None:
     report = {
         "learners": args.learners,
         "profile": {"id": PROFILE_ID, "skills": len(profile.skills), "tubes": len(profile.tubes)},
-        "algorithms": {name: figures.as_dict() for name, figures in results.items()},
+        # "improved" is the adaptive selector (campaigns store it as "adaptive").
+        "algorithms": {
+            "baseline": results["baseline"].as_dict(),
+            "improved": {**results["adaptive"].as_dict(), "selector": "adaptive"},
+        },
         "floor_questions": floor_questions(profile),
         "selection_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in timing.items()},
         "baseline_selection_ms": {
