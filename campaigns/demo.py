@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session
 
 from campaigns import services
 from campaigns.models import (
+    Campaign,
+    CampaignType,
     Learner,
     Membership,
     MembershipRole,
     Organization,
     OrganizationType,
+    TargetProfile,
     User,
 )
 
@@ -45,10 +48,31 @@ class Login:
     password: str
 
 
+DEMO_CAMPAIGNS = [
+    # (name for teachers, type, target profile, title for students, landing text)
+    (
+        "Démo — évaluation cycle 4",
+        CampaignType.ASSESSMENT,
+        "tp-cycle4",
+        "Compétences numériques — cycle 4",
+        "Bienvenue ! Ce parcours fait le point sur vos compétences numériques.\n"
+        "Prenez votre temps, et n’hésitez pas à chercher sur Internet.",
+    ),
+    (
+        "Démo — collecte de profils",
+        CampaignType.PROFILES_COLLECTION,
+        None,
+        "Envoyez votre profil de compétences",
+        "Vérifiez votre profil puis envoyez-le à votre enseignant.",
+    ),
+]
+
+
 @dataclass
 class DemoSeed:
     organization: Organization
     logins: list[Login] = field(default_factory=list)
+    campaigns: list[Campaign] = field(default_factory=list)
 
     def as_dict(self, base_url: str) -> dict[str, object]:
         return {
@@ -61,6 +85,10 @@ class DemoSeed:
                 "uai": self.organization.uai,
             },
             "logins": [login.__dict__ for login in self.logins],
+            "campaigns": [
+                {"code": c.code, "name": c.name, "url": f"{base_url}/campagnes/{c.code}"}
+                for c in self.campaigns
+            ],
         }
 
     def describe(self, base_url: str) -> str:
@@ -72,6 +100,10 @@ class DemoSeed:
             "  logins (new passwords at every `parcours demo`):",
         ]
         lines += [f"    {x.role:<8} {x.name:<16} {x.login:<32} {x.password}" for x in self.logins]
+        lines.append("  campaigns:")
+        lines += [
+            f"    {c.code}  {c.name:<32} {base_url}/campagnes/{c.code}" for c in self.campaigns
+        ]
         return "\n".join(lines)
 
 
@@ -108,8 +140,45 @@ def seed_demo(session: Session) -> DemoSeed:
         seed.logins.append(_new_password(session, "student", student))
     for first, last, birthdate, division in DEMO_UNLINKED_LEARNERS:
         _learner(session, organization, first, last, birthdate, division, user=None)
+    for name, kind, profile_key, title, text in DEMO_CAMPAIGNS:
+        seed.campaigns.append(
+            _campaign(session, organization, teacher, name, kind, profile_key, title, text)
+        )
     session.flush()
     return seed
+
+
+def _campaign(
+    session: Session,
+    organization: Organization,
+    teacher: User,
+    name: str,
+    kind: CampaignType,
+    profile_key: str | None,
+    title: str,
+    text: str,
+) -> Campaign:
+    existing = session.scalars(
+        select(Campaign).where(Campaign.organization_id == organization.id, Campaign.name == name)
+    ).first()
+    if existing is not None:
+        return existing
+    profile = (
+        session.scalars(select(TargetProfile).where(TargetProfile.content_key == profile_key)).one()
+        if profile_key
+        else None
+    )
+    return services.create_campaign(
+        session,
+        organization=organization,
+        creator=teacher,
+        name=name,
+        type=kind,
+        target_profile=profile,
+        title=title,
+        landing_text=text,
+        multiple_sendings=True,
+    )
 
 
 def _account(session: Session, first: str, last: str, email: str) -> User:

@@ -460,6 +460,8 @@ class Assessment(Base):
     )
     type: Mapped[AssessmentType] = mapped_column(enum_type(AssessmentType, "assessment_type"))
     state: Mapped[AssessmentState] = mapped_column(enum_type(AssessmentState, "assessment_state"))
+    # "Améliorer mes résultats": failures recorded before this test may be asked again.
+    is_improving: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     current_challenge_id: Mapped[str | None] = mapped_column(String(64))
     current_challenge_asked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -496,6 +498,22 @@ class Answer(Base):
         # A double-submitted answer is stored once.
         UniqueConstraint("assessment_id", "challenge_id"),
     )
+
+
+class ChallengeReport(Base):
+    """ "Signaler un problème" on a question: kept for the content team."""
+
+    __tablename__ = "challenge_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assessments.id", ondelete="SET NULL")
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    challenge_id: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class KnowledgeElement(Base):

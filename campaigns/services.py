@@ -16,13 +16,18 @@ from sqlalchemy.orm import Session
 from campaigns.models import (
     AuthenticationMethod,
     AuthenticationProvider,
+    Campaign,
+    CampaignSkill,
+    CampaignType,
     Membership,
     MembershipRole,
     Organization,
     OrganizationType,
+    TargetProfile,
     User,
 )
 from config.db import utcnow
+from engine.selection import DEFAULT_SELECTOR, SELECTORS
 
 UAI_PATTERN = re.compile(r"^\d{7}[A-Z]$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -275,3 +280,87 @@ def organizations_of(session: Session, user: User) -> list[tuple[Organization, M
         .order_by(Organization.name)
     )
     return [(organization, role) for organization, role in rows]
+
+
+# -- campaigns ----------------------------------------------------------------------------------
+
+CODE_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"  # no I, L, O: never mistaken for 1 or 0
+CODE_DIGITS = "23456789"  # no 0, 1
+LANDING_TEXT_MAX = 5000
+
+
+def generate_code() -> str:
+    """6 letters and 3 digits from an alphabet a student cannot misread."""
+    letters = "".join(secrets.choice(CODE_LETTERS) for _ in range(6))
+    return letters + "".join(secrets.choice(CODE_DIGITS) for _ in range(3))
+
+
+def normalize_code(raw: str) -> str | None:
+    """A typed code in canonical form, or None when it cannot be a campaign code."""
+    code = "".join(raw.split()).upper()
+    if len(code) != 9 or not all(c in CODE_LETTERS for c in code[:6]):
+        return None
+    if not all(c in CODE_DIGITS for c in code[6:]):
+        return None
+    return code
+
+
+def create_campaign(
+    session: Session,
+    *,
+    organization: Organization,
+    creator: User,
+    name: str,
+    type: CampaignType,
+    target_profile: TargetProfile | None = None,
+    title: str | None = None,
+    landing_text: str | None = None,
+    external_id_label: str | None = None,
+    multiple_sendings: bool = False,
+    owner: User | None = None,
+    selector: str = DEFAULT_SELECTOR,
+) -> Campaign:
+    """Create a campaign with a fresh code; an assessment campaign freezes its skills now."""
+    from campaigns.content import active_pack  # content imports services: keep the cycle lazy
+
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("the campaign name is required", code="name")
+    if landing_text and len(landing_text) > LANDING_TEXT_MAX:
+        raise InvalidInput("the landing text is limited to 5000 characters", code="landing_text")
+    if (type is CampaignType.ASSESSMENT) != (target_profile is not None):
+        raise InvalidInput(
+            "an assessment campaign needs a target profile; a profiles collection has none",
+            code="target_profile",
+        )
+    if selector not in SELECTORS:
+        raise InvalidInput(f"unknown selector {selector!r}", code="selector")
+    pack = active_pack(session)
+    campaign = Campaign(
+        organization_id=organization.id,
+        type=type,
+        name=name,
+        title=(title or "").strip() or None,
+        landing_text=(landing_text or "").strip() or None,
+        external_id_label=(external_id_label or "").strip() or None,
+        multiple_sendings=multiple_sendings,
+        target_profile_id=target_profile.id if target_profile else None,
+        owner_id=(owner or creator).id,
+        creator_id=creator.id,
+        content_version=f"{pack.id}@{pack.version}",
+        selector=selector,
+    )
+    if target_profile is not None:
+        skills = pack.profile_skills((t.tube_id, t.level) for t in target_profile.tubes)
+        campaign.skills = [CampaignSkill(skill_id=s.id) for s in skills]
+    for _ in range(20):
+        campaign.code = generate_code()
+        try:
+            with session.begin_nested():
+                session.add(campaign)
+            return campaign
+        except IntegrityError:  # the code was taken meanwhile: draw another
+            if campaign in session:
+                session.expunge(campaign)
+            continue
+    raise ServiceError("could not find a free campaign code")

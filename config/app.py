@@ -10,6 +10,7 @@ import datetime as dt
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from campaigns.student_views import blueprint as journey_blueprint
 from campaigns.views import blueprint as campaigns_blueprint
 from config import views
 from config.db import Database, close_session
@@ -61,5 +62,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(campaigns_blueprint)
+    app.register_blueprint(journey_blueprint)
     views.register_error_handlers(app)
     return app

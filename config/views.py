@@ -62,6 +62,7 @@ _MESSAGES = {
     403: lambda: _("Vous n’avez pas accès à cette page."),
     404: lambda: _("Cette page n’existe pas."),
     405: lambda: _("Cette action n’est pas possible ici."),
+    410: lambda: _("Cette page n’est plus accessible."),
     413: lambda: _("L’envoi est trop volumineux."),
     429: lambda: _("Trop de tentatives. Réessayez dans quelques minutes."),
     500: lambda: _("Une erreur inattendue est survenue. Réessayez dans un instant."),

@@ -1,0 +1,560 @@
+"""The student journey: taking part in a campaign, answering, sharing. Services take the session
+first, flush, never commit.
+
+The test is stored, not kept in memory: the question on screen is `Assessment.current_challenge_id`
+(so a reload, a second tab or another device shows the same one), answers are rows (one per
+challenge, by constraint), knowledge elements are rows. Every step rebuilds the engine's view from
+them, so any process can serve any request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaigns.content import active_pack, pack_version
+from campaigns.models import (
+    Answer,
+    AnswerResult,
+    Assessment,
+    AssessmentState,
+    AssessmentType,
+    Campaign,
+    CampaignSkill,
+    CampaignType,
+    ChallengeReport,
+    KnowledgeElement,
+    KnowledgeElementSource,
+    KnowledgeElementStatus,
+    Learner,
+    Participation,
+    ParticipationStatus,
+    User,
+)
+from campaigns.services import InvalidInput, ServiceError
+from config.db import utcnow
+from engine import answers as checking
+from engine.content import Challenge, ContentPack
+from engine.knowledge import (
+    FORGET_FAILURES_AFTER,
+    Knowledge,
+    NewKnowledge,
+    Source,
+    Status,
+    effective,
+)
+from engine.scoring import CampaignResult, Profile, campaign_result, is_checkpoint, profile
+from engine.selection import SELECTORS, ProfileIndex, Situation, Step
+
+TIMER_GRACE = dt.timedelta(seconds=5)  # network and rendering time on top of the displayed timer
+RETRY_AFTER = dt.timedelta(days=4)
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class NotAllowed(ServiceError):
+    pass
+
+
+class NotCurrent(ServiceError):
+    """The answer is for a challenge that is not the one on screen."""
+
+
+# -- campaigns and their content ------------------------------------------------------------------
+
+
+def campaign_by_code(session: Session, code: str) -> Campaign | None:
+    return session.scalars(select(Campaign).where(Campaign.code == code)).one_or_none()
+
+
+@dataclass(frozen=True)
+class CampaignContent:
+    pack: ContentPack
+    index: ProfileIndex
+
+    @property
+    def skills(self) -> Sequence[object]:
+        return tuple(self.index.skills.values())
+
+
+_profiles: dict[tuple[int, str], CampaignContent] = {}
+_profiles_lock = threading.Lock()
+
+
+def campaign_content(session: Session, campaign: Campaign) -> CampaignContent:
+    """The pack version the campaign froze and its skills, indexed (cached per process)."""
+    key = (campaign.id, campaign.content_version or "")
+    with _profiles_lock:
+        cached = _profiles.get(key)
+    if cached is not None:
+        return cached
+    pack = None
+    if campaign.content_version and "@" in campaign.content_version:
+        pack_id, version = campaign.content_version.split("@", 1)
+        pack = pack_version(session, pack_id, version)
+    pack = pack or active_pack(session)
+    skill_ids = session.scalars(
+        select(CampaignSkill.skill_id).where(CampaignSkill.campaign_id == campaign.id)
+    ).all()
+    skills = [pack.skill_by_id[s] for s in skill_ids if s in pack.skill_by_id]
+    content = CampaignContent(pack, ProfileIndex.build(skills, locale=pack.locale))
+    with _profiles_lock:
+        _profiles[key] = content
+    return content
+
+
+# -- taking part ----------------------------------------------------------------------------------
+
+
+def live_participation(session: Session, campaign: Campaign, user: User) -> Participation | None:
+    return session.scalars(
+        select(Participation).where(
+            Participation.campaign_id == campaign.id,
+            Participation.user_id == user.id,
+            Participation.is_improved.is_(False),
+            Participation.deleted_at.is_(None),
+        )
+    ).one_or_none()
+
+
+def join(
+    session: Session, campaign: Campaign, user: User, *, external_id: str | None = None
+) -> Participation:
+    """The user's live participation in the campaign, created if needed (a double submission
+    finds the one the first request created)."""
+    if campaign.archived_at is not None:
+        raise NotAllowed("this campaign is archived", code="archived")
+    existing = live_participation(session, campaign, user)
+    if existing is not None:
+        return existing
+    if campaign.external_id_label and not (external_id or "").strip():
+        raise InvalidInput("the campaign asks for an identifier", code="external_id")
+    learner_id = session.scalar(
+        select(Learner.id).where(
+            Learner.organization_id == campaign.organization_id, Learner.user_id == user.id
+        )
+    )
+    status = (
+        ParticipationStatus.TO_SHARE
+        if campaign.type is CampaignType.PROFILES_COLLECTION
+        else ParticipationStatus.STARTED
+    )
+    participation = Participation(
+        campaign_id=campaign.id,
+        user_id=user.id,
+        learner_id=learner_id,
+        participant_external_id=(external_id or "").strip()[:255] or None,
+        status=status,
+    )
+    try:
+        with session.begin_nested():
+            session.add(participation)
+    except IntegrityError:
+        existing = live_participation(session, campaign, user)
+        if existing is None:
+            raise NotAllowed(
+                "this student already takes part in the campaign with another account",
+                code="learner_taken",
+            ) from None
+        return existing
+    return participation
+
+
+def is_first_participation(session: Session, user: User) -> bool:
+    count = session.scalars(
+        select(Participation.id).where(Participation.user_id == user.id).limit(2)
+    )
+    return len(count.all()) <= 1
+
+
+def open_assessment(
+    session: Session, participation: Participation, *, improving: bool = False
+) -> Assessment:
+    """The participation's test in progress, started if needed."""
+    current = session.scalars(
+        select(Assessment).where(
+            Assessment.participation_id == participation.id,
+            Assessment.state == AssessmentState.STARTED,
+        )
+    ).one_or_none()
+    if current is not None:
+        return current
+    assessment = Assessment(
+        user_id=participation.user_id,
+        participation_id=participation.id,
+        type=AssessmentType.CAMPAIGN,
+        state=AssessmentState.STARTED,
+        is_improving=improving,
+    )
+    try:
+        with session.begin_nested():
+            session.add(assessment)
+    except IntegrityError:  # a parallel request opened it
+        return session.scalars(
+            select(Assessment).where(
+                Assessment.participation_id == participation.id,
+                Assessment.state == AssessmentState.STARTED,
+            )
+        ).one()
+    return assessment
+
+
+# -- the test ------------------------------------------------------------------------------------
+
+
+def _knowledge(session: Session, user_id: int) -> list[tuple[Knowledge, int | None]]:
+    rows = session.execute(
+        select(
+            KnowledgeElement.skill_id,
+            KnowledgeElement.status,
+            KnowledgeElement.source,
+            KnowledgeElement.created_at,
+            KnowledgeElement.earned_pix,
+            KnowledgeElement.assessment_id,
+        ).where(KnowledgeElement.user_id == user_id)
+    )
+    return [
+        (
+            Knowledge(skill, Status(status.value), Source(source.value), created, float(pix)),
+            assessment_id,
+        )
+        for skill, status, source, created, pix, assessment_id in rows
+    ]
+
+
+def user_knowledge(
+    session: Session, user_id: int, *, at: dt.datetime | None = None
+) -> dict[str, Knowledge]:
+    return effective((k for k, _ in _knowledge(session, user_id)), at=at)
+
+
+@dataclass
+class TestState:
+    assessment: Assessment
+    campaign: Campaign
+    content: CampaignContent
+    situation: Situation
+    answers: list[Answer]
+
+
+def load_test(session: Session, assessment: Assessment) -> TestState:
+    participation = session.get(Participation, assessment.participation_id)
+    if participation is None:
+        raise NotFound("no such participation")
+    campaign = session.get(Campaign, participation.campaign_id)
+    if campaign is None:
+        raise NotFound("no such campaign")
+    content = campaign_content(session, campaign)
+    elements = _knowledge(session, assessment.user_id)
+    recorded_here = frozenset(k.skill_id for k, a in elements if a == assessment.id)
+    considered = [
+        k
+        for k, a in elements
+        if a == assessment.id
+        or not (
+            assessment.is_improving
+            and k.status is Status.INVALIDATED
+            and k.created_at < assessment.created_at
+        )
+    ]
+    known = effective(considered, at=assessment.created_at)
+    answers = list(
+        session.scalars(
+            select(Answer).where(Answer.assessment_id == assessment.id).order_by(Answer.id)
+        )
+    )
+    steps = tuple(
+        Step(content.pack.challenge_by_id[a.challenge_id], checking.Result(a.result.value))
+        for a in answers
+        if a.challenge_id in content.pack.challenge_by_id
+    )
+    situation = Situation(content.index, str(assessment.id), known, steps, recorded_here)
+    return TestState(assessment, campaign, content, situation, answers)
+
+
+def _record(
+    session: Session, state: TestState, new: Sequence[NewKnowledge], answer: Answer | None
+) -> None:
+    now = utcnow()
+    for element in new:
+        session.add(
+            KnowledgeElement(
+                user_id=state.assessment.user_id,
+                assessment_id=state.assessment.id,
+                answer_id=answer.id
+                if answer is not None and element.source is Source.DIRECT
+                else None,
+                skill_id=element.skill.id,
+                tube_id=element.skill.tube_id,
+                competence_id=element.skill.competence_id,
+                status=KnowledgeElementStatus(element.status.value),
+                source=KnowledgeElementSource(element.source.value),
+                earned_pix=Decimal(str(round(element.earned_pix, 3))),
+                created_at=now,
+            )
+        )
+    session.flush()
+
+
+def current_challenge(session: Session, assessment: Assessment) -> Challenge | None:
+    """The question on screen: the stored one, or the next one chosen now and stored. None once
+    the test is over (which then completes it)."""
+    if assessment.state is not AssessmentState.STARTED:
+        return None
+    state = load_test(session, assessment)
+    if assessment.current_challenge_id:
+        challenge = state.content.pack.challenge_by_id.get(assessment.current_challenge_id)
+        if challenge is not None:
+            return challenge
+    return _advance(session, state)
+
+
+def _advance(session: Session, state: TestState) -> Challenge | None:
+    selector = SELECTORS[state.campaign.selector]
+    challenge = selector.next_challenge(state.situation)
+    assessment = state.assessment
+    if challenge is None:
+        _record(session, state, selector.record_end(state.situation), None)
+        finish(session, assessment)
+        return None
+    assessment.current_challenge_id = challenge.id
+    assessment.current_challenge_asked_at = utcnow()
+    session.flush()
+    return challenge
+
+
+def finish(session: Session, assessment: Assessment) -> None:
+    assessment.state = AssessmentState.COMPLETED
+    assessment.current_challenge_id = None
+    assessment.completed_at = utcnow()
+    participation = session.get(Participation, assessment.participation_id)
+    if participation is not None and participation.status is ParticipationStatus.STARTED:
+        participation.status = ParticipationStatus.TO_SHARE
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Answered:
+    result: checking.Result
+    checkpoint: bool  # a checkpoint is due before the next question
+    finished: bool
+    repeated: bool  # the same answer submitted twice: stored once
+
+
+def submit_answer(
+    session: Session,
+    assessment: Assessment,
+    *,
+    challenge_id: str,
+    value: str,
+    skipped: bool = False,
+    now: dt.datetime | None = None,
+) -> Answered:
+    """Record the answer to the question on screen, the knowledge it brings, and choose the
+    next question. A second submission of the same answer changes nothing."""
+    now = now or utcnow()
+    if assessment.state is not AssessmentState.STARTED:
+        if _already_answered(session, assessment, challenge_id):
+            return Answered(checking.Result.KO, False, True, repeated=True)
+        raise NotCurrent("the test is over", code="over")
+    if challenge_id != assessment.current_challenge_id:
+        if _already_answered(session, assessment, challenge_id):
+            return Answered(checking.Result.KO, False, False, repeated=True)
+        raise NotCurrent("this is not the current question", code="not_current")
+    state = load_test(session, assessment)
+    challenge = state.content.pack.challenge_by_id[challenge_id]
+    value = value[: checking.MAX_ANSWER_LENGTH * 8]
+    asked_at = assessment.current_challenge_asked_at or now
+    if skipped:
+        result = checking.Result.SKIPPED
+    elif (
+        challenge.timer is not None
+        and now > asked_at + dt.timedelta(seconds=challenge.timer) + TIMER_GRACE
+    ):
+        result = checking.Result.TIMED_OUT
+    else:
+        result = checking.check(challenge, value)
+    answer = Answer(
+        assessment_id=assessment.id,
+        challenge_id=challenge_id,
+        value="" if skipped else value,
+        result=AnswerResult(result.value),
+        time_spent_seconds=max(0, int((now - asked_at).total_seconds())),
+    )
+    try:
+        with session.begin_nested():
+            session.add(answer)
+    except IntegrityError:  # the same answer, submitted twice at once
+        return Answered(result, False, False, repeated=True)
+    state.answers.append(answer)
+    state.situation = Situation(
+        state.situation.profile,
+        state.situation.assessment_id,
+        state.situation.known,
+        (*state.situation.steps, Step(challenge, result)),
+        state.situation.recorded_here,
+    )
+    selector = SELECTORS[state.campaign.selector]
+    new = selector.record_answer(state.situation)
+    _record(session, state, new, answer)
+    known = dict(state.situation.known)
+    for element in new:  # what was just recorded counts for the next choice
+        known[element.skill.id] = Knowledge(
+            element.skill.id, element.status, element.source, now, element.earned_pix
+        )
+    state.situation = Situation(
+        state.situation.profile,
+        state.situation.assessment_id,
+        known,
+        state.situation.steps,
+        state.situation.recorded_here | {element.skill.id for element in new},
+    )
+    assessment.current_challenge_id = None
+    nxt = _advance(session, state)
+    return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
+
+
+def _already_answered(session: Session, assessment: Assessment, challenge_id: str) -> bool:
+    return (
+        session.scalar(
+            select(Answer.id).where(
+                Answer.assessment_id == assessment.id, Answer.challenge_id == challenge_id
+            )
+        )
+        is not None
+    )
+
+
+def report_problem(
+    session: Session,
+    assessment: Assessment,
+    user: User,
+    *,
+    challenge_id: str,
+    category: str,
+    comment: str,
+) -> ChallengeReport:
+    report = ChallengeReport(
+        assessment_id=assessment.id,
+        user_id=user.id,
+        challenge_id=challenge_id[:64],
+        category=category[:32],
+        comment=comment.strip()[:2000],
+    )
+    session.add(report)
+    session.flush()
+    return report
+
+
+# -- results and sharing -------------------------------------------------------------------------
+
+
+def participation_result(
+    session: Session, participation: Participation
+) -> tuple[CampaignResult, Profile]:
+    campaign = session.get(Campaign, participation.campaign_id)
+    if campaign is None:
+        raise NotFound("no such campaign")
+    content = campaign_content(session, campaign)
+    known = user_knowledge(session, participation.user_id)
+    return (
+        campaign_result(content.pack, content.index.skills.values(), known),
+        profile(content.pack, known),
+    )
+
+
+def share(session: Session, participation: Participation) -> Participation:
+    """Send the results to the organization: the figures are frozen now. Idempotent."""
+    if participation.status is ParticipationStatus.SHARED:
+        return participation
+    if participation.status is not ParticipationStatus.TO_SHARE:
+        raise NotAllowed("the test is not finished", code="not_finished")
+    result, scores = participation_result(session, participation)
+    snapshot = result.as_dict()
+    snapshot["profile"] = {
+        "pix": scores.pix,
+        "certifiable": scores.is_certifiable,
+        "certifiable_competences": scores.certifiable_competences,
+        "competences": {
+            c.competence_id: {"pix": c.pix, "level": c.level} for c in scores.competences
+        },
+    }
+    participation.status = ParticipationStatus.SHARED
+    participation.shared_at = utcnow()
+    participation.mastery_rate = Decimal(str(round(result.mastery_rate, 4)))
+    participation.validated_skills_count = result.overall.validated
+    participation.pix_score = scores.pix
+    participation.shared_results = snapshot
+    session.flush()
+    return participation
+
+
+def can_retry(
+    participation: Participation, campaign: Campaign, *, now: dt.datetime | None = None
+) -> bool:
+    now = now or utcnow()
+    return (
+        campaign.multiple_sendings
+        and campaign.archived_at is None
+        and participation.status is ParticipationStatus.SHARED
+        and participation.shared_at is not None
+        and participation.shared_at <= now - RETRY_AFTER
+        and (participation.mastery_rate is None or participation.mastery_rate < 1)
+    )
+
+
+def retry(
+    session: Session, participation: Participation, campaign: Campaign, *, reset: bool = False
+) -> Participation:
+    """ "Repasser mon parcours": a new participation; with `reset`, the campaign's skills are
+    forgotten first (reset knowledge elements) so that every question may come back."""
+    if not can_retry(participation, campaign):
+        raise NotAllowed("this participation cannot be taken again yet", code="retry")
+    participation.is_improved = True
+    session.flush()
+    if reset:
+        content = campaign_content(session, campaign)
+        now = utcnow()
+        for skill in content.index.skills.values():
+            session.add(
+                KnowledgeElement(
+                    user_id=participation.user_id,
+                    assessment_id=None,
+                    skill_id=skill.id,
+                    tube_id=skill.tube_id,
+                    competence_id=skill.competence_id,
+                    status=KnowledgeElementStatus.RESET,
+                    source=KnowledgeElementSource.DIRECT,
+                    earned_pix=Decimal(0),
+                    created_at=now,
+                )
+            )
+    user = session.get(User, participation.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return join(session, campaign, user, external_id=participation.participant_external_id)
+
+
+def can_improve(participation: Participation, result: CampaignResult) -> bool:
+    """ "Améliorer mes résultats": before sharing, failures may be retried."""
+    return participation.status is ParticipationStatus.TO_SHARE and result.mastery_rate < 1
+
+
+def improve(session: Session, participation: Participation) -> Assessment:
+    if participation.status is not ParticipationStatus.TO_SHARE:
+        raise NotAllowed("results already sent", code="improve")
+    participation.status = ParticipationStatus.STARTED
+    session.flush()
+    return open_assessment(session, participation, improving=True)
+
+
+__all__ = ["FORGET_FAILURES_AFTER", "TestState", "is_checkpoint"]

@@ -1,0 +1,601 @@
+"""The student journey: ways in, sign up, rules, questions, checkpoints, results, profile.
+
+Views parse the request, call a journey service, commit, and render or redirect. Every page
+works without JavaScript and inside an LMS iframe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from campaigns import journey, services
+from campaigns.auth import current_user, login_required, safe_next, sign_in
+from campaigns.models import (
+    Assessment,
+    AssessmentState,
+    Campaign,
+    CampaignType,
+    Organization,
+    Participation,
+    ParticipationStatus,
+    User,
+)
+from config.db import get_session, utcnow
+from config.ratelimit import Limit, hit
+from config.security import frameable
+from engine.answers import Result, expected_answer
+from engine.content import Challenge, ChallengeType
+from engine.scoring import CHECKPOINT_EVERY, progress, rounded_percent
+
+blueprint = Blueprint("journey", __name__, template_folder="templates")
+
+CODE_GUESSES = Limit("campaign-code:address", max_hits=30, window=dt.timedelta(minutes=10))
+RULES = 4
+REPORT_CATEGORIES = ("consigne", "reponse", "affichage", "autre")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _campaign_or_404(code: str) -> Campaign:
+    normalized = services.normalize_code(code)
+    campaign = journey.campaign_by_code(get_session(), normalized) if normalized else None
+    if campaign is None:
+        abort(404)
+    return campaign
+
+
+def _user() -> User:
+    user = current_user()
+    if user is None:
+        abort(401)
+    return user
+
+
+def _participation(campaign: Campaign) -> Participation:
+    participation = journey.live_participation(get_session(), campaign, _user())
+    if participation is None:
+        abort(404)
+    return participation
+
+
+def _assessment(participation: Participation) -> Assessment | None:
+    return (
+        get_session()
+        .scalars(
+            select(Assessment)
+            .where(Assessment.participation_id == participation.id)
+            .order_by(Assessment.id.desc())
+            .limit(1)
+        )
+        .first()
+    )
+
+
+def _title(campaign: Campaign) -> str:
+    return campaign.title or _("Parcours")
+
+
+# -- ways in -------------------------------------------------------------------------------------
+
+
+@blueprint.route("/campagnes", methods=["GET", "POST"], endpoint="enter_code")
+@frameable
+def enter_code() -> str | Response | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("journey/enter_code.html", code="")
+    session = get_session()
+    typed = request.form.get("code", "")[:32]
+    code = services.normalize_code(typed)
+    campaign = journey.campaign_by_code(session, code) if code else None
+    if campaign is None or campaign.archived_at is not None:
+        verdict = hit(
+            session,
+            CODE_GUESSES,
+            request.remote_addr or "unknown",
+            secret=current_app.config["SECRET_KEY"],
+        )
+        session.commit()
+        if not verdict.allowed:
+            flash(_("Trop de codes essayés. Réessayez dans quelques minutes."), "error")
+            return render_template("journey/enter_code.html", code=typed), 429
+        message = (
+            _("Ce parcours a été archivé par son organisateur.")
+            if campaign is not None
+            else _(
+                "Ce code ne correspond à aucun parcours. Vérifiez-le auprès de votre enseignant."
+            )
+        )
+        flash(message, "error")
+        return render_template(
+            "journey/enter_code.html", code=typed
+        ), 400 if campaign is None else 410
+    return redirect(url_for("journey.landing", code=campaign.code))
+
+
+@blueprint.get("/campagnes/<code>", endpoint="landing")
+@frameable
+def landing(code: str) -> str | tuple[str, int]:
+    campaign = _campaign_or_404(code)
+    organization = get_session().get(Organization, campaign.organization_id)
+    if campaign.archived_at is not None:
+        return render_template("journey/archived.html", campaign=campaign), 410
+    user = current_user()
+    participation = journey.live_participation(get_session(), campaign, user) if user else None
+    return render_template(
+        "journey/landing.html",
+        campaign=campaign,
+        organization=organization,
+        participation=participation,
+        title=_title(campaign),
+    )
+
+
+@blueprint.post("/campagnes/<code>/commencer", endpoint="start")
+@frameable
+def start(code: str) -> Response:
+    campaign = _campaign_or_404(code)
+    if campaign.archived_at is not None:
+        abort(410)
+    user = current_user()
+    if user is None:
+        return redirect(
+            url_for("journey.sign_up", next=url_for("journey.landing", code=campaign.code))
+        )
+    session = get_session()
+    existing = journey.live_participation(session, campaign, user)
+    if existing is None and campaign.external_id_label:
+        return redirect(url_for("journey.external_id", code=campaign.code))
+    first = not _has_any(user)  # the rules of the game, on a first participation only
+    participation = journey.join(session, campaign, user)
+    session.commit()
+    return _next_page(campaign, participation, show_rules=first)
+
+
+def _has_any(user: User) -> bool:
+    return (
+        get_session().scalar(
+            select(Participation.id).where(Participation.user_id == user.id).limit(1)
+        )
+        is not None
+    )
+
+
+def _next_page(
+    campaign: Campaign, participation: Participation, *, show_rules: bool = False
+) -> Response:
+    if campaign.type is CampaignType.PROFILES_COLLECTION:
+        return redirect(url_for("journey.collection", code=campaign.code))
+    if participation.status is not ParticipationStatus.STARTED:
+        return redirect(url_for("journey.results", code=campaign.code))
+    if show_rules:
+        return redirect(url_for("journey.rules", code=campaign.code, page=1))
+    return redirect(url_for("journey.question", code=campaign.code))
+
+
+@blueprint.route("/campagnes/<code>/identifiant", methods=["GET", "POST"], endpoint="external_id")
+@frameable
+@login_required
+def external_id(code: str) -> str | Response | tuple[str, int]:
+    campaign = _campaign_or_404(code)
+    if not campaign.external_id_label:
+        return redirect(url_for("journey.landing", code=campaign.code))
+    if request.method == "GET":
+        return render_template("journey/external_id.html", campaign=campaign, value="")
+    value = request.form.get("external_id", "").strip()[:255]
+    if not value:
+        flash(_("Ce champ est obligatoire."), "error")
+        return render_template("journey/external_id.html", campaign=campaign, value=value), 400
+    session = get_session()
+    user = _user()
+    first = not _has_any(user)
+    participation = journey.join(session, campaign, user, external_id=value)
+    session.commit()
+    return _next_page(campaign, participation, show_rules=first)
+
+
+@blueprint.get("/campagnes/<code>/regles/<int:page>", endpoint="rules")
+@frameable
+@login_required
+def rules(code: str, page: int) -> str:
+    campaign = _campaign_or_404(code)
+    if not 1 <= page <= RULES:
+        abort(404)
+    return render_template("journey/rules.html", campaign=campaign, page=page, pages=RULES)
+
+
+# -- sign up ------------------------------------------------------------------------------------
+
+
+@blueprint.route("/inscription", methods=["GET", "POST"], endpoint="sign_up")
+@frameable
+def sign_up() -> str | Response | tuple[str, int]:
+    next_url = safe_next(request.values.get("next"), url_for("journey.my_campaigns"))
+    form = {k: request.form.get(k, "").strip()[:320] for k in ("first_name", "last_name", "email")}
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(next_url)
+        return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={})
+    errors: dict[str, str] = {}
+    if not form["first_name"]:
+        errors["first_name"] = _("Votre prénom est obligatoire.")
+    if not form["last_name"]:
+        errors["last_name"] = _("Votre nom est obligatoire.")
+    password = request.form.get("password", "")[:1024]
+    try:
+        services.normalize_email(form["email"])
+    except services.InvalidInput:
+        errors["email"] = _("Votre adresse e-mail n’est pas valide.")
+    try:
+        services.check_password_strength(password)
+    except services.InvalidInput:
+        errors["password"] = _(
+            "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
+        )
+    if request.form.get("cgu") != "on":
+        errors["cgu"] = _("Vous devez accepter les conditions d’utilisation.")
+    session = get_session()
+    if not errors:
+        try:
+            user = services.create_user(
+                session,
+                first_name=form["first_name"],
+                last_name=form["last_name"],
+                email=form["email"],
+                password=password,
+            )
+        except services.AlreadyExists:
+            errors["email"] = _("Un compte utilise déjà cette adresse e-mail. Connectez-vous.")
+        else:
+            user.cgu_accepted_at = utcnow()
+            session.commit()
+            sign_in(user)
+            return redirect(next_url)
+    session.rollback()
+    return render_template("journey/sign_up.html", next_url=next_url, form=form, errors=errors), 400
+
+
+# -- the test -----------------------------------------------------------------------------------
+
+
+@blueprint.route("/campagnes/<code>/evaluation", methods=["GET", "POST"], endpoint="question")
+@frameable
+@login_required
+def question(code: str) -> str | Response | tuple[str, int]:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    session = get_session()
+    if participation.status is not ParticipationStatus.STARTED:
+        return redirect(url_for("journey.results", code=campaign.code))
+    assessment = journey.open_assessment(session, participation)
+    if request.method == "POST":
+        return _answer(campaign, assessment)
+    challenge = journey.current_challenge(session, assessment)
+    session.commit()
+    if challenge is None:
+        return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
+    state = journey.load_test(session, assessment)
+    answered = len(state.answers)
+    remaining = None
+    if challenge.timer is not None and assessment.current_challenge_asked_at is not None:
+        deadline = assessment.current_challenge_asked_at + dt.timedelta(seconds=challenge.timer)
+        remaining = max(0, int((deadline - utcnow()).total_seconds()))
+    return render_template(
+        "journey/question.html",
+        campaign=campaign,
+        title=_title(campaign),
+        challenge=challenge,
+        position=answered % CHECKPOINT_EVERY + 1,
+        per_checkpoint=CHECKPOINT_EVERY,
+        remaining=remaining,
+        categories=REPORT_CATEGORIES,
+    )
+
+
+def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str, int]:
+    session = get_session()
+    challenge_id = request.form.get("challenge_id", "")[:64]
+    skipped = request.form.get("action") == "passer"
+    state_pack = journey.campaign_content(session, campaign).pack
+    challenge = state_pack.challenge_by_id.get(challenge_id)
+    if challenge is None:
+        flash(
+            _("Cette question n’est plus celle à laquelle répondre. Voici la question en cours."),
+            "error",
+        )
+        return redirect(url_for("journey.question", code=campaign.code))
+    value = "" if skipped else _form_value(challenge)
+    if not skipped and not value:
+        flash(_("Répondez à la question, ou choisissez « Je passe »."), "error")
+        return redirect(url_for("journey.question", code=campaign.code))
+    try:
+        answered = journey.submit_answer(
+            session, assessment, challenge_id=challenge_id, value=value, skipped=skipped
+        )
+    except journey.NotCurrent:
+        session.rollback()
+        flash(
+            _("Cette question n’est plus celle à laquelle répondre. Voici la question en cours."),
+            "error",
+        )
+        return redirect(url_for("journey.question", code=campaign.code))
+    session.commit()
+    if answered.result is Result.TIMED_OUT:
+        flash(_("Le temps imparti était écoulé : la réponse n’a pas été prise en compte."), "error")
+    if answered.checkpoint and not answered.repeated:
+        return redirect(
+            url_for("journey.checkpoint", code=campaign.code, final=int(answered.finished))
+        )
+    return redirect(url_for("journey.question", code=campaign.code))
+
+
+def _form_value(challenge: Challenge) -> str:
+    if challenge.type is ChallengeType.QCM:
+        return ",".join(v for v in request.form.getlist("answer") if v.isdigit())
+    if challenge.type is ChallengeType.QROCM:
+        values = {f.name: request.form.get(f"field-{f.name}", "")[:500] for f in challenge.fields}
+        return (
+            json.dumps(values, ensure_ascii=False)
+            if any(v.strip() for v in values.values())
+            else ""
+        )
+    return request.form.get("answer", "")[:500].strip()
+
+
+@blueprint.post("/campagnes/<code>/signalement", endpoint="report")
+@frameable
+@login_required
+def report(code: str) -> Response:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    assessment = _assessment(participation)
+    if assessment is None:
+        abort(404)
+    category = request.form.get("category", "autre")
+    if category not in REPORT_CATEGORIES:
+        category = "autre"
+    journey.report_problem(
+        get_session(),
+        assessment,
+        _user(),
+        challenge_id=request.form.get("challenge_id", ""),
+        category=category,
+        comment=request.form.get("comment", ""),
+    )
+    get_session().commit()
+    flash(_("Merci, votre signalement a été transmis à l’équipe."), "info")
+    return redirect(url_for("journey.question", code=campaign.code))
+
+
+@blueprint.get("/campagnes/<code>/checkpoint", endpoint="checkpoint")
+@frameable
+@login_required
+def checkpoint(code: str) -> str:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    session = get_session()
+    assessment = _assessment(participation)
+    if assessment is None:
+        abort(404)
+    state = journey.load_test(session, assessment)
+    pack = state.content.pack
+    final = request.args.get("final") == "1" or assessment.state is not AssessmentState.STARTED
+    count = len(state.answers)
+    shown = state.answers[-(count % CHECKPOINT_EVERY or CHECKPOINT_EVERY) :] if count else []
+    items: list[dict[str, Any]] = []
+    for answer in shown:
+        challenge = pack.challenge_by_id.get(answer.challenge_id)
+        if challenge is None:
+            continue
+        skill = pack.skill_by_id[challenge.skill_id]
+        items.append(
+            {
+                "challenge": challenge,
+                "answer": answer,
+                "ok": answer.result.value == "ok",
+                "correct": _readable_answer(challenge),
+                "given": _readable_value(challenge, answer.value),
+                "tutorials": skill.tutorials,
+                "hint": skill.hint,
+            }
+        )
+    gauge = progress(state.content.index.skills, state.situation.known, done=final)
+    return render_template(
+        "journey/checkpoint.html",
+        campaign=campaign,
+        title=_title(campaign),
+        items=items,
+        progress=rounded_percent(gauge),
+        final=final,
+    )
+
+
+def _readable_answer(challenge: Challenge) -> str:
+    if challenge.type in (ChallengeType.QCU, ChallengeType.QCM):
+        return " ; ".join(challenge.proposals[i - 1] for i in challenge.solution_indexes)
+    if challenge.type is ChallengeType.QROC:
+        return challenge.solutions[0]
+    values = json.loads(expected_answer(challenge))
+    return " ; ".join(f"{f.label} : {values[f.name]}" for f in challenge.fields)
+
+
+def _readable_value(challenge: Challenge, value: str) -> str:
+    if not value:
+        skipped: str = _("Vous avez passé cette question.")
+        return skipped
+    if challenge.type in (ChallengeType.QCU, ChallengeType.QCM):
+        chosen = [int(v) for v in value.split(",") if v.strip().isdigit()]
+        return " ; ".join(
+            challenge.proposals[i - 1] for i in chosen if 1 <= i <= len(challenge.proposals)
+        )
+    if challenge.type is ChallengeType.QROCM:
+        try:
+            typed = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return " ; ".join(f"{f.label} : {typed.get(f.name, '')}" for f in challenge.fields)
+    return value
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/campagnes/<code>/resultats", endpoint="results")
+@frameable
+@login_required
+def results(code: str) -> str | Response:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    session = get_session()
+    if participation.status is ParticipationStatus.STARTED:
+        return redirect(url_for("journey.question", code=campaign.code))
+    result, _scores = journey.participation_result(session, participation)
+    pack = journey.campaign_content(session, campaign).pack
+    competences = [
+        {
+            "title": f"{part.key} {pack.competence_by_id[part.key].title}",
+            "rate": rounded_percent(part.rate),
+            "validated": part.validated,
+            "targeted": part.targeted,
+        }
+        for part in result.competences
+    ]
+    shared_rate = participation.mastery_rate
+    return render_template(
+        "journey/results.html",
+        campaign=campaign,
+        title=_title(campaign),
+        participation=participation,
+        rate=rounded_percent(
+            float(shared_rate) if shared_rate is not None else result.mastery_rate
+        ),
+        competences=competences,
+        can_improve=journey.can_improve(participation, result),
+        can_retry=journey.can_retry(participation, campaign),
+    )
+
+
+@blueprint.post("/campagnes/<code>/envoi", endpoint="share")
+@frameable
+@login_required
+def share(code: str) -> Response:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    try:
+        journey.share(get_session(), participation)
+    except journey.NotAllowed:
+        return redirect(url_for("journey.question", code=campaign.code))
+    get_session().commit()
+    flash(_("Vos résultats ont été envoyés à l’organisateur du parcours."), "info")
+    if campaign.type is CampaignType.PROFILES_COLLECTION:
+        return redirect(url_for("journey.collection", code=campaign.code))
+    return redirect(url_for("journey.results", code=campaign.code))
+
+
+@blueprint.post("/campagnes/<code>/ameliorer", endpoint="improve")
+@frameable
+@login_required
+def improve(code: str) -> Response:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    try:
+        journey.improve(get_session(), participation)
+    except journey.NotAllowed:
+        return redirect(url_for("journey.results", code=campaign.code))
+    get_session().commit()
+    return redirect(url_for("journey.question", code=campaign.code))
+
+
+@blueprint.post("/campagnes/<code>/repasser", endpoint="retry")
+@frameable
+@login_required
+def retry(code: str) -> Response:
+    campaign = _campaign_or_404(code)
+    participation = _participation(campaign)
+    try:
+        new = journey.retry(
+            get_session(), participation, campaign, reset=request.form.get("reset") == "1"
+        )
+    except journey.NotAllowed:
+        flash(
+            _("Vous pourrez repasser ce parcours 4 jours après l’envoi de vos résultats."), "error"
+        )
+        return redirect(url_for("journey.results", code=campaign.code))
+    get_session().commit()
+    return _next_page(campaign, new)
+
+
+# -- profile ------------------------------------------------------------------------------------
+
+
+def _profile_cards(user: User) -> tuple[list[dict[str, Any]], int, int]:
+    from campaigns.content import active_pack
+    from engine.scoring import profile
+
+    session = get_session()
+    pack = active_pack(session)
+    scores = profile(pack, journey.user_knowledge(session, user.id))
+    by_id = {c.competence_id: c for c in scores.competences}
+    areas = [
+        {
+            "title": area.title,
+            "competences": [
+                {"id": c.id, "title": c.title, "level": by_id[c.id].level, "pix": by_id[c.id].pix}
+                for c in area.competences
+            ],
+        }
+        for area in pack.areas
+    ]
+    return areas, scores.pix, scores.max_pix
+
+
+@blueprint.get("/mon-profil", endpoint="my_profile")
+@frameable
+@login_required
+def my_profile() -> str:
+    areas, pix, max_pix = _profile_cards(_user())
+    return render_template("journey/profile.html", areas=areas, pix=pix, max_pix=max_pix)
+
+
+@blueprint.get("/campagnes/<code>/profil", endpoint="collection")
+@frameable
+@login_required
+def collection(code: str) -> str | Response:
+    campaign = _campaign_or_404(code)
+    if campaign.type is not CampaignType.PROFILES_COLLECTION:
+        return redirect(url_for("journey.results", code=campaign.code))
+    participation = _participation(campaign)
+    areas, pix, max_pix = _profile_cards(_user())
+    return render_template(
+        "journey/collection.html",
+        campaign=campaign,
+        title=_title(campaign),
+        participation=participation,
+        areas=areas,
+        pix=pix,
+        max_pix=max_pix,
+    )
+
+
+@blueprint.get("/mes-parcours", endpoint="my_campaigns")
+@frameable
+@login_required
+def my_campaigns() -> str:
+    rows = get_session().execute(
+        select(Participation, Campaign)
+        .join(Campaign, Campaign.id == Participation.campaign_id)
+        .where(
+            Participation.user_id == _user().id,
+            Participation.is_improved.is_(False),
+            Participation.deleted_at.is_(None),
+        )
+        .order_by(Participation.created_at.desc())
+    )
+    return render_template("journey/my_campaigns.html", rows=list(rows), title_of=_title)

@@ -1,0 +1,349 @@
+"""The student journey through the browser's eyes (Flask test client, forms and redirects)."""
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from campaigns import journey, services
+from campaigns.models import (
+    Answer,
+    CampaignType,
+    ChallengeReport,
+    Participation,
+    ParticipationStatus,
+)
+from engine.answers import expected_answer
+from engine.content import ChallengeType, load_pack
+from tests.conftest import csrf_token
+from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, school, student
+
+PACK = load_pack()
+CHALLENGE_ID = re.compile(r'name="challenge_id" value="([^"]+)"')
+
+
+@pytest.fixture
+def setting(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(
+        db_session, organization, teacher, landing_text="Bienvenue !\nBon courage."
+    )
+    db_session.commit()
+    return organization, teacher, campaign
+
+
+def signed_in(client, email="eleve1@example.org"):
+    token = csrf_token(client, "/connexion")
+    response = client.post(
+        "/connexion", data={"login": email, "password": STUDENT_PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302
+
+
+def form_for(challenge, *, right=True):
+    value = expected_answer(challenge)
+    if challenge.type is ChallengeType.QCM:
+        chosen = value.split(",") if right else ["1"]
+        return {"answer": chosen}
+    if challenge.type is ChallengeType.QROCM:
+        typed = json.loads(value)
+        return {f"field-{k}": (v if right else "zzz") for k, v in typed.items()}
+    return {"answer": value if right else "zzzzz" if challenge.type is ChallengeType.QROC else "99"}
+
+
+def current(client, code):
+    page = client.get(f"/campagnes/{code}/evaluation")
+    if page.status_code == 302:
+        return None, page
+    match = CHALLENGE_ID.search(page.get_data(as_text=True))
+    return PACK.challenge_by_id[match.group(1)], page
+
+
+def answer(client, code, challenge, *, right=True, action="valider"):
+    data = {
+        "csrf_token": csrf_token(client, f"/campagnes/{code}/evaluation"),
+        "challenge_id": challenge.id,
+        "action": action,
+    }
+    data.update(form_for(challenge, right=right))
+    return client.post(f"/campagnes/{code}/evaluation", data=data)
+
+
+def test_unknown_and_malformed_codes_get_a_clear_message(client, setting):
+    assert client.get("/campagnes/ZZZZZZ999").status_code == 404
+    token = csrf_token(client, "/campagnes")
+    bad = client.post("/campagnes", data={"code": "nope", "csrf_token": token})
+    assert bad.status_code == 400
+    assert "Ce code ne correspond à aucun parcours" in bad.get_data(as_text=True)
+
+
+def test_a_typed_code_leads_to_the_landing_page(client, setting):
+    _, _, campaign = setting
+    token = csrf_token(client, "/campagnes")
+    response = client.post(
+        "/campagnes",
+        data={
+            "code": campaign.code.lower()[:4] + " " + campaign.code.lower()[4:],
+            "csrf_token": token,
+        },
+    )
+    assert response.headers["Location"] == f"/campagnes/{campaign.code}"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Commencez votre parcours" in page and "Je commence" in page
+    assert "Bienvenue !\nBon courage." in page
+    assert "que si vous choisissez de les envoyer" in page
+
+
+def test_guessing_codes_is_rate_limited(client, setting):
+    token = csrf_token(client, "/campagnes")
+    statuses = [
+        client.post("/campagnes", data={"code": f"ABCDEF{n:03d}", "csrf_token": token}).status_code
+        for n in range(31)
+    ]
+    assert statuses[:30] == [400] * 30 and statuses[30] == 429
+
+
+def test_an_archived_campaign_is_closed(client, setting, db_session):
+    _, _, campaign = setting
+    campaign.archived_at = dt.datetime.now(dt.UTC)
+    db_session.commit()
+    assert client.get(f"/campagnes/{campaign.code}").status_code == 410
+
+
+def test_a_new_student_signs_up_reads_the_rules_and_answers(client, setting):
+    _, _, campaign = setting
+    code = campaign.code
+    start = client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    assert start.headers["Location"].startswith("/inscription?next=")
+    token = csrf_token(client, start.headers["Location"])
+    refused = client.post(
+        "/inscription",
+        data={
+            "first_name": "Léa",
+            "last_name": "",
+            "email": "x",
+            "password": "a",
+            "csrf_token": token,
+        },
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    for message in (
+        "Votre nom est obligatoire.",
+        "n’est pas valide",
+        "Au moins 8 caractères",
+        "conditions d’utilisation",
+    ):
+        assert message in page
+    signed = client.post(
+        "/inscription",
+        data={
+            "first_name": "Léa",
+            "last_name": "Martin",
+            "email": "lea@example.org",
+            "password": "Secret-Lea-2026",
+            "cgu": "on",
+            "next": f"/campagnes/{code}",
+            "csrf_token": token,
+        },
+    )
+    assert signed.headers["Location"] == f"/campagnes/{code}"
+    start = client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    assert start.headers["Location"] == f"/campagnes/{code}/regles/1"
+    for page_number in range(1, 5):
+        assert client.get(f"/campagnes/{code}/regles/{page_number}").status_code == 200
+    challenge, page = current(client, code)
+    text = page.get_data(as_text=True)
+    assert (
+        "Je passe" in text
+        and "Je valide" in text
+        and "Signaler un problème" in text
+        and "1/5" in text
+    )
+    assert answer(client, code, challenge).status_code == 302
+
+
+def test_the_whole_test_with_checkpoints_results_and_sharing(client, setting, db_session):
+    _, _, campaign = setting
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    checkpoints = 0
+    for n in range(200):
+        challenge, _page = current(client, code)
+        if challenge is None:
+            break
+        # Reloading shows the same question.
+        assert current(client, code)[0].id == challenge.id
+        response = answer(client, code, challenge, right=n % 4 != 0)
+        if "/checkpoint" in response.headers["Location"]:
+            checkpoints += 1
+            summary = client.get(response.headers["Location"]).get_data(as_text=True)
+            assert "Vos réponses" in summary and "Réponses et tutos" in summary
+    assert checkpoints >= 2
+    results = client.get(f"/campagnes/{code}/resultats").get_data(as_text=True)
+    assert "Vous maîtrisez" in results and "J’envoie mes résultats" in results
+    token = csrf_token(client, f"/campagnes/{code}/resultats")
+    assert client.post(f"/campagnes/{code}/envoi", data={"csrf_token": token}).status_code == 302
+    assert (
+        client.post(f"/campagnes/{code}/envoi", data={"csrf_token": token}).status_code == 302
+    )  # idempotent
+    participation = db_session.scalars(select(Participation)).one()
+    db_session.refresh(participation)
+    assert participation.status is ParticipationStatus.SHARED and participation.shared_results
+    assert "Vos résultats ont été envoyés" in client.get(f"/campagnes/{code}/resultats").get_data(
+        as_text=True
+    )
+
+
+def test_double_submission_and_stale_questions(client, setting, db_session):
+    _, _, campaign = setting
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    challenge, _ = current(client, code)
+    answer(client, code, challenge)
+    answer(client, code, challenge)  # the same form sent twice
+    assert db_session.scalar(select(func.count()).select_from(Answer)) == 1
+    other = next(c for c in PACK.challenges if c.id != challenge.id and c.type is ChallengeType.QCU)
+    tampered = answer(client, code, other)
+    assert tampered.headers["Location"] == f"/campagnes/{code}/evaluation"
+    assert db_session.scalar(select(func.count()).select_from(Answer)) == 1
+
+
+def test_skipping_and_reporting(client, setting, db_session):
+    _, _, campaign = setting
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    challenge, _ = current(client, code)
+    token = csrf_token(client, f"/campagnes/{code}/evaluation")
+    client.post(
+        f"/campagnes/{code}/signalement",
+        data={
+            "csrf_token": token,
+            "challenge_id": challenge.id,
+            "category": "consigne",
+            "comment": "Ambiguë",
+        },
+    )
+    assert db_session.scalar(select(ChallengeReport.comment)) == "Ambiguë"
+    client.post(
+        f"/campagnes/{code}/evaluation",
+        data={"csrf_token": token, "challenge_id": challenge.id, "action": "passer"},
+    )
+    assert db_session.scalar(select(Answer.result)).value == "skipped"
+
+
+def test_another_students_test_is_out_of_reach(client, setting, db_session):
+    _, _, campaign = setting
+    first, second = student(db_session, 1), student(db_session, 2)
+    participation = journey.join(db_session, campaign, first)
+    journey.open_assessment(db_session, participation)
+    db_session.commit()
+    signed_in(client, second.email)
+    code = campaign.code
+    assert client.get(f"/campagnes/{code}/evaluation").status_code == 404
+    assert client.get(f"/campagnes/{code}/resultats").status_code == 404
+    token = csrf_token(client, f"/campagnes/{code}")
+    assert client.post(f"/campagnes/{code}/envoi", data={"csrf_token": token}).status_code == 404
+
+
+def test_the_external_identifier_is_asked_when_the_campaign_wants_it(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(
+        db_session, organization, teacher, external_id_label="Numéro d’élève"
+    )
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    start = client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    assert start.headers["Location"] == f"/campagnes/{code}/identifiant"
+    token = csrf_token(client, start.headers["Location"])
+    assert (
+        client.post(
+            start.headers["Location"], data={"csrf_token": token, "external_id": " "}
+        ).status_code
+        == 400
+    )
+    client.post(start.headers["Location"], data={"csrf_token": token, "external_id": "E-1234"})
+    assert db_session.scalar(select(Participation.participant_external_id)) == "E-1234"
+
+
+def test_a_profiles_collection_asks_nothing_and_sends_the_profile(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = services.create_campaign(
+        db_session,
+        organization=organization,
+        creator=teacher,
+        name="Profils",
+        type=CampaignType.PROFILES_COLLECTION,
+    )
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    start = client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    assert start.headers["Location"] == f"/campagnes/{code}/profil"
+    page = client.get(f"/campagnes/{code}/profil").get_data(as_text=True)
+    assert "/ 1024" in page and page.count('class="card"') == 16
+    client.post(
+        f"/campagnes/{code}/envoi",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}/profil")},
+    )
+    participation = db_session.scalars(select(Participation)).one()
+    db_session.refresh(participation)
+    assert participation.status is ParticipationStatus.SHARED
+    assert participation.shared_results["profile"]["pix"] == 0
+
+
+def test_my_campaigns_and_profile(client, setting, db_session):
+    _, _, campaign = setting
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+    page = client.get("/mes-parcours").get_data(as_text=True)
+    assert "Reprendre" in page
+    assert "0 / 1024" in client.get("/mon-profil").get_data(as_text=True)
+
+
+def test_student_pages_may_be_framed_and_speak_english(client, setting):
+    _, _, campaign = setting
+    response = client.get(f"/campagnes/{campaign.code}?lang=en")
+    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert "Start your path" in response.get_data(as_text=True)
