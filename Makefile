@@ -8,7 +8,7 @@ TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help install run test test-sqlite test-postgres lint format clean
+.PHONY: help install install-browser run test test-sqlite test-postgres lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,16 +26,22 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED) $(CATALOGS)  ## create .venv with Parcours and its tools
 
+install-browser:  ## Debian's Chromium for the browser tests (needs root and apt)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "note: no chromium and no root: browser tests will be skipped (CI installs it)"; fi
+
 run: install  ## the demo: upgrade the SQLite database, seed, serve on http://127.0.0.1:5000
 	$(BIN)/parcours demo --host $(HOST) --port $(PORT)
 
-test: lint test-sqlite test-postgres  ## lint, then the whole suite on SQLite and on PostgreSQL
+test: lint test-sqlite test-postgres  ## lint, then the whole suite (browser tests included) on SQLite and on PostgreSQL
 
-test-sqlite: install  ## the suite on a throwaway SQLite database
-	$(BIN)/pytest -q
+test-sqlite: install install-browser  ## the suite on a throwaway SQLite database
+	$(BIN)/pytest -q -p no:logging
 
-test-postgres: install  ## the suite on a throwaway database of the PostgreSQL at TEST_POSTGRES_URL
-	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
+test-postgres: install install-browser  ## the suite on a throwaway database of the PostgreSQL at TEST_POSTGRES_URL
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q -p no:logging
 
 lint: install  ## ruff, formatting, import contracts, types
 	$(BIN)/ruff check .
