@@ -97,12 +97,13 @@ def content_check(path: Path, as_json: bool) -> None:
 
 @content.command("import")
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--activate", is_flag=True, help="Serve an older, already imported version again.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_runtime
-def content_import(runtime: Runtime, path: Path, as_json: bool) -> None:
+def content_import(runtime: Runtime, path: Path, activate: bool, as_json: bool) -> None:
     """Import a content pack and make it the active one (idempotent per version)."""
     with runtime.connected_database().session() as session, session.begin():
-        imported = import_pack(session, path)
+        imported = import_pack(session, path, activate=activate)
         result = {
             "pack": imported.pack.id,
             "version": imported.pack.version,

@@ -45,7 +45,9 @@ def checksum(files: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def import_pack(session: Session, path: Path | str) -> Imported:
+def import_pack(session: Session, path: Path | str, *, activate: bool = False) -> Imported:
+    """Store the pack at `path` and make it the active one. The active release imported again
+    changes nothing; an older release becomes active again only when `activate` says so."""
     files = read_pack_files(path)
     problems = check_pack_files(files)
     if problems:
@@ -66,6 +68,10 @@ def import_pack(session: Session, path: Path | str) -> Imported:
     if release is not None and release.checksum != digest:
         raise AlreadyExists(
             f"{pack.id} {pack.version} was imported with other content; give this one a new version"
+        )
+    if release is not None and not release.is_active and not activate:
+        raise AlreadyExists(
+            f"{pack.id} {pack.version} is an older release; pass --activate to serve it again"
         )
     session.execute(update(ContentRelease).where(ContentRelease.is_active).values(is_active=False))
     if release is None:
@@ -150,7 +156,8 @@ def pack_version(session: Session, pack_id: str, version: str) -> ContentPack | 
         )
     ).one_or_none()
     if row is None:
-        return None
+        bundled = _bundled()  # served before any import: campaigns may have frozen it
+        return bundled if (bundled.id, bundled.version) == (pack_id, version) else None
     return _release_pack(session, row.id, (pack_id, version, row.checksum))
 
 

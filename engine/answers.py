@@ -84,7 +84,9 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def matches(typed: str, solutions: tuple[str, ...], tolerances: tuple[str, ...]) -> bool:
-    answer = normalize(typed[:MAX_ANSWER_LENGTH], tolerances)
+    if len(typed) > MAX_ANSWER_LENGTH:
+        return False  # never cut: a right answer padded with anything else is not a right answer
+    answer = normalize(typed, tolerances)
     if not answer:
         return False
     for solution in solutions:
@@ -98,7 +100,7 @@ def matches(typed: str, solutions: tuple[str, ...], tolerances: tuple[str, ...])
 
 def _indexes(value: str) -> set[int] | None:
     parts = [p.strip() for p in value.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
+    if not parts or not all(p.isascii() and p.isdecimal() for p in parts):
         return None
     return {int(p) for p in parts}
 

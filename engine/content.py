@@ -17,7 +17,37 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-TUBE_ID = re.compile(r"^@[A-Za-z][A-Za-z0-9]*$")
+TUBE_ID = re.compile(r"^@[A-Za-z][A-Za-z0-9]{0,46}$")
+PACK_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,23}$")
+KEYS = {
+    "pack": {"id", "version", "locale", "title", "areas"},
+    "area": {"id", "title", "competences"},
+    "competence": {"id", "title"},
+    "competence file": {"competence", "tubes"},
+    "tube": {"id", "title", "description", "skills"},
+    "skill": {"level", "description", "hint", "tutorials", "challenges"},
+    "tutorial": {"id", "title", "format", "duration_minutes", "source", "text", "url"},
+    "challenge": {
+        "id",
+        "type",
+        "instruction",
+        "explanation",
+        "timer",
+        "status",
+        "tolerances",
+        "proposals",
+        "solution",
+        "solutions",
+        "label",
+        "fields",
+        "mode",
+        "solution_groups",
+    },
+    "field": {"name", "label", "solutions"},
+    "profile": {"id", "name", "description", "tubes", "competences"},
+    "profile entry": {"id", "level"},
+}
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOLERANCES = ("t1", "t2", "t3")
 TUTORIAL_FORMATS = ("article", "vidéo", "page", "jeu", "outil")
@@ -290,16 +320,29 @@ class _Loader:
             if manifest is not None:
                 self.problem("pack.json", "-", "expected an object")
             return None, self.problems
+        self.keys(manifest, "pack", "pack.json", "pack")
         meta = {k: self.text(manifest, k, "pack.json", "pack") for k in ("id", "version", "title")}
         locale = self.text(manifest, "locale", "pack.json", "pack")
+        if meta["id"] and not PACK_ID.match(meta["id"]):
+            self.problem(
+                "pack.json", "pack", "'id' must be lower-case letters, digits or '-' (32 at most)"
+            )
+        if meta["version"] and not VERSION.match(meta["version"]):
+            self.problem(
+                "pack.json",
+                "pack",
+                "'version' must be letters, digits, '.', '+' or '-' (24 at most)",
+            )
 
         raw_competences: list[tuple[str, str, str]] = []  # (area id, competence id, title)
         areas_meta: list[tuple[str, str, list[str]]] = []
         for area in self.items(manifest, "areas", "pack.json", "pack"):
+            self.keys(area, "area", "pack.json", "area")
             area_id = self.text(area, "id", "pack.json", "area")
             title = self.text(area, "title", "pack.json", f"area {area_id}")
             ids: list[str] = []
             for competence in self.items(area, "competences", "pack.json", f"area {area_id}"):
+                self.keys(competence, "competence", "pack.json", f"area {area_id}")
                 cid = self.text(competence, "id", "pack.json", f"area {area_id}")
                 ctitle = self.text(competence, "title", "pack.json", f"competence {cid}")
                 if not cid.startswith(f"{area_id}."):
@@ -415,6 +458,22 @@ class _Loader:
             self.problem(file, item, f"'{key}' has duplicates")
         return cleaned
 
+    def keys(self, data: Any, kind: str, file: str, item: str) -> None:
+        """Unknown keys are mistakes (a misspelt "tolerances" would silently drop a rule)."""
+        if isinstance(data, dict):
+            for key in sorted(set(data) - KEYS[kind]):
+                self.problem(file, item, f"unknown key {key!r} in {kind}")
+
+    def listed(self, data: dict[str, Any], key: str, file: str, item: str) -> list[Any]:
+        """An optional list: missing is empty, anything but a list is a problem."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(file, item, f"'{key}' must be a list")
+            return []
+        return value
+
     def unique(self, kind: str, identifier: str, file: str) -> None:
         key = f"{kind}:{identifier}"
         if key in self.seen_ids:
@@ -432,12 +491,14 @@ class _Loader:
         if not isinstance(data, dict) or data.get("competence") != cid:
             self.problem(file, "-", f'expected an object with "competence": "{cid}"')
             return []
+        self.keys(data, "competence file", file, cid)
         tubes: list[dict[str, Any]] = []
         for tube in self.items(data, "tubes", file, cid):
             tube_id = tube.get("id")
             if not isinstance(tube_id, str) or not TUBE_ID.match(tube_id):
-                self.problem(file, str(tube_id), "tube id must look like @camelCase")
+                self.problem(file, str(tube_id), "tube id must look like @camelCase (48 at most)")
                 continue
+            self.keys(tube, "tube", file, tube_id)
             self.unique("tube", tube_id, file)
             skills: list[dict[str, Any]] = []
             for skill in self.items(tube, "skills", file, tube_id):
@@ -465,6 +526,7 @@ class _Loader:
     ) -> dict[str, Any] | None:
         level = self.integer(skill, "level", file, f"{tube_id}?", 1, MAX_LEVEL)
         skill_id = f"{tube_id}{level}"
+        self.keys(skill, "skill", file, skill_id)
         challenges = tuple(
             c
             for c in (
@@ -477,7 +539,10 @@ class _Loader:
             self.problem(file, skill_id, "no challenge with status 'validated'")
         tutorials = tuple(
             t
-            for t in (self.read_tutorial(raw, file) for raw in skill.get("tutorials") or [])
+            for t in (
+                self.read_tutorial(raw, file)
+                for raw in self.listed(skill, "tutorials", file, skill_id)
+            )
             if t is not None
         )
         return {
@@ -498,6 +563,7 @@ class _Loader:
             self.problem(file, str(tid), "tutorial id must be letters, digits, '-', '_' or '.'")
             return None
         self.unique("tutorial", tid, file)
+        self.keys(raw, "tutorial", file, tid)
         fmt = self.text(raw, "format", file, tid)
         if fmt and fmt not in TUTORIAL_FORMATS:
             self.problem(file, tid, f"format must be one of {', '.join(TUTORIAL_FORMATS)}")
@@ -527,6 +593,7 @@ class _Loader:
             )
             return None
         self.unique("challenge", cid, file)
+        self.keys(raw, "challenge", file, cid)
         try:
             kind = ChallengeType(str(raw.get("type")))
         except ValueError:
@@ -603,6 +670,7 @@ class _Loader:
             return None
         fields: list[Field] = []
         for entry in self.items(raw, "fields", file, cid):
+            self.keys(entry, "field", file, cid)
             name = entry.get("name")
             if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,31}$", name):
                 self.problem(file, cid, "field names must be lower-case letters, digits or _")
@@ -650,8 +718,10 @@ class _Loader:
                 self.problem(file, str(pid), "profile id must be letters, digits, '-', '_' or '.'")
                 continue
             self.unique("profile", pid, file)
+            self.keys(raw, "profile", file, pid)
             levels: dict[str, int] = {}
-            for entry in raw.get("competences") or []:
+            for entry in self.listed(raw, "competences", file, pid):
+                self.keys(entry, "profile entry", file, pid)
                 cid = entry.get("id") if isinstance(entry, dict) else None
                 if cid not in tubes_by_competence:
                     self.problem(file, pid, f"unknown competence {cid!r}")
@@ -659,7 +729,8 @@ class _Loader:
                 cap = self.integer(entry, "level", file, pid, 1, MAX_LEVEL)
                 for tube in tubes_by_competence[cid]:
                     levels[tube["id"]] = cap
-            for entry in raw.get("tubes") or []:
+            for entry in self.listed(raw, "tubes", file, pid):
+                self.keys(entry, "profile entry", file, pid)
                 tid = entry.get("id") if isinstance(entry, dict) else None
                 if tid not in tube_ids:
                     self.problem(file, pid, f"unknown tube {tid!r}")

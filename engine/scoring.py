@@ -55,12 +55,13 @@ def profile(
     *,
     max_reachable_level: int = MAX_REACHABLE_LEVEL,
 ) -> Profile:
-    """Pix and level of every competence from the user's effective knowledge."""
+    """Pix and level of every competence from the user's effective knowledge: the pix each
+    element earned when it was recorded (a later content version never rescores a user)."""
     earned: dict[str, float] = {c.id: 0.0 for c in pack.competences}
     for skill_id, element in knowledge.items():
         skill = pack.skill_by_id.get(skill_id)
         if skill is not None and element.status is Status.VALIDATED:
-            earned[skill.competence_id] += skill.pix_value
+            earned[skill.competence_id] += element.earned_pix
     cap = max_reachable_level * PIX_PER_LEVEL
     scores = []
     for competence in pack.competences:
@@ -155,6 +156,5 @@ def is_checkpoint(answer_count: int) -> bool:
 
 
 def rounded_percent(rate: float) -> int:
-    """Percentages as shown to people: half up, never 100 unless complete."""
-    value = math.floor(rate * 100 + 0.5)
-    return 99 if value == 100 and rate < 1 else value
+    """Percentages as shown to people: rounded half up."""
+    return math.floor(rate * 100 + 0.5)

@@ -238,7 +238,7 @@ class Baseline:
 SLIP = 0.10  # a student who masters a skill still fails its question
 GUESS = 0.20  # a student who does not master it still succeeds
 CLOSE_TUBE_BELOW = 0.05  # a tube this sure of (expected wrong skills) is recorded at once
-MIN_GAIN = 0.35  # a question must be worth this much (expected errors and uncertainty removed)
+MIN_GAIN = 0.32  # a question must be worth this much (expected errors and uncertainty removed)
 TUBE_SPREAD = 0.8  # how far a tube’s level strays from the student’s overall level
 UNCERTAINTY_WEIGHT = 1.0
 OUTLIER_SHARE = 0.10
@@ -350,9 +350,11 @@ def _mastery(posterior: Sequence[float]) -> list[float]:
     return out
 
 
-def _loss(posterior: Sequence[float]) -> float:
-    """Expected number of skills we would classify wrongly now."""
-    return sum(min(p, 1 - p) for p in _mastery(posterior))
+def _loss(posterior: Sequence[float], observations: Sequence[tuple[int, bool]]) -> float:
+    """Expected number of skills the verdicts we would record now get wrong."""
+    mastery = _mastery(posterior)
+    verdicts = _verdicts(mastery, observations)
+    return sum((1 - p) if v else p for p, v in zip(mastery, verdicts, strict=True))
 
 
 def _uncertainty(posterior: Sequence[float]) -> float:
@@ -378,6 +380,7 @@ class _Plan:
     loss: float  # expected wrongly classified skills now
     gains: tuple[tuple[float, int], ...]  # (value of asking, skill index) for unasked skills
     mastery: tuple[float, ...]  # P(mastered) per skill
+    verdicts: tuple[bool, ...]  # validated or not, if the tube were recorded now
 
     @property
     def observed(self) -> bool:
@@ -395,36 +398,43 @@ def _tube_plan(
     """The tube's current loss and, for each skill index not yet asked, the expected reduction
     of uncertainty from asking it."""
     posterior = _posterior(levels, observations, mean, spread)
-    loss, uncertainty = _loss(posterior), _uncertainty(posterior)
+    loss, uncertainty = _loss(posterior, observations), _uncertainty(posterior)
     gains = []
     for index in range(len(levels)):
         if index in asked:
             continue
         p_right, after_right = _update(posterior, index, True)
         p_wrong, after_wrong = _update(posterior, index, False)
-        loss_gain = loss - p_right * _loss(after_right) - p_wrong * _loss(after_wrong)
+        loss_gain = (
+            loss
+            - p_right * _loss(after_right, (*observations, (index, True)))
+            - p_wrong * _loss(after_wrong, (*observations, (index, False)))
+        )
         uncertainty_gain = (
             uncertainty - p_right * _uncertainty(after_right) - p_wrong * _uncertainty(after_wrong)
         )
         gains.append((loss_gain + UNCERTAINTY_WEIGHT * uncertainty_gain, index))
-    return _Plan(loss, tuple(gains), tuple(_mastery(posterior)))
+    verdicts = tuple(_verdicts(_mastery(posterior), observations))
+    return _Plan(loss, tuple(gains), tuple(_mastery(posterior)), verdicts)
 
 
 def _verdicts(mastery: Sequence[float], observations: Iterable[tuple[int, bool]]) -> list[bool]:
-    """Validated or not, per skill of a tube. The student's own answers are never overruled by
+    """Validated or not, per skill of a tube, from the model's P(mastered) and two rules of
+    fairness. No credit without evidence: nothing above the highest success is validated unless
+    a failure higher up bounds the gap. And the student's own answers are never overruled by
     what other tubes suggest: when they agree with each other (every success below every
-    failure), the line falls between them and the model only places it inside the gap. Only
-    answers that contradict each other (a slip or a lucky guess) leave it to the model."""
+    failure), the line falls between them and the model only places it inside that gap. Only
+    answers that contradict each other (a slip or a lucky guess) are arbitrated by the model."""
     successes = [i for i, correct in observations if correct]
     failures = [i for i, correct in observations if not correct]
     highest_success = max(successes, default=-1)
     lowest_failure = min(failures, default=len(mastery))
-    model = [p >= 0.5 for p in mastery]
     if highest_success >= lowest_failure:
-        return model
+        return [p >= 0.5 and i <= highest_success for i, p in enumerate(mastery)]
+    bounded = lowest_failure < len(mastery)
     return [
-        True if i <= highest_success else False if i >= lowest_failure else model[i]
-        for i in range(len(mastery))
+        i <= highest_success or (bounded and i < lowest_failure and p >= 0.5)
+        for i, p in enumerate(mastery)
     ]
 
 
@@ -549,7 +559,9 @@ class Adaptive:
             return None
         avoid_timed = after_timed and best_untimed is not None
         chosen = best_untimed if avoid_timed and best_untimed is not None else best
-        if chosen[0] < self.min_gain:
+        # The test goes on while any question is worth asking; after a timed one, an untimed
+        # one comes in between even when it is worth less.
+        if best[0] < self.min_gain:
             # Not worth another question, except where the student would otherwise get no
             # credit for a tube they probably master.
             if not owed:
@@ -563,8 +575,7 @@ class Adaptive:
         )
 
     def _record(self, situation: Situation, *, only_closed: bool) -> list[NewKnowledge]:
-        answered_here = {step.challenge.skill_id for step in situation.steps}
-        evidence = self._observations(situation)
+        answered_here = {step.challenge.skill_id: step.result.validated for step in situation.steps}
         new: list[NewKnowledge] = []
         for tube, plan in self._state(situation):
             if any(s.id in situation.recorded_here for s in tube.skills):
@@ -573,13 +584,20 @@ class Adaptive:
                 continue
             if not any(s.id in answered_here for s in tube.skills):
                 continue  # nothing asked here: nothing new to say
-            validated = _verdicts(plan.mastery, evidence.get(tube.id, ()))
             for index, skill in enumerate(tube.skills):
                 if skill.id in situation.known:
                     continue
-                status = Status.VALIDATED if validated[index] else Status.INVALIDATED
-                source = Source.DIRECT if skill.id in answered_here else Source.INFERRED
-                new.append(NewKnowledge(skill, status, source))
+                validated = plan.verdicts[index]
+                # "Direct" only where the verdict is what the student answered; a verdict that
+                # arbitrates contradicting answers is an inference.
+                direct = answered_here.get(skill.id) == validated
+                new.append(
+                    NewKnowledge(
+                        skill,
+                        Status.VALIDATED if validated else Status.INVALIDATED,
+                        Source.DIRECT if direct else Source.INFERRED,
+                    )
+                )
         return new
 
     def record_answer(self, situation: Situation) -> list[NewKnowledge]:
@@ -587,6 +605,12 @@ class Adaptive:
 
     def record_end(self, situation: Situation) -> list[NewKnowledge]:
         return self._record(situation, only_closed=False)
+
+
+def clear_caches() -> None:
+    """Forget every memoised computation (benchmarks measure the cold case with it)."""
+    for function in (_prior, _posterior, _ability_evidence, _tube_plan):
+        function.cache_clear()
 
 
 SELECTORS: dict[str, Selector] = {"baseline": Baseline(), "adaptive": Adaptive()}

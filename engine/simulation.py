@@ -16,31 +16,48 @@ EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 @dataclass(frozen=True)
 class Learner:
-    """True level per tube (skills up to it are mastered) and a noisy way of answering."""
+    """True level per tube (skills up to it are mastered) and a noisy way of answering.
+
+    With a `noise_seed`, the luck of each answer is drawn once per skill: every algorithm
+    meets the same slips and guesses on the same skills (paired comparison)."""
 
     levels: Mapping[str, int]
     slip: float = 0.1
     guess: float = 0.15
+    noise_seed: str | None = None
 
     def masters(self, tube_id: str, level: int) -> bool:
         return level <= self.levels.get(tube_id, 0)
 
     def answers(self, tube_id: str, level: int, rng: random.Random) -> Result:
+        luck = (
+            random.Random(f"{self.noise_seed}:{tube_id}:{level}").random()
+            if self.noise_seed is not None
+            else rng.random()
+        )
         if self.masters(tube_id, level):
-            return Result.KO if rng.random() < self.slip else Result.OK
-        return Result.OK if rng.random() < self.guess else Result.KO
+            return Result.KO if luck < self.slip else Result.OK
+        return Result.OK if luck < self.guess else Result.KO
 
 
 def random_learner(
-    profile: ProfileIndex, rng: random.Random, *, slip: float = 0.1, guess: float = 0.15
+    profile: ProfileIndex,
+    rng: random.Random,
+    *,
+    slip: float = 0.1,
+    guess: float = 0.15,
+    tube_spread: float = 1.0,
+    independent: bool = False,
 ) -> Learner:
-    """An overall ability, and per tube a level scattered around it."""
+    """An overall ability, and per tube a level scattered around it (or, `independent`, each
+    tube's level drawn on its own); the luck of the answers is fixed per skill."""
     ability = rng.uniform(-0.5, 7.0)
     levels = {}
     for tube in profile.tubes:
         top = tube.skills[-1].level
-        levels[tube.id] = max(0, min(top, round(ability + rng.gauss(0, 1.0))))
-    return Learner(levels, slip, guess)
+        drawn = rng.uniform(-0.5, top + 0.5) if independent else ability + rng.gauss(0, tube_spread)
+        levels[tube.id] = max(0, min(top, round(drawn)))
+    return Learner(levels, slip, guess, noise_seed=f"{rng.random():.17f}")
 
 
 @dataclass

@@ -88,3 +88,19 @@ def test_content_check_command(pack_copy):
     assert invalid.exit_code == 1
     assert "target_profiles.json: tp: unknown tube '@rien'" in invalid.stdout
     assert "problem(s) in" in invalid.stderr
+
+
+def test_an_older_release_is_served_again_only_when_asked(db_session, pack_copy):
+    import_pack(db_session, BUNDLED_PACK)
+    set_version(pack_copy, "2099.1.0")
+    import_pack(db_session, pack_copy)
+    with pytest.raises(AlreadyExists, match="older release"), db_session.begin_nested():
+        import_pack(db_session, BUNDLED_PACK)
+    assert active_pack(db_session).version == "2099.1.0"
+    import_pack(db_session, BUNDLED_PACK, activate=True)
+    assert active_pack(db_session).version != "2099.1.0"
+
+
+def test_the_bundled_version_is_reachable_before_any_import(db_session):
+    bundled = active_pack(db_session)
+    assert pack_version(db_session, bundled.id, bundled.version) is bundled

@@ -92,3 +92,12 @@ def test_qrocm_dep_accepts_any_order_but_not_twice_the_same_answer():
 @pytest.mark.parametrize("value", ["not json", "[1, 2]", '"text"', "{}"])
 def test_malformed_qrocm_values_are_wrong_answers(value):
     assert check(qrocm("ind"), value) is Result.KO
+
+
+@pytest.mark.parametrize("value", ["²", "1,²", "١", "1;3"])
+def test_odd_digits_are_wrong_answers_not_errors(value):
+    assert check(qcm(), value) is Result.KO
+
+
+def test_a_right_answer_padded_with_anything_is_wrong():
+    assert check(qroc("guillemets"), "guillemets" + " " * 600 + "n’importe quoi") is Result.KO

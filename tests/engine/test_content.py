@@ -138,3 +138,22 @@ def test_unknown_tubes_in_profiles_and_bad_json_are_reported(broken_pack):
     problems = [str(p) for p in check_pack(broken_pack)]
     assert any("unknown tube '@nulle'" in p for p in problems)
     assert any(p.startswith("competences/2.1.json: -: not valid UTF-8 JSON") for p in problems)
+
+
+def test_misspelt_keys_and_wrong_types_are_problems_not_crashes(broken_pack):
+    def misspell(data):
+        challenge = data["tubes"][0]["skills"][0]["challenges"][0]
+        challenge["tolerance"] = ["t1"]
+        data["tubes"][0]["skills"][1]["tutorials"] = 3
+
+    edit(broken_pack / "competences/1.1.json", misspell)
+    (broken_pack / "target_profiles.json").write_text('[{"id": "tp-x", "name": "X", "tubes": 5}]')
+    problems = [str(p) for p in check_pack(broken_pack)]
+    assert any("unknown key 'tolerance' in challenge" in p for p in problems)
+    assert any("'tutorials' must be a list" in p for p in problems)
+    assert any("target_profiles.json: tp-x: 'tubes' must be a list" in p for p in problems)
+
+
+def test_ids_longer_than_the_database_keeps_are_refused(broken_pack):
+    edit(broken_pack / "pack.json", lambda d: d.update(version="v" * 40))
+    assert any("'version' must be" in str(p) for p in check_pack(broken_pack))

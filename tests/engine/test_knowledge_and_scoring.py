@@ -73,7 +73,7 @@ def test_certifiability_needs_five_competences_at_level_one():
     chosen = {}
     for competence in pack.competences[:4]:
         for s in [s for t in competence.tubes for s in t.skills][:6]:
-            chosen[s.id] = known(s.id, Status.VALIDATED)
+            chosen[s.id] = known(s.id, Status.VALIDATED, pix=s.pix_value)
     scores = profile(pack, chosen)
     assert scores.certifiable_competences == 4 and not scores.is_certifiable
 
@@ -97,7 +97,14 @@ def test_progress_and_checkpoints():
     assert [n for n in range(1, 16) if is_checkpoint(n)] == [5, 10, 15]
 
 
-def test_percentages_round_half_up_but_never_to_100_unless_complete():
+def test_percentages_round_half_up():
     assert rounded_percent(0.625) == 63
-    assert rounded_percent(0.9996) == 99
+    assert rounded_percent(0.624) == 62
     assert rounded_percent(1.0) == 100
+
+
+def test_pix_are_the_ones_earned_when_recorded():
+    pack = load_pack()
+    skill = pack.competence_by_id["1.1"].tubes[0].skills[0]
+    scores = profile(pack, {skill.id: known(skill.id, Status.VALIDATED, pix=3.0)})
+    assert next(c for c in scores.competences if c.competence_id == "1.1").pix == 3
