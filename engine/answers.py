@@ -54,9 +54,12 @@ def normalize(text: str, tolerances: tuple[str, ...]) -> str:
     """Apply t1 (spaces, case) and t2 (accents, punctuation, typographic quotes)."""
     value = text.translate(_QUOTES)
     if "t2" in tolerances:
+        value = value.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
         value = unicodedata.normalize("NFKD", value)
         value = "".join(c for c in value if not unicodedata.combining(c))
-        value = _NOT_WORD.sub("", value)
+        # Punctuation becomes a space, and spaces are collapsed: "l' ordinateur", "l'ordinateur"
+        # and "l ordinateur" are one answer.
+        value = _SPACES.sub(" ", _NOT_WORD.sub(" ", value)).strip()
     if "t1" in tolerances:
         value = _SPACES.sub(" ", value).strip().casefold()
     return value

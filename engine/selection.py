@@ -197,7 +197,7 @@ class Baseline:
                 return None
             best = self._most_rewarding(candidates, theta, situation)
         best.sort(key=lambda s: s.id)
-        skill = best[stable_hash(situation.assessment_id, str(len(situation.steps))) % len(best)]
+        skill = best[stable_hash(situation.assessment_id) % len(best)]
         return _choose_challenge(
             skill, profile.playable[skill.id], situation, avoid_timed=avoid_timed
         )
@@ -227,7 +227,10 @@ class Baseline:
         skill = situation.profile.skills.get(step.challenge.skill_id)
         if skill is None:
             return []
-        return infer(skill, step.result, target=situation.profile.skills, known=situation.known)
+        # Only skills assessed in this very test are left alone (the reference's rule): a
+        # recent failure from another campaign may still be validated by inference here.
+        assessed_here = {k: v for k, v in situation.known.items() if k in situation.recorded_here}
+        return infer(skill, step.result, target=situation.profile.skills, known=assessed_here)
 
     def record_end(self, situation: Situation) -> list[NewKnowledge]:
         return []

@@ -101,3 +101,9 @@ def test_odd_digits_are_wrong_answers_not_errors(value):
 
 def test_a_right_answer_padded_with_anything_is_wrong():
     assert check(qroc("guillemets"), "guillemets" + " " * 600 + "n’importe quoi") is Result.KO
+
+
+def test_spaces_around_punctuation_and_ligatures_are_tolerated_by_t2():
+    assert check(qroc("l'ordinateur", tolerances=("t1", "t2")), "l’ ordinateur") is Result.OK
+    assert check(qroc("cœur", tolerances=("t1", "t2")), "coeur") is Result.OK
+    assert check(qroc("navigateur web", tolerances=("t1", "t2")), "navigateurweb") is Result.KO
