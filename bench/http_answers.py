@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "Bench-Eleve-2026"
+PASSWORD = secrets.token_urlsafe(12) + "-Aa1"  # this run only
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
 
