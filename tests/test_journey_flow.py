@@ -42,6 +42,18 @@ def signed_in(client, email="eleve1@example.org"):
     assert response.status_code == 302
 
 
+def start_as_student(client, db_session, campaign):
+    """A registered student signs in and presses "Je commence"."""
+    student(db_session)
+    db_session.commit()
+    signed_in(client)
+    code = campaign.code
+    return client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+
+
 def form_for(challenge, *, right=True):
     value = expected_answer(challenge)
     if challenge.type is ChallengeType.QCM:
@@ -173,14 +185,8 @@ def test_a_new_student_signs_up_reads_the_rules_and_answers(client, setting):
 
 def test_the_whole_test_with_checkpoints_results_and_sharing(client, setting, db_session):
     _, _, campaign = setting
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
+    start_as_student(client, db_session, campaign)
     code = campaign.code
-    client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
     checkpoints = 0
     for n in range(200):
         challenge, _page = current(client, code)
@@ -211,14 +217,8 @@ def test_the_whole_test_with_checkpoints_results_and_sharing(client, setting, db
 
 def test_double_submission_and_stale_questions(client, setting, db_session):
     _, _, campaign = setting
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
+    start_as_student(client, db_session, campaign)
     code = campaign.code
-    client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
     challenge, _ = current(client, code)
     answer(client, code, challenge)
     answer(client, code, challenge)  # the same form sent twice
@@ -231,14 +231,8 @@ def test_double_submission_and_stale_questions(client, setting, db_session):
 
 def test_skipping_and_reporting(client, setting, db_session):
     _, _, campaign = setting
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
+    start_as_student(client, db_session, campaign)
     code = campaign.code
-    client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
     challenge, _ = current(client, code)
     token = csrf_token(client, f"/campagnes/{code}/evaluation")
     client.post(
@@ -277,14 +271,8 @@ def test_the_external_identifier_is_asked_when_the_campaign_wants_it(client, db_
     campaign = assessment_campaign(
         db_session, organization, teacher, external_id_label="Numéro d’élève"
     )
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
+    start = start_as_student(client, db_session, campaign)
     code = campaign.code
-    start = client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
     assert start.headers["Location"] == f"/campagnes/{code}/identifiant"
     token = csrf_token(client, start.headers["Location"])
     assert (
@@ -306,14 +294,8 @@ def test_a_profiles_collection_asks_nothing_and_sends_the_profile(client, db_ses
         name="Profils",
         type=CampaignType.PROFILES_COLLECTION,
     )
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
+    start = start_as_student(client, db_session, campaign)
     code = campaign.code
-    start = client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
     assert start.headers["Location"] == f"/campagnes/{code}/profil"
     page = client.get(f"/campagnes/{code}/profil").get_data(as_text=True)
     assert "/ 1024" in page and page.count('class="card"') == 16
@@ -329,14 +311,7 @@ def test_a_profiles_collection_asks_nothing_and_sends_the_profile(client, db_ses
 
 def test_my_campaigns_and_profile(client, setting, db_session):
     _, _, campaign = setting
-    student(db_session)
-    db_session.commit()
-    signed_in(client)
-    code = campaign.code
-    client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
+    start_as_student(client, db_session, campaign)
     page = client.get("/mes-parcours").get_data(as_text=True)
     assert "Reprendre" in page
     assert "0 / 1024" in client.get("/mon-profil").get_data(as_text=True)
