@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -421,6 +421,15 @@ def submit_answer(
     assessment.current_challenge_id = None
     nxt = _advance(session, state)
     return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
+
+
+def answer_count(session: Session, assessment: Assessment) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Answer).where(Answer.assessment_id == assessment.id)
+        )
+        or 0
+    )
 
 
 def _already_answered(session: Session, assessment: Assessment, challenge_id: str) -> bool:

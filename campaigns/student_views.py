@@ -281,8 +281,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
     session.commit()
     if challenge is None:
         return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
-    state = journey.load_test(session, assessment)
-    answered = len(state.answers)
+    answered = journey.answer_count(session, assessment)
     remaining = None
     if challenge.timer is not None and assessment.current_challenge_asked_at is not None:
         deadline = assessment.current_challenge_asked_at + dt.timedelta(seconds=challenge.timer)
