@@ -8,6 +8,7 @@ committed, so an installed copy speaks English without build tools.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,16 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LOCALES, default=DEFAULT_LOCALE) or DEFAULT_LOCALE
 
 
+_BEFORE_HIGH_PUNCTUATION = re.compile(r" ([?!:;»])")
+_AFTER_GUILLEMET = re.compile(r"« ")
+
+
+def french_spacing(text: str) -> str:
+    """Narrow no-break spaces where French typography wants them, so that a "?" or a "»" never
+    starts a line on its own."""
+    return _AFTER_GUILLEMET.sub("«\u202f", _BEFORE_HIGH_PUNCTUATION.sub("\u202f\\1", text))
+
+
 def url_in_language(lang: str) -> str:
     """The current page in another language (its query string kept)."""
     if request.endpoint is None:
@@ -63,3 +74,4 @@ def init_i18n(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["url_in_language"] = url_in_language
+    app.jinja_env.filters["french_spacing"] = french_spacing

@@ -104,7 +104,7 @@ def test_a_typed_code_leads_to_the_landing_page(client, setting):
     assert response.headers["Location"] == f"/campagnes/{campaign.code}"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Commencez votre parcours" in page and "Je commence" in page
-    assert "Bienvenue !\nBon courage." in page
+    assert "Bienvenue\u202f!\nBon courage." in page  # French spacing: "!" never starts a line
     assert "que si vous choisissez de les envoyer" in page
 
 
