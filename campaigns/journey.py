@@ -34,6 +34,7 @@ from campaigns.models import (
     KnowledgeElementSource,
     KnowledgeElementStatus,
     Learner,
+    Organization,
     Participation,
     ParticipationStatus,
     User,
@@ -65,6 +66,10 @@ class NotAllowed(ServiceError):
     pass
 
 
+class ContentUnavailable(ServiceError):
+    """The content version a campaign froze is not in the database."""
+
+
 class NotCurrent(ServiceError):
     """The answer is for a challenge that is not the one on screen."""
 
@@ -86,6 +91,7 @@ class CampaignContent:
         return tuple(self.index.skills.values())
 
 
+PROFILE_CACHE_SIZE = 512
 _profiles: dict[tuple[int, str], CampaignContent] = {}
 _profiles_lock = threading.Lock()
 
@@ -97,17 +103,24 @@ def campaign_content(session: Session, campaign: Campaign) -> CampaignContent:
         cached = _profiles.get(key)
     if cached is not None:
         return cached
-    pack = None
     if campaign.content_version and "@" in campaign.content_version:
         pack_id, version = campaign.content_version.split("@", 1)
         pack = pack_version(session, pack_id, version)
-    pack = pack or active_pack(session)
+    else:
+        pack = active_pack(session)
     skill_ids = session.scalars(
         select(CampaignSkill.skill_id).where(CampaignSkill.campaign_id == campaign.id)
     ).all()
-    skills = [pack.skill_by_id[s] for s in skill_ids if s in pack.skill_by_id]
+    if pack is None or any(s not in pack.skill_by_id for s in skill_ids):
+        # Never a silent replacement: the campaign's figures would change under the teacher.
+        raise ContentUnavailable(
+            f"content {campaign.content_version} of campaign {campaign.id} is not imported"
+        )
+    skills = [pack.skill_by_id[s] for s in skill_ids]
     content = CampaignContent(pack, ProfileIndex.build(skills, locale=pack.locale))
     with _profiles_lock:
+        if len(_profiles) >= PROFILE_CACHE_SIZE:
+            _profiles.pop(next(iter(_profiles)))
         _profiles[key] = content
     return content
 
@@ -126,13 +139,23 @@ def live_participation(session: Session, campaign: Campaign, user: User) -> Part
     ).one_or_none()
 
 
+def ensure_open(session: Session, campaign: Campaign) -> None:
+    """Archived campaigns, and campaigns of archived organizations, accept nothing more."""
+    organization = session.get(Organization, campaign.organization_id)
+    if (
+        campaign.archived_at is not None
+        or organization is None
+        or organization.archived_at is not None
+    ):
+        raise NotAllowed("this campaign is archived", code="archived")
+
+
 def join(
     session: Session, campaign: Campaign, user: User, *, external_id: str | None = None
 ) -> Participation:
     """The user's live participation in the campaign, created if needed (a double submission
     finds the one the first request created)."""
-    if campaign.archived_at is not None:
-        raise NotAllowed("this campaign is archived", code="archived")
+    ensure_open(session, campaign)
     existing = live_participation(session, campaign, user)
     if existing is not None:
         return existing
@@ -169,11 +192,11 @@ def join(
     return participation
 
 
-def is_first_participation(session: Session, user: User) -> bool:
-    count = session.scalars(
-        select(Participation.id).where(Participation.user_id == user.id).limit(2)
+def has_participated(session: Session, user: User) -> bool:
+    return (
+        session.scalar(select(Participation.id).where(Participation.user_id == user.id).limit(1))
+        is not None
     )
-    return len(count.all()) <= 1
 
 
 def open_assessment(
@@ -263,7 +286,7 @@ def load_test(session: Session, assessment: Assessment) -> TestState:
         or not (
             assessment.is_improving
             and k.status is Status.INVALIDATED
-            and k.created_at < assessment.created_at
+            and k.created_at <= assessment.created_at - RETRY_AFTER
         )
     ]
     known = effective(considered, at=assessment.created_at)
@@ -310,12 +333,29 @@ def current_challenge(session: Session, assessment: Assessment) -> Challenge | N
     the test is over (which then completes it)."""
     if assessment.state is not AssessmentState.STARTED:
         return None
-    state = load_test(session, assessment)
     if assessment.current_challenge_id:
-        challenge = state.content.pack.challenge_by_id.get(assessment.current_challenge_id)
+        campaign = _campaign_of(session, assessment)
+        pack = campaign_content(session, campaign).pack
+        challenge = pack.challenge_by_id.get(assessment.current_challenge_id)
         if challenge is not None:
             return challenge
-    return _advance(session, state)
+    return _advance(session, load_test(session, assessment))
+
+
+def start_clock(session: Session, assessment: Assessment, challenge: Challenge) -> None:
+    """A timed question's clock starts when the student first sees it (not when it was chosen:
+    the student may be reading a checkpoint, or away)."""
+    if challenge.is_timed and assessment.current_challenge_asked_at is None:
+        assessment.current_challenge_asked_at = utcnow()
+        session.flush()
+
+
+def _campaign_of(session: Session, assessment: Assessment) -> Campaign:
+    participation = session.get(Participation, assessment.participation_id)
+    campaign = session.get(Campaign, participation.campaign_id) if participation else None
+    if campaign is None:
+        raise NotFound("no such campaign")
+    return campaign
 
 
 def _advance(session: Session, state: TestState) -> Challenge | None:
@@ -327,7 +367,7 @@ def _advance(session: Session, state: TestState) -> Challenge | None:
         finish(session, assessment)
         return None
     assessment.current_challenge_id = challenge.id
-    assessment.current_challenge_asked_at = utcnow()
+    assessment.current_challenge_asked_at = None  # set when shown (start_clock)
     session.flush()
     return challenge
 
@@ -363,16 +403,18 @@ def submit_answer(
     next question. A second submission of the same answer changes nothing."""
     now = now or utcnow()
     if assessment.state is not AssessmentState.STARTED:
-        if _already_answered(session, assessment, challenge_id):
-            return Answered(checking.Result.KO, False, True, repeated=True)
+        if was_answered(session, assessment, challenge_id):
+            return _repeated(session, assessment, challenge_id)
         raise NotCurrent("the test is over", code="over")
     if challenge_id != assessment.current_challenge_id:
-        if _already_answered(session, assessment, challenge_id):
-            return Answered(checking.Result.KO, False, False, repeated=True)
+        if was_answered(session, assessment, challenge_id):
+            return _repeated(session, assessment, challenge_id)
         raise NotCurrent("this is not the current question", code="not_current")
     state = load_test(session, assessment)
     challenge = state.content.pack.challenge_by_id[challenge_id]
     value = value[: checking.MAX_ANSWER_LENGTH * 8]
+    if challenge.is_timed and assessment.current_challenge_asked_at is None:
+        raise NotCurrent("this timed question was never shown", code="not_shown")
     asked_at = assessment.current_challenge_asked_at or now
     if skipped:
         result = checking.Result.SKIPPED
@@ -394,7 +436,7 @@ def submit_answer(
         with session.begin_nested():
             session.add(answer)
     except IntegrityError:  # the same answer, submitted twice at once
-        return Answered(result, False, False, repeated=True)
+        return _repeated(session, assessment, challenge_id)
     state.answers.append(answer)
     state.situation = Situation(
         state.situation.profile,
@@ -423,6 +465,21 @@ def submit_answer(
     return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
 
 
+def _repeated(session: Session, assessment: Assessment, challenge_id: str) -> Answered:
+    """A second submission: nothing stored, but the student lands where the first one led
+    (the checkpoint, when it was the fifth answer)."""
+    last = session.scalar(
+        select(Answer.challenge_id)
+        .where(Answer.assessment_id == assessment.id)
+        .order_by(Answer.id.desc())
+        .limit(1)
+    )
+    count = answer_count(session, assessment)
+    finished = assessment.state is not AssessmentState.STARTED
+    checkpoint = last == challenge_id and (is_checkpoint(count) or finished)
+    return Answered(checking.Result.KO, checkpoint, finished, repeated=True)
+
+
 def answer_count(session: Session, assessment: Assessment) -> int:
     return (
         session.scalar(
@@ -432,7 +489,7 @@ def answer_count(session: Session, assessment: Assessment) -> int:
     )
 
 
-def _already_answered(session: Session, assessment: Assessment, challenge_id: str) -> bool:
+def was_answered(session: Session, assessment: Assessment, challenge_id: str) -> bool:
     return (
         session.scalar(
             select(Answer.id).where(
@@ -487,6 +544,10 @@ def share(session: Session, participation: Participation) -> Participation:
         return participation
     if participation.status is not ParticipationStatus.TO_SHARE:
         raise NotAllowed("the test is not finished", code="not_finished")
+    campaign = session.get(Campaign, participation.campaign_id)
+    if campaign is None:
+        raise NotFound("no such campaign")
+    ensure_open(session, campaign)
     result, scores = participation_result(session, participation)
     snapshot = result.as_dict()
     snapshot["profile"] = {
@@ -553,17 +614,28 @@ def retry(
     return join(session, campaign, user, external_id=participation.participant_external_id)
 
 
-def can_improve(participation: Participation, result: CampaignResult) -> bool:
-    """ "Améliorer mes résultats": before sharing, failures may be retried."""
-    return participation.status is ParticipationStatus.TO_SHARE and result.mastery_rate < 1
+def can_improve(session: Session, participation: Participation, campaign: Campaign) -> bool:
+    """ "Améliorer mes résultats": before sending, failures at least 4 days old may be asked
+    again (the reference's rule; a failure just corrected at a checkpoint is not)."""
+    if campaign.type is not CampaignType.ASSESSMENT:
+        return False
+    if participation.status is not ParticipationStatus.TO_SHARE:
+        return False
+    skills = set(campaign_content(session, campaign).index.skills)
+    old = utcnow() - RETRY_AFTER
+    return any(
+        k.status is Status.INVALIDATED and k.created_at <= old and k.skill_id in skills
+        for k in user_knowledge(session, participation.user_id).values()
+    )
 
 
 def improve(session: Session, participation: Participation) -> Assessment:
-    if participation.status is not ParticipationStatus.TO_SHARE:
-        raise NotAllowed("results already sent", code="improve")
+    campaign = session.get(Campaign, participation.campaign_id)
+    if campaign is None or not can_improve(session, participation, campaign):
+        raise NotAllowed("there is nothing to improve", code="improve")
     participation.status = ParticipationStatus.STARTED
     session.flush()
     return open_assessment(session, participation, improving=True)
 
 
-__all__ = ["FORGET_FAILURES_AFTER", "TestState", "is_checkpoint"]
+__all__ = ["FORGET_FAILURES_AFTER", "ServiceError", "TestState", "is_checkpoint"]

@@ -28,7 +28,7 @@ from campaigns.models import (
     User,
 )
 from config.db import get_session, utcnow
-from config.ratelimit import Limit, hit
+from config.ratelimit import Limit, hit, release
 from config.security import frameable
 from engine.answers import Result, expected_answer
 from engine.content import Challenge, ChallengeType
@@ -37,11 +37,56 @@ from engine.scoring import CHECKPOINT_EVERY, progress, rounded_percent
 blueprint = Blueprint("journey", __name__, template_folder="templates")
 
 CODE_GUESSES = Limit("campaign-code:address", max_hits=30, window=dt.timedelta(minutes=10))
+SIGN_UPS = Limit("sign-up:address", max_hits=30, window=dt.timedelta(hours=1))
+REPORTS = Limit("report:user", max_hits=20, window=dt.timedelta(hours=1))
 RULES = 4
 REPORT_CATEGORIES = ("consigne", "reponse", "affichage", "autre")
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+@blueprint.errorhandler(journey.ServiceError)
+def _refused(error: journey.ServiceError) -> tuple[str, int]:
+    if isinstance(error, journey.ContentUnavailable):
+        status, message = 503, _("Le contenu de ce parcours est momentanément indisponible.")
+    elif isinstance(error, journey.NotAllowed) and error.code == "archived":
+        status, message = 410, _("Ce parcours a été archivé par son organisateur.")
+    elif isinstance(error, journey.NotAllowed) and error.code == "learner_taken":
+        status = 409
+        message = _(
+            "Vous participez déjà à ce parcours avec un autre compte. "
+            "Demandez à votre enseignant de vous aider."
+        )
+    elif isinstance(error, journey.NotFound):
+        status, message = 404, _("Cette page n’existe pas.")
+    else:
+        status, message = 400, _("Cette action n’est pas possible ici.")
+    get_session().rollback()
+    return render_template("error.html", status=status, message=message), status
+
+
+def _limited(limit: Limit, key: str) -> bool:
+    """Count one attempt (committed at once, so parallel requests see it); True when over."""
+    session = get_session()
+    verdict = hit(session, limit, key, secret=current_app.config["SECRET_KEY"])
+    session.commit()
+    return not verdict.allowed
+
+
+def _find_code(code: str) -> Campaign:
+    """A campaign looked up by a code typed or pasted by a visitor: every lookup is counted
+    before it happens and given back when the code exists, so guessing stays limited."""
+    address = request.remote_addr or "unknown"
+    if _limited(CODE_GUESSES, address):
+        abort(429)
+    normalized = services.normalize_code(code)
+    campaign = journey.campaign_by_code(get_session(), normalized) if normalized else None
+    if campaign is None:
+        abort(404)
+    release(get_session(), CODE_GUESSES, address, secret=current_app.config["SECRET_KEY"])
+    get_session().commit()
+    return campaign
 
 
 def _campaign_or_404(code: str) -> Campaign:
@@ -93,39 +138,29 @@ def enter_code() -> str | Response | tuple[str, int]:
         return render_template("journey/enter_code.html", code="")
     session = get_session()
     typed = request.form.get("code", "")[:32]
+    address = request.remote_addr or "unknown"
+    if _limited(CODE_GUESSES, address):
+        flash(_("Trop de codes essayés. Réessayez dans quelques minutes."), "error")
+        return render_template("journey/enter_code.html", code=typed), 429
     code = services.normalize_code(typed)
     campaign = journey.campaign_by_code(session, code) if code else None
-    if campaign is None or campaign.archived_at is not None:
-        verdict = hit(
-            session,
-            CODE_GUESSES,
-            request.remote_addr or "unknown",
-            secret=current_app.config["SECRET_KEY"],
+    if campaign is None:
+        flash(
+            _("Ce code ne correspond à aucun parcours. Vérifiez-le auprès de votre enseignant."),
+            "error",
         )
-        session.commit()
-        if not verdict.allowed:
-            flash(_("Trop de codes essayés. Réessayez dans quelques minutes."), "error")
-            return render_template("journey/enter_code.html", code=typed), 429
-        message = (
-            _("Ce parcours a été archivé par son organisateur.")
-            if campaign is not None
-            else _(
-                "Ce code ne correspond à aucun parcours. Vérifiez-le auprès de votre enseignant."
-            )
-        )
-        flash(message, "error")
-        return render_template(
-            "journey/enter_code.html", code=typed
-        ), 400 if campaign is None else 410
+        return render_template("journey/enter_code.html", code=typed), 400
+    release(session, CODE_GUESSES, address, secret=current_app.config["SECRET_KEY"])
+    session.commit()
     return redirect(url_for("journey.landing", code=campaign.code))
 
 
 @blueprint.get("/campagnes/<code>", endpoint="landing")
 @frameable
 def landing(code: str) -> str | tuple[str, int]:
-    campaign = _campaign_or_404(code)
+    campaign = _find_code(code)
     organization = get_session().get(Organization, campaign.organization_id)
-    if campaign.archived_at is not None:
+    if campaign.archived_at is not None or organization is None or organization.archived_at:
         return render_template("journey/archived.html", campaign=campaign), 410
     user = current_user()
     participation = journey.live_participation(get_session(), campaign, user) if user else None
@@ -142,8 +177,7 @@ def landing(code: str) -> str | tuple[str, int]:
 @frameable
 def start(code: str) -> Response:
     campaign = _campaign_or_404(code)
-    if campaign.archived_at is not None:
-        abort(410)
+    journey.ensure_open(get_session(), campaign)
     user = current_user()
     if user is None:
         return redirect(
@@ -153,19 +187,10 @@ def start(code: str) -> Response:
     existing = journey.live_participation(session, campaign, user)
     if existing is None and campaign.external_id_label:
         return redirect(url_for("journey.external_id", code=campaign.code))
-    first = not _has_any(user)  # the rules of the game, on a first participation only
+    first = not journey.has_participated(session, user)  # the rules, on a first participation
     participation = journey.join(session, campaign, user)
     session.commit()
     return _next_page(campaign, participation, show_rules=first)
-
-
-def _has_any(user: User) -> bool:
-    return (
-        get_session().scalar(
-            select(Participation.id).where(Participation.user_id == user.id).limit(1)
-        )
-        is not None
-    )
 
 
 def _next_page(
@@ -195,7 +220,7 @@ def external_id(code: str) -> str | Response | tuple[str, int]:
         return render_template("journey/external_id.html", campaign=campaign, value=value), 400
     session = get_session()
     user = _user()
-    first = not _has_any(user)
+    first = not journey.has_participated(session, user)
     participation = journey.join(session, campaign, user, external_id=value)
     session.commit()
     return _next_page(campaign, participation, show_rules=first)
@@ -223,7 +248,13 @@ def sign_up() -> str | Response | tuple[str, int]:
         if current_user() is not None:
             return redirect(next_url)
         return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={})
+    if _limited(SIGN_UPS, request.remote_addr or "unknown"):
+        flash(_("Trop d’inscriptions depuis cette adresse. Réessayez plus tard."), "error")
+        return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={}), 429
     errors: dict[str, str] = {}
+    for key in ("first_name", "last_name"):
+        if len(form[key]) > services.NAME_MAX_LENGTH:
+            errors[key] = _("255 caractères au plus.")
     if not form["first_name"]:
         errors["first_name"] = _("Votre prénom est obligatoire.")
     if not form["last_name"]:
@@ -253,6 +284,8 @@ def sign_up() -> str | Response | tuple[str, int]:
             )
         except services.AlreadyExists:
             errors["email"] = _("Un compte utilise déjà cette adresse e-mail. Connectez-vous.")
+        except services.InvalidInput:
+            errors["email"] = _("Votre adresse e-mail n’est pas valide.")
         else:
             user.cgu_accepted_at = utcnow()
             session.commit()
@@ -276,8 +309,11 @@ def question(code: str) -> str | Response | tuple[str, int]:
         return redirect(url_for("journey.results", code=campaign.code))
     assessment = journey.open_assessment(session, participation)
     if request.method == "POST":
+        journey.ensure_open(session, campaign)
         return _answer(campaign, assessment)
     challenge = journey.current_challenge(session, assessment)
+    if challenge is not None:
+        journey.start_clock(session, assessment, challenge)
     session.commit()
     if challenge is None:
         return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
@@ -295,6 +331,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
         per_checkpoint=CHECKPOINT_EVERY,
         remaining=remaining,
         categories=REPORT_CATEGORIES,
+        locale=journey.campaign_content(session, campaign).pack.locale,
     )
 
 
@@ -328,7 +365,7 @@ def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str,
     session.commit()
     if answered.result is Result.TIMED_OUT:
         flash(_("Le temps imparti était écoulé : la réponse n’a pas été prise en compte."), "error")
-    if answered.checkpoint and not answered.repeated:
+    if answered.checkpoint:
         return redirect(
             url_for("journey.checkpoint", code=campaign.code, final=int(answered.finished))
         )
@@ -337,7 +374,7 @@ def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str,
 
 def _form_value(challenge: Challenge) -> str:
     if challenge.type is ChallengeType.QCM:
-        return ",".join(v for v in request.form.getlist("answer") if v.isdigit())
+        return ",".join(v for v in request.form.getlist("answer") if v.isascii() and v.isdecimal())
     if challenge.type is ChallengeType.QROCM:
         values = {f.name: request.form.get(f"field-{f.name}", "")[:500] for f in challenge.fields}
         return (
@@ -357,6 +394,13 @@ def report(code: str) -> Response:
     assessment = _assessment(participation)
     if assessment is None:
         abort(404)
+    challenge_id = request.form.get("challenge_id", "")
+    if _limited(REPORTS, str(_user().id)):
+        abort(429)
+    if challenge_id != assessment.current_challenge_id and not journey.was_answered(
+        get_session(), assessment, challenge_id
+    ):
+        abort(400)
     category = request.form.get("category", "autre")
     if category not in REPORT_CATEGORIES:
         category = "autre"
@@ -364,7 +408,7 @@ def report(code: str) -> Response:
         get_session(),
         assessment,
         _user(),
-        challenge_id=request.form.get("challenge_id", ""),
+        challenge_id=challenge_id,
         category=category,
         comment=request.form.get("comment", ""),
     )
@@ -413,6 +457,7 @@ def checkpoint(code: str) -> str:
         items=items,
         progress=rounded_percent(gauge),
         final=final,
+        locale=pack.locale,
     )
 
 
@@ -430,7 +475,7 @@ def _readable_value(challenge: Challenge, value: str) -> str:
         skipped: str = _("Vous avez passé cette question.")
         return skipped
     if challenge.type in (ChallengeType.QCU, ChallengeType.QCM):
-        chosen = [int(v) for v in value.split(",") if v.strip().isdigit()]
+        chosen = [int(v) for v in value.split(",") if v.strip().isascii() and v.strip().isdecimal()]
         return " ; ".join(
             challenge.proposals[i - 1] for i in chosen if 1 <= i <= len(challenge.proposals)
         )
@@ -453,30 +498,38 @@ def results(code: str) -> str | Response:
     campaign = _campaign_or_404(code)
     participation = _participation(campaign)
     session = get_session()
+    if campaign.type is CampaignType.PROFILES_COLLECTION:
+        return redirect(url_for("journey.collection", code=campaign.code))
     if participation.status is ParticipationStatus.STARTED:
         return redirect(url_for("journey.question", code=campaign.code))
-    result, _scores = journey.participation_result(session, participation)
     pack = journey.campaign_content(session, campaign).pack
+    if participation.status is ParticipationStatus.SHARED and participation.shared_results:
+        # What the teacher received: the figures frozen when they were sent.
+        frozen = participation.shared_results["competences"]
+        parts = [(key, v["targeted"], v["validated"]) for key, v in sorted(frozen.items())]
+        rate = float(participation.mastery_rate or 0)
+    else:
+        result, _profile = journey.participation_result(session, participation)
+        parts = [(p.key, p.targeted, p.validated) for p in result.competences]
+        rate = result.mastery_rate
     competences = [
         {
-            "title": f"{part.key} {pack.competence_by_id[part.key].title}",
-            "rate": rounded_percent(part.rate),
-            "validated": part.validated,
-            "targeted": part.targeted,
+            "title": f"{key} {pack.competence_by_id[key].title}",
+            "rate": rounded_percent(validated / targeted if targeted else 0),
+            "validated": validated,
+            "targeted": targeted,
         }
-        for part in result.competences
+        for key, targeted, validated in parts
     ]
-    shared_rate = participation.mastery_rate
     return render_template(
         "journey/results.html",
         campaign=campaign,
         title=_title(campaign),
         participation=participation,
-        rate=rounded_percent(
-            float(shared_rate) if shared_rate is not None else result.mastery_rate
-        ),
+        rate=rounded_percent(rate),
         competences=competences,
-        can_improve=journey.can_improve(participation, result),
+        locale=pack.locale,
+        can_improve=journey.can_improve(session, participation, campaign),
         can_retry=journey.can_retry(participation, campaign),
     )
 
@@ -489,7 +542,9 @@ def share(code: str) -> Response:
     participation = _participation(campaign)
     try:
         journey.share(get_session(), participation)
-    except journey.NotAllowed:
+    except journey.NotAllowed as refused:
+        if refused.code == "archived":
+            raise
         return redirect(url_for("journey.question", code=campaign.code))
     get_session().commit()
     flash(_("Vos résultats ont été envoyés à l’organisateur du parcours."), "info")
@@ -504,6 +559,7 @@ def share(code: str) -> Response:
 def improve(code: str) -> Response:
     campaign = _campaign_or_404(code)
     participation = _participation(campaign)
+    journey.ensure_open(get_session(), campaign)
     try:
         journey.improve(get_session(), participation)
     except journey.NotAllowed:
@@ -534,12 +590,14 @@ def retry(code: str) -> Response:
 # -- profile ------------------------------------------------------------------------------------
 
 
-def _profile_cards(user: User) -> tuple[list[dict[str, Any]], int, int]:
+def _profile_cards(
+    user: User, campaign: Campaign | None = None
+) -> tuple[list[dict[str, Any]], int, int]:
     from campaigns.content import active_pack
     from engine.scoring import profile
 
     session = get_session()
-    pack = active_pack(session)
+    pack = journey.campaign_content(session, campaign).pack if campaign else active_pack(session)
     scores = profile(pack, journey.user_knowledge(session, user.id))
     by_id = {c.competence_id: c for c in scores.competences}
     areas = [
@@ -571,7 +629,7 @@ def collection(code: str) -> str | Response:
     if campaign.type is not CampaignType.PROFILES_COLLECTION:
         return redirect(url_for("journey.results", code=campaign.code))
     participation = _participation(campaign)
-    areas, pix, max_pix = _profile_cards(_user())
+    areas, pix, max_pix = _profile_cards(_user(), campaign)
     return render_template(
         "journey/collection.html",
         campaign=campaign,

@@ -469,7 +469,13 @@ class Adaptive:
         profile = situation.profile
         evidence: dict[str, list[tuple[int, bool]]] = {}
         for skill_id, element in situation.known.items():
-            if skill_id in profile.skills and skill_id not in situation.recorded_here:
+            # Only answers are evidence: inferred elements were concluded from a few answers,
+            # and counting them again would make the model overconfident.
+            if (
+                skill_id in profile.skills
+                and skill_id not in situation.recorded_here
+                and element.source is Source.DIRECT
+            ):
                 evidence.setdefault(profile.tube_of[skill_id].id, []).append(
                     (profile.position[skill_id], element.status is Status.VALIDATED)
                 )

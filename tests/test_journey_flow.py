@@ -322,3 +322,113 @@ def test_student_pages_may_be_framed_and_speak_english(client, setting):
     response = client.get(f"/campagnes/{campaign.code}?lang=en")
     assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
     assert "Start your path" in response.get_data(as_text=True)
+
+
+def test_enter_in_a_field_submits_the_answer_not_a_skip(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    page = client.get(f"/campagnes/{campaign.code}/evaluation").get_data(as_text=True)
+    buttons = re.findall(r'<button type="submit" name="action" value="(\w+)"', page)
+    assert buttons == ["valider", "passer"]  # the first submit button is the one Enter uses
+
+
+def test_guessing_codes_in_the_address_is_limited_too(client, setting):
+    _, _, campaign = setting
+    statuses = [client.get(f"/campagnes/ABCDEF{n:03d}").status_code for n in range(30)]
+    assert set(statuses) == {404}
+    assert client.get(f"/campagnes/{campaign.code}").status_code == 429  # even a right one
+
+
+def test_a_right_code_does_not_use_up_the_allowance(client, setting):
+    _, _, campaign = setting
+    for _ in range(40):
+        assert client.get(f"/campagnes/{campaign.code}").status_code == 200
+
+
+def test_archiving_during_the_test_stops_it(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    challenge, _ = current(client, campaign.code)
+    campaign.archived_at = dt.datetime.now(dt.UTC)
+    db_session.commit()
+    response = answer(client, campaign.code, challenge)
+    assert response.status_code == 410
+    assert "archivé" in response.get_data(as_text=True)
+
+
+def test_a_double_click_on_the_fifth_answer_still_shows_the_checkpoint(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    for _ in range(4):
+        challenge, _ = current(client, campaign.code)
+        answer(client, campaign.code, challenge)
+    fifth, _ = current(client, campaign.code)
+    first = answer(client, campaign.code, fifth)
+    second = answer(client, campaign.code, fifth)
+    assert "/checkpoint" in first.headers["Location"]
+    assert "/checkpoint" in second.headers["Location"]
+
+
+def test_results_once_sent_are_the_frozen_figures(client, setting, db_session):
+    from campaigns.models import KnowledgeElement
+
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    while (challenge := current(client, campaign.code)[0]) is not None:
+        answer(client, campaign.code, challenge)
+    client.post(
+        f"/campagnes/{campaign.code}/envoi",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{campaign.code}/resultats")},
+    )
+    before = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    for element in db_session.scalars(select(KnowledgeElement)):
+        db_session.delete(element)  # knowledge changes afterwards (e.g. reset elsewhere)
+    db_session.commit()
+    after = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    assert "Vous maîtrisez 100" in before
+    assert re.findall(r"<td>.*?</td>", before) == re.findall(r"<td>.*?</td>", after)
+
+
+def test_a_collection_never_shows_assessment_results(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = services.create_campaign(
+        db_session,
+        organization=organization,
+        creator=teacher,
+        name="Profils",
+        type=CampaignType.PROFILES_COLLECTION,
+    )
+    start_as_student(client, db_session, campaign)
+    response = client.get(f"/campagnes/{campaign.code}/resultats")
+    assert response.headers["Location"] == f"/campagnes/{campaign.code}/profil"
+
+
+def test_odd_inputs_are_refused_cleanly(client, setting, db_session):
+    _, _, campaign = setting
+    token = csrf_token(client, "/inscription")
+    long_name = client.post(
+        "/inscription",
+        data={
+            "first_name": "L" * 300,
+            "last_name": "M",
+            "email": "l@example.org",
+            "password": "Secret-Lea-2026",
+            "cgu": "on",
+            "csrf_token": token,
+        },
+    )
+    assert long_name.status_code == 400
+    start_as_student(client, db_session, campaign)
+    challenge, _ = current(client, campaign.code)
+    token = csrf_token(client, f"/campagnes/{campaign.code}/evaluation")
+    odd = client.post(
+        f"/campagnes/{campaign.code}/evaluation",
+        data={
+            "csrf_token": token,
+            "challenge_id": challenge.id,
+            "action": "valider",
+            "answer": "²",
+        },
+    )
+    assert odd.status_code == 302
+    assert client.get(f"/campagnes/{campaign.code}/checkpoint").status_code == 200

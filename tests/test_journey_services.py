@@ -14,6 +14,7 @@ def take_whole_test(session, assessment, *, right=True, limit=200):
         challenge = journey.current_challenge(session, assessment)
         if challenge is None:
             return
+        journey.start_clock(session, assessment, challenge)  # the page was shown
         value = expected_answer(challenge) if right else "0"
         journey.submit_answer(session, assessment, challenge_id=challenge.id, value=value)
     raise AssertionError("the test did not end")
@@ -44,6 +45,7 @@ def test_double_submission_is_stored_once(db_session):
         db_session, journey.join(db_session, campaign, student(db_session))
     )
     challenge = journey.current_challenge(db_session, assessment)
+    journey.start_clock(db_session, assessment, challenge)
     first = journey.submit_answer(
         db_session, assessment, challenge_id=challenge.id, value=expected_answer(challenge)
     )
@@ -108,3 +110,77 @@ def test_a_double_join_finds_the_same_participation(db_session):
         journey.join(db_session, campaign, learner).id
         == journey.join(db_session, campaign, learner).id
     )
+
+
+def test_a_timed_question_must_be_shown_before_it_is_answered(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    assessment = journey.open_assessment(
+        db_session, journey.join(db_session, campaign, student(db_session))
+    )
+    content = journey.campaign_content(db_session, campaign)
+    timed = next(
+        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
+    )
+    assessment.current_challenge_id = timed.id
+    with pytest.raises(journey.NotCurrent):
+        journey.submit_answer(
+            db_session, assessment, challenge_id=timed.id, value=expected_answer(timed)
+        )
+    journey.start_clock(db_session, assessment, timed)
+    assert (
+        journey.submit_answer(
+            db_session, assessment, challenge_id=timed.id, value=expected_answer(timed)
+        ).result.value
+        == "ok"
+    )
+
+
+def test_improving_asks_again_only_failures_at_least_4_days_old(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    participation = journey.join(db_session, campaign, student(db_session))
+    take_whole_test(db_session, journey.open_assessment(db_session, participation), right=False)
+    assert not journey.can_improve(db_session, participation, campaign)  # failures are fresh
+    with pytest.raises(journey.NotAllowed):
+        journey.improve(db_session, participation)
+    for element in db_session.scalars(select(KnowledgeElement)):
+        element.created_at -= dt.timedelta(days=5)
+    db_session.flush()
+    assert journey.can_improve(db_session, participation, campaign)
+    improving = journey.improve(db_session, participation)
+    assert journey.current_challenge(db_session, improving) is not None
+
+
+def test_a_shared_participation_can_be_taken_again_after_4_days(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher, multiple_sendings=True)
+    participation = journey.join(db_session, campaign, student(db_session))
+    take_whole_test(db_session, journey.open_assessment(db_session, participation), right=False)
+    journey.share(db_session, participation)
+    assert not journey.can_retry(participation, campaign)
+    participation.shared_at -= dt.timedelta(days=4, minutes=1)
+    again = journey.retry(db_session, participation, campaign, reset=True)
+    assert again.id != participation.id and participation.is_improved
+    assert (
+        journey.current_challenge(db_session, journey.open_assessment(db_session, again))
+        is not None
+    )
+
+
+def test_an_archived_campaign_refuses_answers_and_sharing(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    participation = journey.join(db_session, campaign, student(db_session))
+    take_whole_test(db_session, journey.open_assessment(db_session, participation))
+    campaign.archived_at = dt.datetime.now(dt.UTC)
+    with pytest.raises(journey.NotAllowed):
+        journey.share(db_session, participation)
+
+
+def test_a_campaign_whose_content_is_missing_says_so(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    campaign.content_version = "parcours-fr@1999.1.0"
+    with pytest.raises(journey.ContentUnavailable):
+        journey.campaign_content(db_session, campaign)
