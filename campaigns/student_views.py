@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -321,7 +322,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
     remaining = None
     if challenge.timer is not None and assessment.current_challenge_asked_at is not None:
         deadline = assessment.current_challenge_asked_at + dt.timedelta(seconds=challenge.timer)
-        remaining = max(0, int((deadline - utcnow()).total_seconds()))
+        remaining = max(0, math.ceil((deadline - utcnow()).total_seconds()))
     return render_template(
         "journey/question.html",
         campaign=campaign,

@@ -432,3 +432,25 @@ def test_odd_inputs_are_refused_cleanly(client, setting, db_session):
     )
     assert odd.status_code == 302
     assert client.get(f"/campagnes/{campaign.code}/checkpoint").status_code == 200
+
+
+def test_a_timed_question_shows_its_countdown(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    participation = journey.live_participation(
+        db_session, campaign, db_session.scalars(select(journey.User)).all()[-1]
+    )
+    assessment = journey.open_assessment(db_session, participation)
+    content = journey.campaign_content(db_session, campaign)
+    timed = next(
+        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
+    )
+    assessment.current_challenge_id = timed.id
+    assessment.current_challenge_asked_at = None
+    db_session.commit()
+    page = client.get(f"/campagnes/{campaign.code}/evaluation").get_data(as_text=True)
+    assert CHALLENGE_ID.search(page).group(1) == timed.id
+    assert f'data-deadline-seconds="{timed.timer}"' in page
+    assert f"<span data-seconds>{timed.timer}</span>" in page
+    assert "timer.js" in page
+    assert 'data-alert="Plus que %s secondes."' in page

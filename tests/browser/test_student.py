@@ -117,3 +117,32 @@ def test_the_question_page_works_with_the_keyboard_only(page, live_site):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.locator("input[name=challenge_id]").first.get_attribute("value") != first
+
+
+def test_the_countdown_of_a_timed_question_runs(page, live_site):
+    from campaigns import journey
+    from campaigns.models import Campaign, User
+
+    page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}")
+    page.get_by_role("button", name="Je commence").click()
+    sign_up(page, "chrono.navigateur@example.org")
+    page.get_by_role("button", name="Je commence").click()
+    with live_site.database.session() as session, session.begin():
+        campaign = session.scalars(
+            select(Campaign).where(Campaign.code == live_site.assessment_code)
+        ).one()
+        user = session.scalars(
+            select(User).where(User.email == "chrono.navigateur@example.org")
+        ).one()
+        assessment = journey.open_assessment(
+            session, journey.live_participation(session, campaign, user)
+        )
+        content = journey.campaign_content(session, campaign)
+        timed = next(
+            c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
+        )
+        assessment.current_challenge_id, assessment.current_challenge_asked_at = timed.id, None
+    page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}/evaluation")
+    shown = int(page.locator("[data-seconds]").text_content())
+    page.wait_for_timeout(2500)
+    assert int(page.locator("[data-seconds]").text_content()) <= shown - 2
