@@ -129,9 +129,15 @@ def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
     return code, {"campaign": code}
 
 
-def take_test(
-    port: int, code: str, student: Student, pack, rng: random.Random, barrier: threading.Barrier
-) -> None:  # type: ignore[no-untyped-def]
+def take_test(  # type: ignore[no-untyped-def]
+    port: int,
+    code: str,
+    student: Student,
+    pack,
+    rng: random.Random,
+    barrier: threading.Barrier,
+    think: float = 0.0,
+) -> None:
     from engine.answers import expected_answer
     from engine.content import ChallengeType
 
@@ -183,6 +189,8 @@ def take_test(
                 form["answer"] = value
             if challenge.type is ChallengeType.QCM and not right:
                 value = "1"
+            if think:
+                time.sleep(rng.uniform(0.5, 1.5) * think)  # reading and answering
             start = time.perf_counter()
             status, location, _ = client.request("POST", f"/campagnes/{code}/evaluation", form)
             if status != 302:
@@ -222,6 +230,12 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean time a student spends on a question (0: answer back-to-back, the worst case)",
+    )
     args = parser.parse_args()
 
     from engine.content import load_pack
@@ -293,6 +307,7 @@ def main() -> None:
         "students": args.students,
         "workers": args.workers,
         "threads": args.threads,
+        "think_ms": args.think_ms,
         "answers": answers,
         "seconds": round(elapsed, 2),
         "answers_per_second": round(answers / elapsed, 1) if elapsed else 0,
@@ -309,7 +324,8 @@ def main() -> None:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
     print(
-        f"{args.students} students, gunicorn {args.workers} workers × {args.threads} threads: "
+        f"{args.students} students (think {args.think_ms:.0f} ms), "
+        f"gunicorn {args.workers} workers × {args.threads} threads: "
         f"{answers} answers in {elapsed:.1f} s = {report['answers_per_second']} answers/s"
     )
     lat = report["latency_ms"]
