@@ -105,6 +105,13 @@ def _user() -> User:
     return user
 
 
+def _mine(code: str) -> tuple[Campaign, Participation]:
+    """The campaign of this code and the signed-in user's live participation in it (404 when
+    they have none: nobody reaches another student's test)."""
+    campaign = _campaign_or_404(code)
+    return campaign, _participation(campaign)
+
+
 def _participation(campaign: Campaign) -> Participation:
     participation = journey.live_participation(get_session(), campaign, _user())
     if participation is None:
@@ -303,8 +310,7 @@ def sign_up() -> str | Response | tuple[str, int]:
 @frameable
 @login_required
 def question(code: str) -> str | Response | tuple[str, int]:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     session = get_session()
     if participation.status is not ParticipationStatus.STARTED:
         return redirect(url_for("journey.results", code=campaign.code))
@@ -390,8 +396,7 @@ def _form_value(challenge: Challenge) -> str:
 @frameable
 @login_required
 def report(code: str) -> Response:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     assessment = _assessment(participation)
     if assessment is None:
         abort(404)
@@ -422,8 +427,7 @@ def report(code: str) -> Response:
 @frameable
 @login_required
 def checkpoint(code: str) -> str:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     session = get_session()
     assessment = _assessment(participation)
     if assessment is None:
@@ -496,8 +500,7 @@ def _readable_value(challenge: Challenge, value: str) -> str:
 @frameable
 @login_required
 def results(code: str) -> str | Response:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     session = get_session()
     if campaign.type is CampaignType.PROFILES_COLLECTION:
         return redirect(url_for("journey.collection", code=campaign.code))
@@ -539,8 +542,7 @@ def results(code: str) -> str | Response:
 @frameable
 @login_required
 def share(code: str) -> Response:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     try:
         journey.share(get_session(), participation)
     except journey.NotAllowed as refused:
@@ -558,8 +560,7 @@ def share(code: str) -> Response:
 @frameable
 @login_required
 def improve(code: str) -> Response:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     journey.ensure_open(get_session(), campaign)
     try:
         journey.improve(get_session(), participation)
@@ -573,8 +574,7 @@ def improve(code: str) -> Response:
 @frameable
 @login_required
 def retry(code: str) -> Response:
-    campaign = _campaign_or_404(code)
-    participation = _participation(campaign)
+    campaign, participation = _mine(code)
     try:
         new = journey.retry(
             get_session(), participation, campaign, reset=request.form.get("reset") == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import services
+from campaigns import journey, services
 from campaigns.content import import_pack
 from campaigns.models import CampaignType, OrganizationType, TargetProfile
 from engine.content import BUNDLED_PACK
@@ -51,4 +51,12 @@ def student(session: Session, n: int = 1):
         last_name=f"Élève{n}",
         email=f"eleve{n}@example.org",
         password=STUDENT_PASSWORD,
+    )
+
+
+def timed_challenge(session: Session, campaign):
+    """A timed challenge among the campaign's skills."""
+    content = journey.campaign_content(session, campaign)
+    return next(
+        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
     )

@@ -18,7 +18,13 @@ from campaigns.models import (
 from engine.answers import expected_answer
 from engine.content import ChallengeType, load_pack
 from tests.conftest import csrf_token
-from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, school, student
+from tests.journey_helpers import (
+    STUDENT_PASSWORD,
+    assessment_campaign,
+    school,
+    student,
+    timed_challenge,
+)
 
 PACK = load_pack()
 CHALLENGE_ID = re.compile(r'name="challenge_id" value="([^"]+)"')
@@ -441,10 +447,7 @@ def test_a_timed_question_shows_its_countdown(client, setting, db_session):
         db_session, campaign, db_session.scalars(select(journey.User)).all()[-1]
     )
     assessment = journey.open_assessment(db_session, participation)
-    content = journey.campaign_content(db_session, campaign)
-    timed = next(
-        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
-    )
+    timed = timed_challenge(db_session, campaign)
     assessment.current_challenge_id = timed.id
     assessment.current_challenge_asked_at = None
     db_session.commit()

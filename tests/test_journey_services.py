@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from campaigns import journey
 from campaigns.models import Answer, AssessmentState, KnowledgeElement, ParticipationStatus
 from engine.answers import expected_answer
-from tests.journey_helpers import assessment_campaign, school, student
+from tests.journey_helpers import assessment_campaign, school, student, timed_challenge
 
 
 def take_whole_test(session, assessment, *, right=True, limit=200):
@@ -73,10 +73,7 @@ def test_a_late_answer_to_a_timed_question_counts_as_timed_out(db_session):
     assessment = journey.open_assessment(
         db_session, journey.join(db_session, campaign, student(db_session))
     )
-    content = journey.campaign_content(db_session, campaign)
-    timed = next(
-        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
-    )
+    timed = timed_challenge(db_session, campaign)
     assessment.current_challenge_id = timed.id
     assessment.current_challenge_asked_at = dt.datetime.now(dt.UTC) - dt.timedelta(
         seconds=timed.timer + 60
@@ -118,10 +115,7 @@ def test_a_timed_question_must_be_shown_before_it_is_answered(db_session):
     assessment = journey.open_assessment(
         db_session, journey.join(db_session, campaign, student(db_session))
     )
-    content = journey.campaign_content(db_session, campaign)
-    timed = next(
-        c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
-    )
+    timed = timed_challenge(db_session, campaign)
     assessment.current_challenge_id = timed.id
     with pytest.raises(journey.NotCurrent):
         journey.submit_answer(

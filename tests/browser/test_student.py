@@ -8,6 +8,7 @@ from sqlalchemy import select
 from campaigns.models import Participation, ParticipationStatus
 from engine.answers import expected_answer
 from engine.content import ChallengeType, load_pack
+from tests.journey_helpers import timed_challenge
 
 pytestmark = pytest.mark.browser
 PACK = load_pack()
@@ -137,10 +138,7 @@ def test_the_countdown_of_a_timed_question_runs(page, live_site):
         assessment = journey.open_assessment(
             session, journey.live_participation(session, campaign, user)
         )
-        content = journey.campaign_content(session, campaign)
-        timed = next(
-            c for s in content.index.skills.values() for c in s.playable_challenges if c.is_timed
-        )
+        timed = timed_challenge(session, campaign)
         assessment.current_challenge_id, assessment.current_challenge_asked_at = timed.id, None
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}/evaluation")
     shown = int(page.locator("[data-seconds]").text_content())
