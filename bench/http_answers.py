@@ -1,35 +1,43 @@
 """Students taking the whole test over HTTP, against gunicorn on PostgreSQL.
 
-    python -m bench.http_answers [--json] [--students 100] [--workers 4] [--threads 4]
+    python -m bench.http_answers [--json] [--students 100] [--think-ms 0] [--clients 2]
+                                 [--workers 3] [--worker-class sync|gthread] [--threads 1]
 
 Creates a throwaway PostgreSQL database next to BENCH_DATABASE_URL (default: the local `test`
 database), seeds a 60-skill campaign and the students, starts gunicorn on 127.0.0.1, and lets
-every student sign in, start and answer until the end, all at once. It prints answers per
-second, the latency of "submit an answer and get the next page", errors, and whether the answers
-stored are exactly the answers sent. Only 127.0.0.1 is ever contacted.
+every student sign in, start and answer until the end, all at once. Students are spread over
+several load generator processes (asyncio, a minimal HTTP client) so that the client costs the
+shared cores little and its own waits do not count as server latency. It prints answers per
+second, the latency of "submit an answer and get the next page", the CPU time each side spent
+per answer (server, database, load generator), errors, and whether the answers stored are
+exactly the answers sent. Only 127.0.0.1 is ever contacted.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
+import multiprocessing
 import os
 import random
 import re
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+
+from engine.answers import expected_answer
+from engine.content import Challenge, ChallengeType, ContentPack, load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(12) + "-Aa1"  # this run only
@@ -47,43 +55,104 @@ class Student:
 
 
 class Client:
-    """A tiny cookie-keeping HTTP client on one keep-alive connection to 127.0.0.1."""
+    """A minimal HTTP/1.1 client on one keep-alive connection to 127.0.0.1, keeping cookies.
+    Parsing stays tiny so that the load generator costs the shared cores as little as possible."""
 
     def __init__(self, port: int, student: Student) -> None:
         self.port = port
         self.student = student
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-    def request(
+    async def _send(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        reader = self.reader
+        self.writer.write(head + body)
+        status_line = await reader.readuntil(b"\r\n")
+        if not status_line:
+            raise ConnectionResetError("closed")
+        status = int(status_line.split(b" ", 2)[1])
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "set-cookie":
+                cookies.append(value)
+            headers[name] = value
+        payload = await reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, cookies, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(
         self, method: str, path: str, form: dict[str, object] | None = None
     ) -> tuple[int, str, str]:
-        body = urlencode(form, doseq=True) if form is not None else None
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.student.cookies.items())}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        for attempt in range(2):
-            try:
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                payload = response.read().decode()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.connection.close()
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                if attempt:
-                    raise
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                self.student.cookies[name] = rest.split(";", 1)[0]
-        return response.status, response.getheader("Location") or "", payload
+        body = urlencode(form, doseq=True).encode() if form is not None else b""
+        cookie = "; ".join(f"{k}={v}" for k, v in self.student.cookies.items())
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nCookie: {cookie}\r\n"
+            + (
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                if form is not None
+                else ""
+            )
+            + "\r\n"
+        ).encode()
+        try:
+            status, headers, cookies, payload = await self._send(head, body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed an idle keep-alive connection: send again on a new one (an
+            # answer sent twice is stored once, which the final check would show otherwise).
+            self.close()
+            status, headers, cookies, payload = await self._send(head, body)
+        for value in cookies:
+            name, _, rest = value.partition("=")
+            self.student.cookies[name] = rest.split(";", 1)[0]
+        return status, headers.get("location", ""), payload.decode()
 
-    def get_following(self, path: str) -> tuple[int, str, str]:
-        status, location, payload = self.request("GET", path)
+    async def get_following(self, path: str) -> tuple[int, str, str]:
+        status, location, payload = await self.request("GET", path)
         while status in (301, 302, 303) and location:
             path = location
-            status, location, payload = self.request("GET", path)
+            status, location, payload = await self.request("GET", path)
         return status, path, payload
+
+
+def cpu_seconds(kind: str, server_pid: int, client_pids: set[int]) -> float:
+    """CPU time used so far by one side of the benchmark, read from /proc (0 where unavailable):
+    `server` (gunicorn's master and workers), `database` (PostgreSQL's processes) or `clients`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        pid, parent = int(entry.name), int(fields[1])
+        if (
+            (kind == "server" and server_pid in (pid, parent))
+            or (kind == "database" and name.startswith("postgres"))
+            or (kind == "clients" and pid in client_pids)
+        ):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+SIDES = ("server", "database", "clients")
 
 
 def free_port() -> int:
@@ -129,79 +198,103 @@ def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
     return code, {"campaign": code}
 
 
-def take_test(  # type: ignore[no-untyped-def]
+def answer_form(challenge: Challenge, right: bool) -> tuple[dict[str, object], str]:
+    """The form a student sends for `challenge`, right or wrong, and the value to be stored."""
+    value = expected_answer(challenge)
+    form: dict[str, object] = {"challenge_id": challenge.id, "action": "valider"}
+    if challenge.type is ChallengeType.QCM:
+        form["answer"] = value.split(",") if right else ["1"]
+        value = value if right else "1"
+    elif challenge.type is ChallengeType.QROCM:
+        typed = {k: (v if right else "?") for k, v in json.loads(value).items()}
+        form.update({f"field-{k}": v for k, v in typed.items()})
+        value = json.dumps(typed, ensure_ascii=False)
+    elif challenge.type is ChallengeType.QCU:
+        value = value if right else str(len(challenge.proposals) - int(value) + 1)
+        form["answer"] = value
+    else:
+        value = value if right else "je ne sais pas"
+        form["answer"] = value
+    return form, value
+
+
+async def sign_in(client: Client, code: str, password: str) -> None:
+    _, _, page = await client.request("GET", "/connexion")
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    form = {"login": client.student.email, "password": password, "csrf_token": token}
+    status, _, _ = await client.request("POST", "/connexion", form)
+    if status != 302:
+        raise RuntimeError(f"sign-in answered {status}")
+    _, _, page = await client.request("GET", f"/campagnes/{code}")
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    await client.request("POST", f"/campagnes/{code}/commencer", {"csrf_token": token})
+
+
+async def take_test(
+    client: Client, code: str, pack: ContentPack, rng: random.Random, think: float
+) -> None:
+    student = client.student
+    status, path, page = await client.get_following(f"/campagnes/{code}/evaluation")
+    while True:
+        match = CHALLENGE.search(page)
+        if match is None:
+            if "/checkpoint" in path and "/evaluation" in page:
+                status, path, page = await client.get_following(f"/campagnes/{code}/evaluation")
+                continue
+            return  # results: the test is over
+        challenge = pack.challenge_by_id[match.group(1)]
+        form, value = answer_form(challenge, right=rng.random() < 0.7)
+        form["csrf_token"] = CSRF.search(page).group(1)  # type: ignore[union-attr]
+        if think:
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * think)  # reading and answering
+        start = time.perf_counter()
+        status, location, _ = await client.request("POST", f"/campagnes/{code}/evaluation", form)
+        if status != 302:
+            raise RuntimeError(f"answer answered {status}")
+        status, path, page = await client.get_following(location)
+        student.latencies.append((time.perf_counter() - start) * 1000)
+        student.sent.append((challenge.id, value))
+        if status != 200:
+            raise RuntimeError(f"next page answered {status}")
+
+
+def client_process(  # a process of the load generator: its share of the students
     port: int,
     code: str,
-    student: Student,
-    pack,
-    rng: random.Random,
-    barrier: threading.Barrier,
-    think: float = 0.0,
+    password: str,
+    emails: list[str],
+    think: float,
+    ready: Any,
+    go: Any,
+    results: Any,
 ) -> None:
-    from engine.answers import expected_answer
-    from engine.content import ChallengeType
+    pack = load_pack()
+    students = [Student(email) for email in emails]
 
-    client = Client(port, student)
-    try:
-        _, _, page = client.request("GET", "/connexion")
-        token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-        status, _, _ = client.request(
-            "POST",
-            "/connexion",
-            {"login": student.email, "password": PASSWORD, "csrf_token": token},
+    async def run() -> float:
+        clients = [Client(port, s) for s in students]
+
+        async def guarded(student: Student, step: Coroutine[Any, Any, None]) -> None:
+            try:
+                await step
+            except Exception as error:  # recorded, counted, reported
+                student.errors.append(f"{type(error).__name__}: {error}")
+
+        await asyncio.gather(*(guarded(c.student, sign_in(c, code, password)) for c in clients))
+        ready.release()
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                guarded(c.student, take_test(c, code, pack, random.Random(c.student.email), think))
+                for c in clients
+                if not c.student.errors
+            )
         )
-        if status != 302:
-            raise RuntimeError(f"sign-in answered {status}")
-        _, _, page = client.request("GET", f"/campagnes/{code}")
-        token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-        client.request("POST", f"/campagnes/{code}/commencer", {"csrf_token": token})
-        barrier.wait()  # everyone answers at the same time
-        status, path, page = client.get_following(f"/campagnes/{code}/evaluation")
-        while True:
-            match = CHALLENGE.search(page)
-            if match is None:
-                if "/checkpoint" in path and "/evaluation" in page:
-                    status, path, page = client.get_following(f"/campagnes/{code}/evaluation")
-                    continue
-                return  # results: the test is over
-            challenge = pack.challenge_by_id[match.group(1)]
-            token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-            value = expected_answer(challenge)
-            right = rng.random() < 0.7
-            form: dict[str, object] = {
-                "csrf_token": token,
-                "challenge_id": challenge.id,
-                "action": "valider",
-            }
-            if challenge.type is ChallengeType.QCM:
-                form["answer"] = value.split(",") if right else ["1"]
-            elif challenge.type is ChallengeType.QROCM:
-                typed = json.loads(value)
-                form.update({f"field-{k}": (v if right else "?") for k, v in typed.items()})
-                value = json.dumps(
-                    {k: (v if right else "?") for k, v in typed.items()}, ensure_ascii=False
-                )
-            elif challenge.type is ChallengeType.QCU:
-                value = value if right else str(len(challenge.proposals) - int(value) + 1)
-                form["answer"] = value
-            else:
-                value = value if right else "je ne sais pas"
-                form["answer"] = value
-            if challenge.type is ChallengeType.QCM and not right:
-                value = "1"
-            if think:
-                time.sleep(rng.uniform(0.5, 1.5) * think)  # reading and answering
-            start = time.perf_counter()
-            status, location, _ = client.request("POST", f"/campagnes/{code}/evaluation", form)
-            if status != 302:
-                raise RuntimeError(f"answer answered {status}")
-            status, path, page = client.get_following(location)
-            student.latencies.append((time.perf_counter() - start) * 1000)
-            student.sent.append((challenge.id, value))
-            if status != 200:
-                raise RuntimeError(f"next page answered {status}")
-    except Exception as error:  # recorded, counted, reported
-        student.errors.append(f"{type(error).__name__}: {error}")
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    results.put((elapsed, [(s.email, s.sent, s.latencies, s.errors) for s in students]))
 
 
 def stored_answers(database_url: str) -> dict[str, list[tuple[str, str]]]:
@@ -228,8 +321,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--students", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    parser.add_argument(
+        "--clients", type=int, default=2, help="load generator processes sharing the students"
+    )
     parser.add_argument(
         "--think-ms",
         type=float,
@@ -237,8 +334,6 @@ def main() -> None:
         help="mean time a student spends on a question (0: answer back-to-back, the worst case)",
     )
     args = parser.parse_args()
-
-    from engine.content import load_pack
 
     base = make_url(
         os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -264,8 +359,8 @@ def main() -> None:
             DATABASE_POOL_SIZE=str(args.threads),
         )
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "gthread",
-             "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
+            [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", args.worker_class,
+             "--threads", str(args.threads), "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
              "--log-level", "warning", "wsgi:app"],
             cwd=ROOT, env=env,
         )  # fmt: skip
@@ -275,22 +370,44 @@ def main() -> None:
                     break
             except OSError:
                 time.sleep(0.1)
-        pack = load_pack()
-        students = [Student(f"eleve{n}@banc.example") for n in range(args.students)]
-        barrier = threading.Barrier(args.students + 1)
-        threads = [
-            threading.Thread(
-                target=take_test, args=(port, code, s, pack, random.Random(n), barrier)
+        emails = [f"eleve{n}@banc.example" for n in range(args.students)]
+        context = multiprocessing.get_context("spawn")
+        ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
+        processes = [
+            context.Process(
+                target=client_process,
+                args=(
+                    port,
+                    code,
+                    PASSWORD,
+                    emails[i :: args.clients],
+                    args.think_ms / 1000,
+                    ready,
+                    go,
+                    results,
+                ),
             )
-            for n, s in enumerate(students)
+            for i in range(args.clients)
         ]
-        for thread in threads:
-            thread.start()
-        barrier.wait()
-        started = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
+        for process in processes:
+            process.start()
+        for _ in processes:  # every student signed in and started
+            while not ready.acquire(timeout=1):
+                if not all(p.is_alive() for p in processes):
+                    sys.exit("a load generator process stopped")
+        pids = {p.pid for p in processes if p.pid is not None}
+        cpu_before = {side: cpu_seconds(side, server.pid, pids) for side in SIDES}
+        go.set()
+        gathered = [results.get() for _ in processes]
+        cpu_used = {side: cpu_seconds(side, server.pid, pids) - cpu_before[side] for side in SIDES}
+        for process in processes:
+            process.join()
+        elapsed = max(e for e, _ in gathered)
+        students = [
+            Student(email, sent=sent, latencies=latencies, errors=errors)
+            for _, part in gathered
+            for email, sent, latencies, errors in part
+        ]
         stored = stored_answers(url)
     finally:
         if server is not None:
@@ -316,6 +433,10 @@ def main() -> None:
             "p95": round(percentile(latencies, 0.95), 1) if latencies else None,
             "p99": round(percentile(latencies, 0.99), 1) if latencies else None,
         },
+        "cpu_ms_per_answer": {
+            side: round(used * 1000 / answers, 2) if answers else None
+            for side, used in cpu_used.items()
+        },
         "errors": sum(len(s.errors) for s in students),
         "students_whose_stored_answers_differ": lost,
         "first_errors": [e for s in students for e in s.errors][:5],
@@ -332,10 +453,15 @@ def main() -> None:
     print(
         f"submit an answer and get the next page: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms"
     )  # type: ignore[index]
+    cpu = report["cpu_ms_per_answer"]
+    print(
+        f"CPU per answer: server {cpu['server']} ms, database {cpu['database']} ms, "
+        f"load generator {cpu['clients']} ms"
+    )  # type: ignore[index]
     print(
         f"errors: {report['errors']}; students whose stored answers differ from those sent: {lost}"
     )
-    if statistics and report["first_errors"]:
+    if report["first_errors"]:
         print("first errors:", *report["first_errors"], sep="\n  ")
 
 

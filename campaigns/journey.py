@@ -14,8 +14,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +41,7 @@ from campaigns.models import (
     User,
 )
 from campaigns.services import InvalidInput, ServiceError
-from config.db import utcnow
+from config.db import insert_new, utcnow
 from engine import answers as checking
 from engine.content import Challenge, ContentPack
 from engine.knowledge import (
@@ -137,6 +138,56 @@ def live_participation(session: Session, campaign: Campaign, user: User) -> Part
             Participation.deleted_at.is_(None),
         )
     ).one_or_none()
+
+
+@dataclass(frozen=True)
+class Place:
+    """A campaign seen by one user: their live participation in it and their test in progress."""
+
+    campaign: Campaign
+    organization: Organization  # held here, so `ensure_open` finds it without a query
+    participation: Participation | None
+    assessment: Assessment | None  # the participation's started test, if any
+    answer_count: int  # answers in that test
+
+
+def _place_query() -> Select[Any]:
+    answers = (
+        select(func.count())
+        .select_from(Answer)
+        .where(Answer.assessment_id == Assessment.id)
+        .correlate(Assessment)
+        .scalar_subquery()
+    )
+    return (
+        select(Campaign, Organization, Participation, Assessment, answers)
+        .join(Organization, Organization.id == Campaign.organization_id)
+        .outerjoin(
+            Participation,
+            (Participation.campaign_id == Campaign.id)
+            & (Participation.user_id == bindparam("user_id"))
+            & Participation.is_improved.is_(False)
+            & Participation.deleted_at.is_(None),
+        )
+        .outerjoin(
+            Assessment,
+            (Assessment.participation_id == Participation.id)
+            & (Assessment.state == AssessmentState.STARTED),
+        )
+        .where(Campaign.code == bindparam("code"))
+    )
+
+
+_PLACE = _place_query()  # built once: every test page runs it
+
+
+def place(session: Session, code: str, user: User) -> Place | None:
+    """Everything a test page needs about a campaign code and the user, in one query."""
+    row = session.execute(_PLACE, {"code": code, "user_id": user.id}).first()
+    if row is None:
+        return None
+    campaign, organization, participation, assessment, count = tuple(row)
+    return Place(campaign, organization, participation, assessment, count or 0)
 
 
 def ensure_open(session: Session, campaign: Campaign) -> None:
@@ -431,12 +482,17 @@ def submit_answer(
         value="" if skipped else value,
         result=AnswerResult(result.value),
         time_spent_seconds=max(0, int((now - asked_at).total_seconds())),
+        created_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(answer)
-    except IntegrityError:  # the same answer, submitted twice at once
+    answer_id = insert_new(
+        session,
+        Answer,
+        ("assessment_id", "challenge_id"),
+        {c: getattr(answer, c) for c in ANSWER_COLUMNS},
+    )
+    if answer_id is None:  # the same answer, submitted twice at once
         return _repeated(session, assessment, challenge_id)
+    answer.id = answer_id
     state.answers.append(answer)
     state.situation = Situation(
         state.situation.profile,
@@ -463,6 +519,11 @@ def submit_answer(
     assessment.current_challenge_id = None
     nxt = _advance(session, state)
     return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
+
+
+ANSWER_COLUMNS = (
+    "assessment_id", "challenge_id", "value", "result", "time_spent_seconds", "created_at"
+)  # fmt: skip
 
 
 def _repeated(session: Session, assessment: Assessment, challenge_id: str) -> Answered:

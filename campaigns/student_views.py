@@ -105,11 +105,21 @@ def _user() -> User:
     return user
 
 
-def _mine(code: str) -> tuple[Campaign, Participation]:
-    """The campaign of this code and the signed-in user's live participation in it (404 when
+def _place(code: str) -> journey.Place:
+    """The campaign of this code with the signed-in user's live participation in it (404 when
     they have none: nobody reaches another student's test)."""
-    campaign = _campaign_or_404(code)
-    return campaign, _participation(campaign)
+    normalized = services.normalize_code(code)
+    found = journey.place(get_session(), normalized, _user()) if normalized else None
+    if found is None or found.participation is None:
+        abort(404)
+    return found
+
+
+def _mine(code: str) -> tuple[Campaign, Participation]:
+    found = _place(code)
+    if found.participation is None:  # (never: _place checked it)
+        abort(404)
+    return found.campaign, found.participation
 
 
 def _participation(campaign: Campaign) -> Participation:
@@ -310,11 +320,12 @@ def sign_up() -> str | Response | tuple[str, int]:
 @frameable
 @login_required
 def question(code: str) -> str | Response | tuple[str, int]:
-    campaign, participation = _mine(code)
+    found = _place(code)
+    campaign, participation = found.campaign, found.participation
     session = get_session()
-    if participation.status is not ParticipationStatus.STARTED:
+    if participation is None or participation.status is not ParticipationStatus.STARTED:
         return redirect(url_for("journey.results", code=campaign.code))
-    assessment = journey.open_assessment(session, participation)
+    assessment = found.assessment or journey.open_assessment(session, participation)
     if request.method == "POST":
         journey.ensure_open(session, campaign)
         return _answer(campaign, assessment)
@@ -324,7 +335,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
     session.commit()
     if challenge is None:
         return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
-    answered = journey.answer_count(session, assessment)
+    answered = found.answer_count if found.assessment is not None else 0
     remaining = None
     if challenge.timer is not None and assessment.current_challenge_asked_at is not None:
         deadline = assessment.current_challenge_asked_at + dt.timedelta(seconds=challenge.timer)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from typing import Any, cast
 
 from flask import current_app, g
 from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
 from sqlalchemy.exc import DBAPIError
@@ -140,6 +142,23 @@ def _is_file(url: URL) -> bool:
 def execute_dml(session: Session, statement: Executable) -> CursorResult[Any]:
     """Run an UPDATE or DELETE and return its cursor result (for `rowcount`)."""
     return cast(CursorResult[Any], session.execute(statement))
+
+
+def insert_new(
+    session: Session, model: type[Base], unique: Sequence[str], values: dict[str, Any]
+) -> int | None:
+    """Insert one row unless a row with the same `unique` columns exists, in one statement (no
+    savepoint): the new row's id, or None when it already existed."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(model.__table__.c.id)
+    )
+    new_id: int | None = session.execute(statement).scalar()
+    return new_id
 
 
 def check_connection(database: Database) -> None:

@@ -8,6 +8,7 @@ is only sent where framing is refused outright.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -21,6 +22,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 FrameOriginsSource = Callable[[Session], Iterable[str]]
 
 csrf = CSRFProtect()
+
+# Registered origins are read at most this often per process (every framed page needs them): a
+# newly registered LMS may frame pages after at most this delay, at once in the process that
+# registered it (`forget_frame_origins`).
+FRAME_ORIGINS_TTL = 30.0
 
 _BASE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -51,13 +57,24 @@ def _is_frameable() -> bool:
     return bool(getattr(view, "parcours_frameable", False))
 
 
+def forget_frame_origins(app: Flask) -> None:
+    """Read the registered origins again on the next framed page (after a registration)."""
+    app.extensions.pop("parcours.frame_ancestors", None)
+
+
 def _frame_ancestors() -> str:
     if not _is_frameable():
         return "'none'"
+    cached: tuple[float, str] | None = current_app.extensions.get("parcours.frame_ancestors")
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
     origins: set[str] = set()
     for source in current_app.extensions.get("parcours.frame_origins", []):
         origins.update(source(get_session()))
-    return " ".join(["'self'", *sorted(origins)])
+    ancestors = " ".join(["'self'", *sorted(origins)])
+    current_app.extensions["parcours.frame_ancestors"] = (now + FRAME_ORIGINS_TTL, ancestors)
+    return ancestors
 
 
 def _set_security_headers(response: Response) -> Response:

@@ -7,7 +7,7 @@ from flask import Flask
 
 from config.app import create_app
 from config.db import Database
-from config.security import frameable
+from config.security import forget_frame_origins, frameable
 from config.settings import Settings
 from lti_tool.models import LtiPlatform
 from tests.conftest import TEST_SECRET
@@ -156,6 +156,35 @@ def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, 
         "frame-ancestors 'none'"
         in framed_app.test_client().get("/").headers["Content-Security-Policy"]
     )
+
+
+def test_registered_origins_are_read_again_after_a_registration(framed_app, db_session):
+    from campaigns.models import Organization, OrganizationType
+
+    client = framed_app.test_client()
+    assert (
+        "frame-ancestors 'self';"
+        in client.get("/embedded").headers["Content-Security-Policy"] + ";"
+    )
+    organization = Organization(name="Lycée", type=OrganizationType.SCO, uai="0000003C")
+    db_session.add(organization)
+    db_session.flush()
+    db_session.add(
+        LtiPlatform(
+            organization_id=organization.id,
+            issuer="https://moodle.lycee.example",
+            client_id="abc",
+            auth_login_url="https://moodle.lycee.example/mod/lti/auth.php",
+            auth_token_url="https://moodle.lycee.example/mod/lti/token.php",
+            key_set_url="https://moodle.lycee.example/mod/lti/certs.php",
+        )
+    )
+    db_session.commit()
+    # Read at most every FRAME_ORIGINS_TTL seconds per process, at once after a registration.
+    assert "moodle" not in client.get("/embedded").headers["Content-Security-Policy"]
+    forget_frame_origins(framed_app)
+    csp = client.get("/embedded").headers["Content-Security-Policy"]
+    assert csp.endswith("frame-ancestors 'self' https://moodle.lycee.example")
 
 
 @pytest.mark.parametrize(
