@@ -123,3 +123,46 @@ def content_import(runtime: Runtime, path: Path, activate: bool, as_json: bool) 
         click.echo(
             f"{result['pack']} {result['version']}: {state}; target profiles {result['target_profiles']}"
         )
+
+
+@click.group()
+def learners() -> None:
+    """School learner lists."""
+
+
+@learners.command("import")
+@click.option("--org", "org_ref", required=True, help="Organization id or UAI.")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_runtime
+def learners_import(runtime: Runtime, org_ref: str, file: Path, as_json: bool) -> None:
+    """Import a school's learner list (SIECLE-like CSV: nom, prénom, date de naissance,
+    division, INE). All or nothing; learners missing from the file are disabled."""
+    from sqlalchemy import select
+
+    from campaigns.learners import import_learners
+    from campaigns.models import Organization
+
+    data = file.read_bytes()
+    with runtime.connected_database().session() as session, session.begin():
+        reference = org_ref.strip()
+        query = select(Organization).where(
+            Organization.id == int(reference)
+            if reference.isdecimal() and len(reference) < 10
+            else Organization.uai == reference.upper()
+        )
+        organization = session.scalars(query).one_or_none()
+        if organization is None:
+            raise services.InvalidInput(f"no organization with id or UAI {reference!r}")
+        report = import_learners(session, organization, data)
+        result: dict[str, object] = {
+            "organization": {"id": organization.id, "uai": organization.uai}
+        }
+        result.update(report.as_dict())
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"{report.created} learner(s) added, {report.updated} updated, "
+        f"{report.disabled} disabled, {report.unchanged} unchanged"
+    )

@@ -7,6 +7,7 @@ random password, printed once (the demo never ships a known password).
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from campaigns.models import (
     TargetProfile,
     User,
 )
+from engine.answers import expected_answer
 
 DEMO_UAI = "0999999Z"
 DEMO_ORGANIZATION = "Collège Parcours (démo)"
@@ -37,6 +39,19 @@ DEMO_STUDENTS = [
 DEMO_UNLINKED_LEARNERS = [
     ("Noah", "Lefèvre", dt.date(2011, 1, 9), "4e B"),
     ("Chloé", "Moreau", dt.date(2010, 5, 30), "3e A"),
+]
+
+
+# Classmates who already took the assessment (answers simulated), so that the teacher panel has
+# something to show: (first name, last name, division, chance of a right answer, then what they
+# did: "shared", "finished" (not sent yet) or "started").
+DEMO_CLASSMATES = [
+    ("Adam", "Roux", "4e B", 0.85, "shared"),
+    ("Jade", "Fournier", "4e B", 0.6, "shared"),
+    ("Louis", "Girard", "3e A", 0.75, "shared"),
+    ("Emma", "Bonnet", "3e A", 0.45, "shared"),
+    ("Lucas", "Dupont", "4e B", 0.7, "finished"),
+    ("Manon", "Lambert", "3e A", 0.65, "started"),
 ]
 
 
@@ -144,8 +159,53 @@ def seed_demo(session: Session) -> DemoSeed:
         seed.campaigns.append(
             _campaign(session, organization, teacher, name, kind, profile_key, title, text)
         )
+    for n, (first, last, division, success, outcome) in enumerate(DEMO_CLASSMATES):
+        classmate = _account(session, first, last, f"{first.lower()}.{n}.demo@example.org")
+        _learner(
+            session, organization, first, last, dt.date(2011, 1, n + 1), division, user=classmate
+        )
+        session.flush()
+        _take_part(session, seed.campaigns, classmate, success=success, outcome=outcome, seed=n)
     session.flush()
     return seed
+
+
+def _take_part(
+    session: Session,
+    campaigns: list[Campaign],
+    user: User,
+    *,
+    success: float,
+    outcome: str,
+    seed: int,
+) -> None:
+    """A simulated student answers the demo campaigns (once: nothing happens the second time)."""
+    from campaigns import journey  # the journey imports the content, which imports services
+
+    rng = random.Random(seed)  # noqa: S311 (simulated answers, not secrets)
+    for campaign in campaigns:
+        if journey.live_participation(session, campaign, user) is not None:
+            continue
+        participation = journey.join(session, campaign, user)
+        if campaign.type is CampaignType.ASSESSMENT:
+            assessment = journey.open_assessment(session, participation)
+            for asked in range(200):
+                if outcome == "started" and asked == 7:
+                    break
+                challenge = journey.current_challenge(session, assessment)
+                if challenge is None:
+                    break
+                journey.start_clock(session, assessment, challenge)
+                right = rng.random() < success
+                journey.submit_answer(
+                    session,
+                    assessment,
+                    challenge_id=challenge.id,
+                    value=expected_answer(challenge) if right else "",
+                    skipped=not right,
+                )
+        if outcome == "shared":
+            journey.share(session, participation)
 
 
 def _campaign(

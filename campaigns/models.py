@@ -232,6 +232,40 @@ class Membership(Base):
     __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
 
 
+class Invitation(Base):
+    """An invitation to join an organization, sent by e-mail to someone without an account (or
+    not signed in). Only a hash of its token is stored; it is used once."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[MembershipRole] = mapped_column(enum_type(MembershipRole, "membership_role"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        # One pending invitation per person and organization (inviting again renews it).
+        Index(
+            "uq_invitations_organization_id_email_pending",
+            "organization_id",
+            "email",
+            unique=True,
+            sqlite_where=text("accepted_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("accepted_at IS NULL AND cancelled_at IS NULL"),
+        ),
+    )
+
+
 class Learner(Base):
     """A student as the school knows them (imported learner list), linked at most once to a user."""
 

@@ -33,7 +33,8 @@ SIGN_IN_PER_ADDRESS = Limit("sign-in:address", max_hits=50, window=dt.timedelta(
 
 @blueprint.route("/connexion", methods=["GET", "POST"], endpoint="sign_in")
 def sign_in_page() -> str | Response | tuple[str, int]:
-    next_url = safe_next(request.values.get("next"), url_for("campaigns.account"))
+    account = url_for("campaigns.account")
+    next_url = safe_next(request.values.get("next"), account)
     if request.method == "GET":
         if current_user() is not None:
             return redirect(next_url)
@@ -61,6 +62,8 @@ def sign_in_page() -> str | Response | tuple[str, int]:
     release(session, SIGN_IN_PER_LOGIN, login.lower(), secret=secret)
     release(session, SIGN_IN_PER_ADDRESS, address, secret=secret)
     must_change = services.must_change_password(session, user)
+    if next_url == account and services.organizations_of(session, user):
+        next_url = url_for("orga.home")  # teachers land in their panel
     session.commit()
     sign_in(user)
     if must_change:

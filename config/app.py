@@ -10,6 +10,7 @@ import datetime as dt
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from campaigns import orga, orga_campaign, orga_campaigns, orga_exports, orga_learners, orga_team
 from campaigns.student_views import blueprint as journey_blueprint
 from campaigns.views import blueprint as campaigns_blueprint
 from config import views
@@ -63,5 +64,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(campaigns_blueprint)
     app.register_blueprint(journey_blueprint)
+    for panel in (orga, orga_campaigns, orga_campaign, orga_exports, orga_team, orga_learners):
+        app.register_blueprint(panel.blueprint)
     views.register_error_handlers(app)
     return app

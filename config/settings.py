@@ -16,6 +16,12 @@ one-line explanation instead of a traceback.
 | `LOG_FORMAT` | `text` (`json` in production) | `text` for people, `json` for log collectors |
 | `DATABASE_POOL_SIZE` | `5` | connections kept per process (PostgreSQL) |
 | `MAX_CONTENT_LENGTH` | `1048576` | largest request body accepted, in bytes |
+| `SMTP_HOST` | (none) | mail server that sends e-mails (team invitations); without it, development prints each e-mail on the worker's standard output and production parks e-mail jobs as failed (`parcours jobs retry --kind mail.send` sends them once it is set) |
+| `SMTP_PORT` | `587` (`465` with `ssl`, `25` with `none`) | port of `SMTP_HOST` |
+| `SMTP_SECURITY` | `starttls` | `starttls`, `ssl` (TLS from the first byte) or `none` (a relay on this machine); production refuses to send a password with `none` to another host |
+| `SMTP_USER` / `SMTP_PASSWORD` | (none) | login on `SMTP_HOST`, when it asks for one |
+| `SMTP_TIMEOUT` | `10` | seconds to wait for the mail server before retrying later |
+| `MAIL_FROM` | `Parcours <ne-pas-repondre@` host of `PUBLIC_URL` `>` | sender of the e-mails |
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -37,10 +44,12 @@ MIN_PRODUCTION_SECRET_LENGTH = 32
 
 Environment = Literal["development", "production"]
 LogFormat = Literal["text", "json"]
+SmtpSecurity = Literal["starttls", "ssl", "none"]
 
 _SUPPORTED_DRIVERS = {"sqlite", "sqlite+pysqlite", "postgresql+psycopg2"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
 class ConfigError(Exception):
@@ -59,6 +68,13 @@ class Settings:
     log_format: LogFormat = "text"
     database_pool_size: int = 5
     max_content_length: int = 1024 * 1024
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: the usual port of `smtp_security`
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_timeout: int = 10
+    mail_from: str = ""
     testing: bool = False
 
     def __post_init__(self) -> None:
@@ -76,6 +92,19 @@ class Settings:
     def https(self) -> bool:
         return self.public_url.startswith("https://")
 
+    @property
+    def mail_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or _SMTP_DEFAULT_PORTS.get(self.smtp_security, 587)
+
+    @property
+    def mail_sender(self) -> str:
+        host = urlsplit(self.public_url).hostname or "localhost"
+        return self.mail_from or f"Parcours <ne-pas-repondre@{host}>"
+
     def validate(self) -> None:
         parse_database_url(self.database_url)
         _check_public_url(self.public_url)
@@ -91,6 +120,7 @@ class Settings:
             )
         if not self.secret_key:
             raise ConfigError("SECRET_KEY: must not be empty")
+        self._validate_mail()
         if self.is_production:
             if self.secret_key == DEV_SECRET_KEY:
                 raise ConfigError(
@@ -114,6 +144,32 @@ class Settings:
                 "machine (127.0.0.1 or localhost); set a random value"
             )
 
+    def _validate_mail(self) -> None:
+        if self.smtp_security not in _SMTP_DEFAULT_PORTS:
+            raise ConfigError(
+                f"SMTP_SECURITY: expected starttls, ssl or none, got {self.smtp_security!r}"
+            )
+        if not 0 <= self.smtp_port <= 65535:
+            raise ConfigError(f"SMTP_PORT: expected a port number, got {self.smtp_port}")
+        if self.smtp_timeout < 1:
+            raise ConfigError(f"SMTP_TIMEOUT: must be at least 1, got {self.smtp_timeout}")
+        if self.smtp_password and not self.smtp_user:
+            raise ConfigError("SMTP_PASSWORD: set SMTP_USER too")
+        if self.mail_from and not _is_mail_address(self.mail_from):
+            raise ConfigError(
+                "MAIL_FROM: expected an address such as 'Parcours <ne-pas-repondre@example.org>'"
+            )
+        if (
+            self.is_production
+            and self.smtp_user
+            and self.smtp_security == "none"
+            and not _is_loopback_host(self.smtp_host)
+        ):
+            raise ConfigError(
+                "SMTP_SECURITY: production refuses to send the SMTP password unencrypted to "
+                "another host; use starttls or ssl"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -132,6 +188,13 @@ class Settings:
             max_content_length=_parse_int(
                 env, "MAX_CONTENT_LENGTH", default=1024 * 1024, minimum=1024
             ),
+            smtp_host=env.get("SMTP_HOST", "").strip(),
+            smtp_port=_parse_int(env, "SMTP_PORT", default=0, minimum=1),
+            smtp_security=env.get("SMTP_SECURITY", "starttls").strip().lower(),  # type: ignore[arg-type]
+            smtp_user=env.get("SMTP_USER", "").strip(),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
+            smtp_timeout=_parse_int(env, "SMTP_TIMEOUT", default=10, minimum=1),
+            mail_from=env.get("MAIL_FROM", "").strip(),
         )
 
 
@@ -164,8 +227,17 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return _is_loopback_host(urlsplit(url).hostname or "")
+
+
+def _is_loopback_host(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _is_mail_address(raw: str) -> bool:
+    _name, address = parseaddr(raw)
+    local, _, domain = address.rpartition("@")
+    return bool(local) and "." in domain and not any(c.isspace() for c in address)
 
 
 def _check_public_url(raw: str) -> None:

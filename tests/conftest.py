@@ -178,3 +178,14 @@ def csrf_token(client: FlaskClient, path: str) -> str:
     match = _CSRF.search(page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
+
+
+@pytest.fixture(autouse=True)
+def _forget_campaign_contents():
+    """Campaign contents are cached per process by campaign id; a rolled-back SQLite test gives
+    the same id to the next test's campaign, so each test starts with an empty cache."""
+    from campaigns import journey
+
+    journey._profiles.clear()
+    yield
+    journey._profiles.clear()

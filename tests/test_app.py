@@ -83,18 +83,28 @@ def test_every_message_in_the_code_has_an_english_translation():
     found: set[str] = set()
     for package in ("config", "campaigns", "lti_tool", "sso"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-            root / package, method_map, keywords={"_": None, "gettext": None, "_l": None}
+            root / package,
+            method_map,
+            keywords={"_": None, "gettext": None, "_l": None, "ngettext": (1, 2)},
         ):
             found.add(message if isinstance(message, str) else message[0])
     with (TRANSLATIONS / "en/LC_MESSAGES/messages.po").open("rb") as po:
         catalog = read_po(po)
-    translated = {m.id for m in catalog if m.id and m.string}
+    translated = {
+        m.id[0] if isinstance(m.id, tuple) else m.id
+        for m in catalog
+        if m.id and m.string and all(m.string if isinstance(m.string, tuple) else [m.string])
+    }
     assert sorted(found - translated) == []
     # The compiled catalog that ships is the one the .po describes.
     with (TRANSLATIONS / "en/LC_MESSAGES/messages.mo").open("rb") as mo:
         compiled = read_mo(mo)
-    assert {m.id: m.string for m in compiled if m.id} == {
-        m.id: m.string for m in catalog if m.id and m.string
+
+    def key(value):  # plural entries: tuples in the .po, lists in the .mo
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    assert {key(m.id): key(m.string) for m in compiled if m.id} == {
+        key(m.id): key(m.string) for m in catalog if m.id and m.string
     }
 
 

@@ -49,3 +49,34 @@ def test_the_http_benchmark_loses_no_answer():
     assert report["students_whose_stored_answers_differ"] == 0
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert set(report["cpu_ms_per_answer"]) == {"server", "database", "clients"}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the exports benchmark seeds PostgreSQL and runs gunicorn",
+)
+def test_the_exports_benchmark_streams_every_row():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.exports",
+            "--json",
+            "--participations",
+            "40",
+            "--analysis",
+            "10",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["exports"]
+    for run in report["exports"]:
+        assert run["status"] == 200
+        assert run["rows"] == 40
+    assert [page["status"] for page in report["pages"]] == [200] * len(report["pages"])

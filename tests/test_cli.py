@@ -224,3 +224,73 @@ def test_failed_jobs_can_be_listed_and_retried(database_url):
     retried = run(database_url, "jobs", "retry")
     assert retried.exit_code == 0, retried.output
     assert "1 job(s) queued again" in retried.stderr  # one per dedupe key
+
+
+# -- learners import --------------------------------------------------------------------------
+
+
+LEARNERS_CSV = (
+    "Nom;Prénom;Date de naissance;Division;INE\r\n"
+    "Martin;Léa;12/03/2010;3A;1234567890A\r\n"
+    "Durand;Noé;05/01/2010;3B;\r\n"
+)
+
+
+def test_learners_import_prints_the_report_and_updates_on_reimport(database_url, tmp_path):
+    created = json.loads(run(database_url, *ORG_ARGS).stdout)
+    path = tmp_path / "eleves.csv"
+    path.write_bytes(LEARNERS_CSV.encode("cp1252"))
+    result = run(database_url, "learners", "import", "--org", "0123456a", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["organization"] == {"id": created["id"], "uai": "0123456A"}
+    assert (report["created"], report["updated"], report["disabled"]) == (2, 0, 0)
+    assert count(database_url, Learner) == 2
+
+    path.write_text("Nom,Prénom,Date de naissance,Classe\nDurand,Noé,2010-01-05,4B\n")
+    again = run(database_url, "learners", "import", "--org", str(created["id"]), str(path))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == "0 learner(s) added, 1 updated, 1 disabled, 0 unchanged"
+    assert count(database_url, Learner) == 2
+
+
+def test_a_bad_learner_file_fails_in_one_line_and_imports_nothing(database_url, tmp_path):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    path = tmp_path / "eleves.csv"
+    lines = [f"Nom{i};;31/02/2010;3A;" for i in range(5)]
+    path.write_text("Nom;Prénom;Date de naissance;Division;INE\n" + "\n".join(lines) + "\n")
+    result = run(database_url, "learners", "import", "--org", "0123456A", str(path), "--json")
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert message.count("\n") == 0
+    assert message.startswith("Error: 10 error(s) in the learner file, nothing imported:")
+    assert "Ligne 2 : prénom manquant" in message and "(+7 more)" in message
+    assert count(database_url, Learner) == 0
+
+
+@pytest.mark.parametrize(
+    ("org_ref", "expected"),
+    [("9999", "no organization with id or UAI '9999'"), ("0999999Z", "no organization")],
+)
+def test_learners_import_needs_an_existing_school(database_url, tmp_path, org_ref, expected):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    path = tmp_path / "eleves.csv"
+    path.write_text(LEARNERS_CSV)
+    result = run(database_url, "learners", "import", "--org", org_ref, str(path))
+    assert result.exit_code != 0
+    assert expected in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_learners_import_refuses_organizations_that_are_not_schools(database_url, tmp_path):
+    company = run(
+        database_url,
+        *["org", "create", "--name", "Entreprise", "--type", "PRO", "--admin-email", "p@b.fr"],
+        "--json",
+    )
+    path = tmp_path / "eleves.csv"
+    path.write_text(LEARNERS_CSV)
+    org_id = str(json.loads(company.stdout)["id"])
+    result = run(database_url, "learners", "import", "--org", org_id, str(path))
+    assert result.exit_code != 0
+    assert "SCO" in result.stderr and count(database_url, Learner) == 0

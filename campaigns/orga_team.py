@@ -1,0 +1,388 @@
+"""The organization's team ("Équipe"): members, roles, invitations by e-mail.
+
+Every member sees the team; only admins add, invite, change roles and remove (a member may
+leave). Members and invitations are looked up within the current organization: another
+organization's ids get a 404. The invitation link (`/invitation/<token>`) is for people who may
+have no account yet, so it is not `@member_required`; guessing tokens is rate limited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from campaigns import services, team
+from campaigns.auth import current_user, sign_in
+from campaigns.models import Invitation, MembershipRole, Organization, User
+from campaigns.orga import admin_required, current_workspace, member_required
+from config.db import get_session, utcnow
+from config.ratelimit import Limit, hit, release
+from config.settings import Settings
+
+blueprint = Blueprint("orga_team", __name__, template_folder="templates")
+
+# Unknown tokens only: a valid link gives its attempt back, so a school behind one address
+# accepting many invitations is never held up.
+TOKEN_GUESSES = Limit("invitation-token:address", max_hits=20, window=dt.timedelta(minutes=10))
+
+ROLE_LABELS = {MembershipRole.ADMIN: _l("Administrateur"), MembershipRole.MEMBER: _l("Membre")}
+UNUSABLE = {
+    "unknown": (
+        404,
+        _l(
+            "Ce lien d’invitation n’est pas valide. Si vous avez reçu plusieurs invitations, "
+            "utilisez le lien du message le plus récent."
+        ),
+    ),
+    "expired": (
+        410,
+        _l(
+            "Cette invitation a expiré. Demandez à un administrateur de l’organisation de vous "
+            "inviter à nouveau."
+        ),
+    ),
+    "cancelled": (410, _l("Cette invitation a été annulée par l’organisation.")),
+    "accepted": (410, _l("Cette invitation a déjà été utilisée.")),
+}
+LAST_ADMIN = _l(
+    "Une organisation garde toujours au moins un administrateur : "
+    "nommez d’abord un autre administrateur."
+)
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["PARCOURS_SETTINGS"]
+    return settings
+
+
+def _role(raw: str | None) -> MembershipRole | None:
+    try:
+        return MembershipRole(raw or "")
+    except ValueError:
+        return None
+
+
+@blueprint.app_template_filter("member_role")
+def _role_label(role: MembershipRole) -> str:
+    return str(ROLE_LABELS[role])
+
+
+# -- the team page --------------------------------------------------------------------------------
+
+
+def _page(
+    status: int = 200, *, form: dict[str, str] | None = None, errors: dict[str, str] | None = None
+) -> tuple[str, int]:
+    ws = current_workspace()
+    db = get_session()
+    page = request.args.get("page", "1")
+    number = int(page) if page.isdecimal() and 0 < int(page) < 100_000 else 1
+    rows, total = team.members(db, ws.organization, page=number)
+    settings = _settings()
+    return render_template(
+        "orga/team/index.html",
+        section="equipe",
+        members=rows,
+        total=total,
+        page=number,
+        pages=max(1, math.ceil(total / team.MEMBERS_PER_PAGE)),
+        invitations=team.pending_invitations(db, ws.organization) if ws.is_admin else [],
+        form=form or {"email": "", "role": MembershipRole.MEMBER.value},
+        errors=errors or {},
+        roles=list(MembershipRole),
+        mail_missing=not settings.mail_configured,
+        production=settings.is_production,
+        now=utcnow(),
+    ), status
+
+
+@blueprint.get("/orga/equipe", endpoint="index")
+@member_required
+def index() -> tuple[str, int]:
+    return _page()
+
+
+@blueprint.post("/orga/equipe", endpoint="add")
+@admin_required
+def add() -> Response | tuple[str, int]:
+    ws = current_workspace()
+    form = {
+        "email": request.form.get("email", "").strip()[:320],
+        "role": request.form.get("role", ""),
+    }
+    errors: dict[str, str] = {}
+    role = _role(form["role"])
+    if role is None:
+        errors["role"] = _("Choisissez un rôle.")
+    address = ""
+    try:
+        address = services.normalize_email(form["email"])
+    except services.InvalidInput:
+        errors["email"] = _("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr.")
+    if errors or role is None:
+        return _page(400, form=form, errors=errors)
+    db = get_session()
+    added = team.add_member(
+        db,
+        ws.organization,
+        email=address,
+        role=role,
+        invited_by=ws.user,
+        public_url=_settings().public_url,
+    )
+    db.commit()
+    if added.outcome is team.Outcome.ALREADY_MEMBER and added.user is not None:
+        flash(_("%(name)s est déjà membre de l’organisation.", name=added.user.full_name), "info")
+    elif added.outcome is team.Outcome.ADDED and added.user is not None:
+        flash(_("%(name)s a rejoint l’équipe.", name=added.user.full_name), "info")
+    elif added.outcome is team.Outcome.RENEWED:
+        flash(
+            _(
+                "Une nouvelle invitation a été envoyée à %(email)s ; le lien précédent ne "
+                "fonctionne plus.",
+                email=address,
+            ),
+            "info",
+        )
+    else:
+        flash(_("Une invitation a été envoyée à %(email)s.", email=address), "info")
+    return redirect(url_for("orga_team.index"), 303)
+
+
+# -- roles and removal ----------------------------------------------------------------------------
+
+
+@blueprint.post("/orga/equipe/membres/<int:membership_id>/role", endpoint="change_role")
+@admin_required
+def change_role(membership_id: int) -> Response | tuple[str, int]:
+    ws = current_workspace()
+    db = get_session()
+    if team.membership_in(db, ws.organization, membership_id) is None:
+        abort(404)
+    role = _role(request.form.get("role"))
+    if role is None:
+        abort(400)
+    try:
+        membership = team.change_role(db, ws.organization, membership_id, role)
+    except team.LastAdmin:
+        db.rollback()
+        flash(str(LAST_ADMIN), "error")
+        return _page(409)
+    except services.ServiceError:
+        db.rollback()
+        abort(404)
+    user = db.get(User, membership.user_id)
+    db.commit()
+    flash(
+        _(
+            "%(name)s est maintenant %(role)s.",
+            name=user.full_name if user else "",
+            role=str(ROLE_LABELS[role]).lower(),
+        ),
+        "info",
+    )
+    return redirect(url_for("orga_team.index"), 303)
+
+
+@blueprint.post("/orga/equipe/membres/<int:membership_id>/retirer", endpoint="remove")
+@member_required
+def remove(membership_id: int) -> Response | tuple[str, int]:
+    ws = current_workspace()
+    db = get_session()
+    membership = team.membership_in(db, ws.organization, membership_id)
+    if membership is None:
+        abort(404)
+    leaving = membership.user_id == ws.user.id
+    if not (ws.is_admin or leaving):
+        return render_template(
+            "orga/forbidden.html",
+            message=_("Seuls les administrateurs de l’organisation peuvent faire cela."),
+        ), 403
+    user = db.get(User, membership.user_id)
+    name = user.full_name if user else ""
+    try:
+        team.remove_member(db, ws.organization, membership_id)
+    except team.LastAdmin:
+        db.rollback()
+        flash(str(LAST_ADMIN), "error")
+        return _page(409)
+    except services.ServiceError:
+        db.rollback()
+        abort(404)
+    db.commit()
+    if not leaving:
+        flash(_("%(name)s a été retiré de l’équipe.", name=name), "info")
+        return redirect(url_for("orga_team.index"), 303)
+    flash(
+        _("Vous avez quitté l’organisation %(organization)s.", organization=ws.organization.name),
+        "info",
+    )
+    session.pop("organization_id", None)
+    g.pop("orga_workspace", None)
+    if services.organizations_of(db, ws.user):
+        return redirect(url_for("orga.home"), 303)
+    return redirect(url_for("core.home"), 303)
+
+
+@blueprint.post(
+    "/orga/equipe/invitations/<int:invitation_id>/annuler", endpoint="cancel_invitation"
+)
+@admin_required
+def cancel_invitation(invitation_id: int) -> Response:
+    ws = current_workspace()
+    db = get_session()
+    invitation = team.pending_invitation_in(db, ws.organization, invitation_id)
+    if invitation is None:
+        abort(404)
+    team.cancel_invitation(db, invitation)
+    email = invitation.email
+    db.commit()
+    flash(_("L’invitation de %(email)s est annulée.", email=email), "info")
+    return redirect(url_for("orga_team.index"), 303)
+
+
+# -- the link in the e-mail -----------------------------------------------------------------------
+
+
+def _unusable(code: str) -> tuple[str, int]:
+    status, message = UNUSABLE.get(code, UNUSABLE["unknown"])
+    get_session().rollback()
+    return render_template("orga/team/invalid.html", message=message, status=status), status
+
+
+def _accept_page(
+    invitation: Invitation,
+    organization: Organization,
+    token: str,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    return render_template(
+        "orga/team/accept.html",
+        invitation=invitation,
+        organization=organization,
+        token=token,
+        user=current_user(),
+        form=form or {"first_name": "", "last_name": ""},
+        errors=errors or {},
+    ), status
+
+
+def _joined(organization: Organization) -> Response:
+    session["organization_id"] = organization.id
+    g.pop("orga_workspace", None)
+    flash(_("Bienvenue dans l’organisation %(name)s.", name=organization.name), "info")
+    return redirect(url_for("orga.home"), 303)
+
+
+@blueprint.route("/invitation/<token>", methods=["GET", "POST"], endpoint="accept")
+def accept(token: str) -> str | Response | tuple[str, int]:
+    db = get_session()
+    secret: str = current_app.config["SECRET_KEY"]
+    address = request.remote_addr or "unknown"
+    # Counted (and committed) before the lookup, so parallel guesses see each other.
+    verdict = hit(db, TOKEN_GUESSES, address, secret=secret)
+    db.commit()
+    if not verdict.allowed:
+        return render_template(
+            "orga/team/invalid.html",
+            message=_("Trop de liens d’invitation essayés. Réessayez dans quelques minutes."),
+            status=429,
+        ), 429
+    invitation = team.invitation_by_token(db, token)
+    if invitation is None:
+        return _unusable("unknown")
+    release(db, TOKEN_GUESSES, address, secret=secret)
+    db.commit()
+    user = current_user()
+    organization = db.get(Organization, invitation.organization_id)
+    reason = team.unusable_reason(invitation)
+    if reason == "accepted" and user is not None and invitation.accepted_by_id == user.id:
+        return redirect(url_for("orga.home"), 303)  # a second click on "Rejoindre"
+    if organization is None or organization.archived_at is not None:
+        reason = "cancelled"
+    if reason is not None or organization is None:
+        return _unusable(reason or "unknown")
+    if request.method == "GET":
+        return _accept_page(invitation, organization, token)
+
+    new_account = user is None
+    if user is None:
+        created = _sign_up(invitation, organization, token)
+        if not isinstance(created, User):
+            return created
+        user = created
+    try:
+        team.accept_invitation(db, token, user)
+    except team.InvitationUnusable as error:  # used or cancelled meanwhile
+        db.rollback()
+        if error.code == "accepted" and not new_account:
+            db.refresh(invitation)
+            if invitation.accepted_by_id == user.id:
+                return redirect(url_for("orga.home"), 303)
+        return _unusable(error.code)
+    except services.ServiceError:
+        return _unusable("unknown")
+    db.commit()
+    if new_account:
+        sign_in(user)
+    return _joined(organization)
+
+
+def _sign_up(
+    invitation: Invitation, organization: Organization, token: str
+) -> User | tuple[str, int]:
+    """The account of an invitee who has none: the e-mail is the invited address."""
+    form = {k: request.form.get(k, "").strip()[:320] for k in ("first_name", "last_name")}
+    password = request.form.get("password", "")[:1024]
+    errors: dict[str, str] = {}
+    for key in ("first_name", "last_name"):
+        if len(form[key]) > services.NAME_MAX_LENGTH:
+            errors[key] = _("255 caractères au plus.")
+    if not form["first_name"]:
+        errors["first_name"] = _("Votre prénom est obligatoire.")
+    if not form["last_name"]:
+        errors["last_name"] = _("Votre nom est obligatoire.")
+    try:
+        services.check_password_strength(password)
+    except services.InvalidInput:
+        errors["password"] = _(
+            "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
+        )
+    db = get_session()
+    if not errors:
+        try:
+            return services.create_user(
+                db,
+                first_name=form["first_name"],
+                last_name=form["last_name"],
+                email=invitation.email,
+                password=password,
+            )
+        except services.AlreadyExists:
+            errors["email"] = _(
+                "Un compte utilise déjà cette adresse e-mail : connectez-vous pour rejoindre "
+                "l’organisation."
+            )
+        except services.InvalidInput:
+            errors["email"] = _("Cette adresse e-mail ne permet pas de créer un compte.")
+    db.rollback()
+    return _accept_page(invitation, organization, token, form=form, errors=errors, status=400)

@@ -1,0 +1,388 @@
+"""An organization's team: members, their roles, and invitations by e-mail.
+
+Functions take the session first, flush and never commit. Rules:
+- adding someone who has an account makes them a member at once; anyone else gets an
+  invitation by e-mail, valid `INVITATION_VALIDITY`, holding a random token of which only the
+  SHA-256 is stored; inviting the same address again renews it (new token, new expiry: the old
+  link stops working) and the e-mail is queued in the same transaction (`config.mail`);
+- an organization never loses its last admin: demoting or removing an admin first locks the
+  organization's admin memberships (`SELECT … FOR UPDATE` on PostgreSQL; SQLite has one writer
+  at a time), so two admins demoting each other at once cannot both succeed;
+- a person is a member of an organization once (database constraint), so accepting an
+  invitation twice, or at the same time as an admin adds them, joins once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaigns import services
+from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
+from config.db import utcnow
+from config.mail import queue_mail
+
+INVITATION_VALIDITY = dt.timedelta(days=7)
+TOKEN_BYTES = 32
+MEMBERS_PER_PAGE = 50
+
+
+class TeamError(services.ServiceError):
+    """A team change the rules refuse; `code` names the rule for the views' messages."""
+
+
+class LastAdmin(TeamError):
+    def __init__(self) -> None:
+        super().__init__("an organization keeps at least one admin", code="last_admin")
+
+
+class InvitationUnusable(TeamError):
+    """The invitation exists but is expired, cancelled or already used (code says which)."""
+
+
+class Outcome(enum.StrEnum):
+    ADDED = "added"  # an existing account became a member
+    ALREADY_MEMBER = "already_member"
+    INVITED = "invited"  # a new invitation was e-mailed
+    RENEWED = "renewed"  # a pending invitation got a new token and expiry, e-mailed again
+
+
+@dataclass(frozen=True)
+class Added:
+    outcome: Outcome
+    user: User | None = None
+    invitation: Invitation | None = None
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership_id: int
+    user_id: int
+    first_name: str
+    last_name: str
+    email: str | None
+    role: MembershipRole
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_link(public_url: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/invitation/{token}"
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def members(
+    session: Session, organization: Organization, *, page: int = 1, per_page: int = MEMBERS_PER_PAGE
+) -> tuple[list[MemberRow], int]:
+    """One page of the organization's members sorted by last name, and the number of members."""
+    total = session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.organization_id == organization.id)
+    )
+    rows = session.execute(
+        select(Membership.id, User.id, User.first_name, User.last_name, User.email, Membership.role)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization.id)
+        .order_by(func.lower(User.last_name), func.lower(User.first_name), Membership.id)
+        .limit(per_page)
+        .offset((max(page, 1) - 1) * per_page)
+    )
+    return [MemberRow(*row) for row in rows], int(total or 0)
+
+
+def pending_invitations(session: Session, organization: Organization) -> Sequence[Invitation]:
+    """Invitations neither accepted nor cancelled (expired ones included: they can be resent)."""
+    return session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.organization_id == organization.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.cancelled_at.is_(None),
+        )
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    ).all()
+
+
+def membership_in(
+    session: Session, organization: Organization, membership_id: int
+) -> Membership | None:
+    return session.scalars(
+        select(Membership).where(
+            Membership.id == membership_id, Membership.organization_id == organization.id
+        )
+    ).one_or_none()
+
+
+def pending_invitation_in(
+    session: Session, organization: Organization, invitation_id: int
+) -> Invitation | None:
+    return session.scalars(
+        select(Invitation).where(
+            Invitation.id == invitation_id,
+            Invitation.organization_id == organization.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.cancelled_at.is_(None),
+        )
+    ).one_or_none()
+
+
+def invitation_by_token(session: Session, token: str, *, lock: bool = False) -> Invitation | None:
+    if not token or len(token) > 128:
+        return None
+    query = select(Invitation).where(Invitation.token_hash == token_hash(token))
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def unusable_reason(invitation: Invitation, now: dt.datetime | None = None) -> str | None:
+    """Why this invitation cannot be accepted ("accepted", "cancelled", "expired"), or None."""
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.cancelled_at is not None:
+        return "cancelled"
+    if invitation.expires_at <= (now or utcnow()):
+        return "expired"
+    return None
+
+
+# -- adding ---------------------------------------------------------------------------------------
+
+
+def add_member(
+    session: Session,
+    organization: Organization,
+    *,
+    email: str,
+    role: MembershipRole,
+    invited_by: User,
+    public_url: str,
+) -> Added:
+    """Make the owner of `email` a member with `role`, or invite them by e-mail."""
+    address = services.normalize_email(email)
+    user = session.scalars(select(User).where(User.email == address)).one_or_none()
+    if user is not None:
+        if not _join(session, organization, user, role):
+            return Added(Outcome.ALREADY_MEMBER, user=user)
+        for stale in session.scalars(
+            select(Invitation).where(
+                Invitation.organization_id == organization.id,
+                Invitation.email == address,
+                Invitation.accepted_at.is_(None),
+                Invitation.cancelled_at.is_(None),
+            )
+        ):
+            stale.cancelled_at = utcnow()  # they are a member now: the link has no use left
+        session.flush()
+        return Added(Outcome.ADDED, user=user)
+    return _invite(session, organization, address, role, invited_by, public_url)
+
+
+def _join(session: Session, organization: Organization, user: User, role: MembershipRole) -> bool:
+    """Add the membership; False when they already are a member (even one added meanwhile)."""
+    exists = session.scalar(
+        select(Membership.id).where(
+            Membership.organization_id == organization.id, Membership.user_id == user.id
+        )
+    )
+    if exists is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(Membership(organization_id=organization.id, user_id=user.id, role=role))
+    except IntegrityError:  # a concurrent request made them a member first
+        return False
+    return True
+
+
+def _invite(
+    session: Session,
+    organization: Organization,
+    address: str,
+    role: MembershipRole,
+    invited_by: User,
+    public_url: str,
+) -> Added:
+    token, now = new_token(), utcnow()
+    for _attempt in range(3):
+        pending = session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.organization_id == organization.id,
+                Invitation.email == address,
+                Invitation.accepted_at.is_(None),
+                Invitation.cancelled_at.is_(None),
+            )
+            .with_for_update()
+        ).one_or_none()
+        if pending is not None:
+            pending.token_hash = token_hash(token)  # the previous link stops working
+            pending.role = role
+            pending.invited_by_id = invited_by.id
+            pending.created_at = now
+            pending.expires_at = now + INVITATION_VALIDITY
+            session.flush()
+            invitation, outcome = pending, Outcome.RENEWED
+            break
+        try:
+            with session.begin_nested():
+                invitation = Invitation(
+                    organization_id=organization.id,
+                    email=address,
+                    role=role,
+                    token_hash=token_hash(token),
+                    invited_by_id=invited_by.id,
+                    created_at=now,
+                    expires_at=now + INVITATION_VALIDITY,
+                )
+                session.add(invitation)
+            outcome = Outcome.INVITED
+            break
+        except IntegrityError:
+            continue  # a concurrent request invited them first: renew that one
+    else:
+        raise TeamError(f"could not invite {address!r}: concurrent invitations")
+    subject, body = invitation_mail(
+        organization, invited_by, invitation, invitation_link(public_url, token)
+    )
+    # Only the newest link of an invitation waits in the outbox.
+    queue_mail(
+        session, to=address, subject=subject, body=body, dedupe_key=f"invitation:{invitation.id}"
+    )
+    return Added(outcome, invitation=invitation)
+
+
+def invitation_mail(
+    organization: Organization, inviter: User, invitation: Invitation, link: str
+) -> tuple[str, str]:
+    subject = _(
+        "Invitation à rejoindre %(organization)s sur Parcours", organization=organization.name
+    )
+    role = _("administrateur") if invitation.role is MembershipRole.ADMIN else _("membre")
+    body = "\n".join(
+        [
+            _("Bonjour,"),
+            "",
+            _(
+                "%(inviter)s vous invite à rejoindre l’organisation « %(organization)s » sur "
+                "Parcours, en tant que %(role)s.",
+                inviter=inviter.full_name,
+                organization=organization.name,
+                role=role,
+            ),
+            "",
+            _(
+                "Pour accepter l’invitation, ouvrez ce lien (valable jusqu’au %(date)s) :",
+                date=format_datetime(invitation.expires_at, "short"),
+            ),
+            link,
+            "",
+            _("Si vous n’attendiez pas cette invitation, ignorez simplement ce message."),
+            "",
+            "-- ",
+            "Parcours",
+        ]
+    )
+    return subject, body
+
+
+def cancel_invitation(session: Session, invitation: Invitation) -> None:
+    invitation.cancelled_at = utcnow()
+    session.flush()
+
+
+# -- accepting ------------------------------------------------------------------------------------
+
+
+def accept_invitation(session: Session, token: str, user: User) -> tuple[Invitation, bool]:
+    """`user` joins the organization of the invitation with its role and uses it up. Returns the
+    invitation and whether they joined now (False: they already were a member, role kept)."""
+    invitation = invitation_by_token(session, token, lock=True)
+    if invitation is None:
+        raise services.ServiceError("unknown invitation", code="unknown")
+    reason = unusable_reason(invitation)
+    if reason is not None:
+        raise InvitationUnusable(f"the invitation is {reason}", code=reason)
+    organization = session.get(Organization, invitation.organization_id)
+    if organization is None or organization.archived_at is not None:
+        raise InvitationUnusable("the organization is archived", code="cancelled")
+    joined = _join(session, organization, user, invitation.role)
+    invitation.accepted_at = utcnow()
+    invitation.accepted_by_id = user.id
+    session.flush()
+    return invitation, joined
+
+
+# -- roles and leaving ----------------------------------------------------------------------------
+
+
+def _lock_admins(session: Session, organization: Organization) -> list[int]:
+    """Lock the organization's admin memberships until the transaction ends; their ids."""
+    return list(
+        session.scalars(
+            select(Membership.id)
+            .where(
+                Membership.organization_id == organization.id,
+                Membership.role == MembershipRole.ADMIN,
+            )
+            .order_by(Membership.id)
+            .with_for_update()
+        )
+    )
+
+
+def _current(session: Session, organization: Organization, membership_id: int) -> Membership:
+    """The membership as it is now that the admins are locked (a concurrent change included)."""
+    membership = session.scalars(
+        select(Membership)
+        .where(Membership.id == membership_id, Membership.organization_id == organization.id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if membership is None:
+        raise services.ServiceError("no such member", code="not_found")
+    return membership
+
+
+def change_role(
+    session: Session, organization: Organization, membership_id: int, role: MembershipRole
+) -> Membership:
+    admins = _lock_admins(session, organization)
+    membership = _current(session, organization, membership_id)
+    if membership.role is role:
+        return membership
+    if membership.role is MembershipRole.ADMIN and admins == [membership.id]:
+        raise LastAdmin()
+    membership.role = role
+    session.flush()
+    return membership
+
+
+def remove_member(session: Session, organization: Organization, membership_id: int) -> None:
+    admins = _lock_admins(session, organization)
+    membership = _current(session, organization, membership_id)
+    if membership.role is MembershipRole.ADMIN and admins == [membership.id]:
+        raise LastAdmin()
+    session.delete(membership)
+    session.flush()

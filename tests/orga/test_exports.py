@@ -1,0 +1,493 @@
+"""CSV exports: the format Excel users expect, the columns of both campaign types, the values of
+shared, to-share and started participants, and who may download them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event
+
+from campaigns import exports, journey, services
+from campaigns.exports import decimal_cell, export_filename, rate_cell, text_cell
+from campaigns.models import (
+    CampaignType,
+    KnowledgeElement,
+    Learner,
+    OrganizationType,
+    ParticipationStatus,
+)
+from engine.content import load_pack
+from tests.journey_helpers import assessment_campaign
+from tests.orga_helpers import sign_in, take_test, teacher, world
+
+PACK = load_pack()
+COMPETENCE_43 = "4.3 Protéger la santé, le bien-être et l'environnement"
+AREA_4 = "4 Protection et sécurité"
+
+
+def parse(response) -> list[list[str]]:
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf"), "UTF-8 byte order mark for Excel"
+    text = body.decode("utf-8")[1:]
+    assert "\r\n" in text
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+
+
+def by_name(rows: list[list[str]]) -> dict[str, dict[str, str]]:
+    header, *data = rows
+    records = [dict(zip(header, row, strict=True)) for row in data]
+    return {r["Nom du Participant"]: r for r in records}
+
+
+def pupil(session, organization, last_name, *, first_name="Léa", division="3e A", n=0):
+    user = services.create_user(
+        session,
+        first_name=first_name,
+        last_name=last_name,
+        email=f"{last_name.lower()[:20].replace('=', 'x').replace('(', '')}{n}@example.org",
+    )
+    session.add(
+        Learner(
+            organization_id=organization.id,
+            user_id=user.id,
+            first_name=first_name,
+            last_name=last_name,
+            division=division,
+        )
+    )
+    session.flush()
+    return user
+
+
+def knowledge(user, skill, status, created_at):
+    return KnowledgeElement(
+        user_id=user.id,
+        skill_id=skill.id,
+        tube_id=skill.tube_id,
+        competence_id=skill.competence_id,
+        status=status,
+        source="direct",
+        earned_pix=Decimal(1) if status == "validated" else Decimal(0),
+        created_at=created_at,
+    )
+
+
+@pytest.fixture
+def school_campaign(db_session):
+    """The admin's campaign with three pupils: one shared, one waiting to share, one started."""
+    w = world(db_session)
+    shared = pupil(db_session, w.school, "Bernard", n=1)
+    waiting = pupil(db_session, w.school, "Armand", first_name="Zoé", division="3e B", n=2)
+    started = pupil(db_session, w.school, "Chevalier", n=3)
+    take_test(db_session, w.campaign, shared, success=0.6, seed=3)
+    take_test(db_session, w.campaign, waiting, share=False)
+    take_test(db_session, w.campaign, started, answers=2)
+    content = journey.campaign_content(db_session, w.campaign)
+    assert len(content.index.skills) == 23
+    known = journey.user_knowledge(db_session, started.id)
+    for skill in [s for s in content.index.skills.values() if s.id not in known][: 3 - len(known)]:
+        db_session.add(knowledge(started, skill, "invalidated", dt.datetime.now(dt.UTC)))
+    db_session.add(
+        knowledge(
+            started, PACK.skill_by_id["@rechercheRequete1"], "validated", dt.datetime.now(dt.UTC)
+        )
+    )
+    db_session.commit()
+    return w
+
+
+def test_assessment_export_header_for_a_school(client, db_session, school_campaign):
+    w = school_campaign
+    sign_in(client, w.member.email)
+    response = client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="resultats-')
+    assert w.campaign.code in disposition and disposition.isascii()
+    header = parse(response)[0]
+    assert header == [
+        "Nom de l'organisation",
+        "ID Campagne",
+        "Code",
+        "Nom de la campagne",
+        "Parcours",
+        "Nom du Participant",
+        "Prénom du Participant",
+        "Classe",
+        "% de progression",
+        "Date de début",
+        "Partage (O/N)",
+        "Date du partage",
+        "% maitrise de l'ensemble des acquis du profil",
+        f"% de maitrise des acquis de la compétence {COMPETENCE_43}",
+        f"Nombre d'acquis du profil cible dans la compétence {COMPETENCE_43}",
+        f"Acquis maitrisés dans la compétence {COMPETENCE_43}",
+        f"% de maitrise des acquis du domaine {AREA_4}",
+        f"Nombre d'acquis du profil cible du domaine {AREA_4}",
+        f"Acquis maitrisés du domaine {AREA_4}",
+    ]
+
+
+def test_assessment_rows_sorted_by_name_with_shared_figures_only(
+    client, db_session, school_campaign
+):
+    w = school_campaign
+    sign_in(client, w.admin.email)
+    rows = parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv"))
+    assert [r[5] for r in rows[1:]] == ["Armand", "Bernard", "Chevalier"]
+    records = by_name(rows)
+    shared_participation = journey.live_participation(
+        db_session, w.campaign, services.find_user_by_login(db_session, "bernard1@example.org")
+    )
+    snapshot = shared_participation.shared_results
+    part = snapshot["competences"]["4.3"]
+    shared = records["Bernard"]
+    assert shared["Nom de l'organisation"] == w.school.name
+    assert shared["ID Campagne"] == str(w.campaign.id)
+    assert shared["Code"] == w.campaign.code
+    assert shared["Nom de la campagne"] == "Évaluation 3e A"
+    assert shared["Parcours"] == "4.3 Protéger la santé, le bien-être et l'environnement"
+    assert shared["Prénom du Participant"] == "Léa"
+    assert shared["Classe"] == "3e A"
+    assert shared["% de progression"] == "1"
+    assert shared["Partage (O/N)"] == "Oui"
+    expected_rate = Decimal(part["validated"]) / Decimal(part["targeted"])
+    assert shared[f"% de maitrise des acquis de la compétence {COMPETENCE_43}"] == decimal_cell(
+        expected_rate
+    )
+    assert shared[f"Nombre d'acquis du profil cible dans la compétence {COMPETENCE_43}"] == str(
+        part["targeted"]
+    )
+    assert shared[f"Acquis maitrisés dans la compétence {COMPETENCE_43}"] == str(part["validated"])
+    assert shared[f"Acquis maitrisés du domaine {AREA_4}"] == str(
+        snapshot["areas"]["4"]["validated"]
+    )
+    overall = shared["% maitrise de l'ensemble des acquis du profil"]
+    assert overall == decimal_cell(shared_participation.mastery_rate)
+    assert "." not in overall
+    paris = shared_participation.shared_at.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert shared["Date du partage"] == paris.strftime("%d/%m/%Y %H:%M")  # November: UTC+1
+
+    waiting = records["Armand"]
+    assert waiting["Prénom du Participant"] == "Zoé"
+    assert waiting["Classe"] == "3e B"
+    assert waiting["% de progression"] == "1"
+    assert waiting["Partage (O/N)"] == "Non"
+    assert waiting["Date du partage"] == "NA"
+    assert waiting["% maitrise de l'ensemble des acquis du profil"] == "NA"
+    assert waiting[f"Acquis maitrisés dans la compétence {COMPETENCE_43}"] == "NA"
+
+    started = records["Chevalier"]
+    assert started["Partage (O/N)"] == "Non"
+    assert started["% de progression"] == "0,13"  # 3 of the 23 skills assessed so far
+    assert started[f"% de maitrise des acquis du domaine {AREA_4}"] == "NA"
+
+
+def test_dates_are_in_paris_time(client, db_session, school_campaign):
+    w = school_campaign
+    user = services.find_user_by_login(db_session, "armand2@example.org")
+    armand = journey.live_participation(db_session, w.campaign, user)
+    assert armand.status is ParticipationStatus.TO_SHARE
+    armand.created_at = dt.datetime(2026, 7, 14, 22, 30, tzinfo=dt.UTC)  # summer: UTC+2
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    records = by_name(parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")))
+    assert records["Armand"]["Date de début"] == "15/07/2026 00:30"
+
+
+def test_skill_columns_say_ok_ko_or_not_tested_as_of_the_share_date(
+    client, db_session, school_campaign
+):
+    w = school_campaign
+    content = journey.campaign_content(db_session, w.campaign)
+    skills = [s for s in PACK.skills if s.id in content.index.skills]
+    user = services.find_user_by_login(db_session, "bernard1@example.org")
+    participation = journey.live_participation(db_session, w.campaign, user)
+    known = journey.user_knowledge(db_session, user.id)
+    # Knowledge gained after sharing does not change the export.
+    untested = [s for s in skills if s.id not in known]
+    if untested:
+        later = participation.shared_at + dt.timedelta(hours=1)
+        db_session.add(knowledge(user, untested[0], "validated", later))
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    plain = parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv"))
+    rows = parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv?acquis=1"))
+    header = rows[0]
+    assert header[: len(plain[0])] == plain[0]
+    assert header[len(plain[0]) :] == [s.id for s in skills]
+    records = by_name(rows)
+    cells = {s.id: records["Bernard"][s.id] for s in skills}
+    for skill in skills:
+        element = known.get(skill.id)
+        expected = (
+            "Non testé"
+            if element is None
+            else ("OK" if element.status.value == "validated" else "KO")
+        )
+        assert cells[skill.id] == expected
+    assert set(cells.values()) <= {"OK", "KO", "Non testé"}
+    validated = sum(v == "OK" for v in cells.values())
+    assert validated == participation.validated_skills_count
+    assert all(records["Armand"][s.id] == "NA" for s in skills)
+
+
+def test_external_id_column_and_formula_injection(client, db_session):
+    w = world(db_session)
+    campaign = assessment_campaign(
+        db_session, w.school, w.admin, name="=cmd|' /C calc'!A0", external_id_label="Numéro élève"
+    )
+    attacker = pupil(db_session, w.school, '=HYPERLINK("http://evil.example";"clic")', n=9)
+    attacker.first_name = "+Sly"
+    participation = journey.join(db_session, campaign, attacker, external_id="@SUM(1+1)")
+    assert participation.participant_external_id == "@SUM(1+1)"
+    normal = pupil(db_session, w.school, "Dupont", division="-3e C", n=8)
+    journey.join(db_session, campaign, normal, external_id="A-12")
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    rows = parse(client.get(f"/orga/campagnes/{campaign.id}/export.csv"))
+    header = rows[0]
+    assert header[7:9] == ["Classe", "Numéro élève"]
+    assert header[9] == "% de progression"
+    records = by_name(rows)
+    evil = records['\'=HYPERLINK("http://evil.example";"clic")']
+    assert evil["Nom de la campagne"] == "'=cmd|' /C calc'!A0"
+    assert evil["Numéro élève"] == "'@SUM(1+1)"
+    assert evil["Classe"] == "3e A"
+    # The learner's first name is the school's; the user's own name is not used.
+    assert evil["Prénom du Participant"] == "Léa"
+    assert records["Dupont"]["Classe"] == "'-3e C"
+    assert records["Dupont"]["Numéro élève"] == "A-12"
+    assert records["Dupont"]["% de progression"] == "0"
+
+
+def test_no_class_column_outside_schools_and_names_from_the_account(client, db_session):
+    world(db_session)  # imports the content
+    created = services.create_organization(
+        db_session, name="Université Test", type=OrganizationType.SUP, admin_email="sup@example.org"
+    )
+    from tests.orga_helpers import TEACHER_PASSWORD
+
+    services.set_password(db_session, created.admin, TEACHER_PASSWORD)
+    created.admin.cgu_accepted_at = dt.datetime.now(dt.UTC)
+    campaign = assessment_campaign(db_session, created.organization, created.admin, name="L1")
+    student = services.create_user(
+        db_session, first_name="Hugo", last_name="Martin", email="hugo@example.org"
+    )
+    take_test(db_session, campaign, student)
+    db_session.commit()
+    sign_in(client, "sup@example.org")
+    rows = parse(client.get(f"/orga/campagnes/{campaign.id}/export.csv"))
+    assert "Classe" not in rows[0]
+    assert rows[0][5:8] == ["Nom du Participant", "Prénom du Participant", "% de progression"]
+    assert rows[1][5:7] == ["Martin", "Hugo"]
+    assert rows[1][rows[0].index("Partage (O/N)")] == "Oui"
+
+
+def collection(db_session, w, **fields):
+    return services.create_campaign(
+        db_session,
+        organization=w.school,
+        creator=w.admin,
+        name="Collecte 2nde",
+        type=CampaignType.PROFILES_COLLECTION,
+        **fields,
+    )
+
+
+def test_profiles_collection_export(client, db_session):
+    w = world(db_session)
+    # Knowledge from an assessment counts in the profile sent to a collection campaign.
+    sender = pupil(db_session, w.school, "Bernard", n=1)
+    take_test(db_session, w.campaign, sender, success=0.9, seed=1)
+    waiting = pupil(db_session, w.school, "Armand", n=2)
+    campaign = collection(db_session, w, external_id_label="INE")
+    sent = journey.join(db_session, campaign, sender, external_id="123")
+    journey.share(db_session, sent)
+    journey.join(db_session, campaign, waiting, external_id="456")
+    db_session.commit()
+    sign_in(client, w.member.email)
+    response = client.get(f"/orga/campagnes/{campaign.id}/export.csv")
+    assert 'filename="profils-' in response.headers["Content-Disposition"]
+    rows = parse(response)
+    header = rows[0]
+    competence_columns = []
+    for competence in PACK.competences:
+        label = f"{competence.id} {competence.title}"
+        competence_columns += [
+            f"Niveau pour la compétence {label}",
+            f"Nombre de pix pour la compétence {label}",
+        ]
+    assert len(PACK.competences) == 16
+    assert header == [
+        "Nom de l'organisation",
+        "ID Campagne",
+        "Code",
+        "Nom de la campagne",
+        "Nom du Participant",
+        "Prénom du Participant",
+        "Classe",
+        "INE",
+        "Envoi (O/N)",
+        "Date de l'envoi",
+        "Nombre de pix total",
+        "Certifiable (O/N)",
+        "Nombre de compétences certifiables",
+        *competence_columns,
+    ]
+    records = by_name(rows)
+    snapshot = sent.shared_results["profile"]
+    row = records["Bernard"]
+    assert row["INE"] == "123"
+    assert row["Envoi (O/N)"] == "Oui"
+    assert row["Nombre de pix total"] == str(snapshot["pix"]) and snapshot["pix"] > 0
+    assert row["Certifiable (O/N)"] == ("Oui" if snapshot["certifiable"] else "Non")
+    assert row["Nombre de compétences certifiables"] == str(snapshot["certifiable_competences"])
+    level = snapshot["competences"]["4.3"]
+    assert row[f"Niveau pour la compétence {COMPETENCE_43}"] == str(level["level"])
+    assert row[f"Nombre de pix pour la compétence {COMPETENCE_43}"] == str(level["pix"])
+    assert (
+        row["Nombre de pix pour la compétence 1.1 Mener une recherche et une veille d'information"]
+        == "0"
+    )
+    other = records["Armand"]
+    assert other["Envoi (O/N)"] == "Non"
+    assert other["Date de l'envoi"] == "NA"
+    assert other["Nombre de pix total"] == "NA"
+    assert other[f"Niveau pour la compétence {COMPETENCE_43}"] == "NA"
+
+
+def test_improved_and_deleted_participations_are_left_out(client, db_session, school_campaign):
+    w = school_campaign
+    user = services.find_user_by_login(db_session, "chevalier3@example.org")
+    journey.live_participation(db_session, w.campaign, user).deleted_at = dt.datetime.now(dt.UTC)
+    user = services.find_user_by_login(db_session, "bernard1@example.org")
+    journey.live_participation(db_session, w.campaign, user).is_improved = True
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    rows = parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv"))
+    assert [r[5] for r in rows[1:]] == ["Armand"]
+
+
+def test_queries_are_batched_not_one_per_row(db_session, school_campaign):
+    w = school_campaign
+    for n in range(10, 16):
+        take_test(db_session, w.campaign, pupil(db_session, w.school, f"Zed{n}", n=n), seed=n)
+    db_session.flush()
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine = db_session.get_bind().engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        chunks = list(exports.campaign_csv(db_session, w.campaign, w.school, with_skills=True))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    text = b"".join(chunks).decode("utf-8")
+    assert text.count("\r\n") == 1 + 9
+    assert len(chunks) == 2  # the header, then one batch
+    # Per batch: the progress of tests under way, and the skills known at the share dates.
+    on_knowledge = [s for s in statements if "FROM knowledge_elements" in s]
+    assert len(on_knowledge) == 2
+    # The sorted list of participations, then the snapshots of the batch's shared ones.
+    assert len([s for s in statements if "FROM participations" in s]) == 2
+    statements.clear()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        chunks = list(exports.campaign_csv(db_session, w.campaign, w.school, batch=4))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(chunks) == 1 + 3  # batches of 4, 4 and 1 rows
+    # Without skill columns, knowledge is read only for the batch holding a test under way.
+    assert len([s for s in statements if "FROM knowledge_elements" in s]) == 1
+    assert len([s for s in statements if "FROM participations" in s]) == 1 + 3
+    whole = b"".join(exports.campaign_csv(db_session, w.campaign, w.school))
+    assert b"".join(chunks) == whole
+
+
+def test_an_empty_campaign_exports_its_header_only(client, db_session):
+    w = world(db_session)
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    rows = parse(client.get(f"/orga/campagnes/{w.member_campaign.id}/export.csv"))
+    assert len(rows) == 1 and rows[0][0] == "Nom de l'organisation"
+
+
+def test_another_organizations_campaign_is_not_found(client, db_session):
+    w = world(db_session)
+    db_session.commit()
+    sign_in(client, w.member.email)
+    assert client.get(f"/orga/campagnes/{w.other_campaign.id}/export.csv").status_code == 404
+    assert client.get("/orga/campagnes/999999/export.csv").status_code == 404
+
+
+def test_visitors_are_sent_to_sign_in(client, db_session):
+    w = world(db_session)
+    db_session.commit()
+    response = client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")
+    assert response.status_code == 302
+    assert "/connexion" in response.headers["Location"]
+
+
+def test_members_export_campaigns_they_do_not_own(client, db_session):
+    w = world(db_session)
+    teacher(db_session, w.school, email="autre@example.org")
+    db_session.commit()
+    sign_in(client, "autre@example.org")
+    assert client.get(f"/orga/campagnes/{w.campaign.id}/export.csv").status_code == 200
+
+
+def test_cell_formats():
+    assert text_cell("=1+1") == "'=1+1"
+    assert text_cell("\tx") == "'\tx"
+    assert text_cell("\rx") == "'\rx"
+    assert text_cell("-x") == "'-x" and text_cell("+x") == "'+x" and text_cell("@x") == "'@x"
+    assert text_cell("Dupont") == "Dupont"
+    assert text_cell(None) == "NA" and text_cell("") == "NA"
+    assert rate_cell(3, 4) == "0,75"
+    assert rate_cell(2, 3) == "0,67"
+    assert rate_cell(1, 8) == "0,13"  # half up, not to even
+    assert rate_cell(4, 4) == "1" and rate_cell(0, 4) == "0"
+    assert rate_cell(1, 0) == "NA"
+    assert decimal_cell(Decimal("0.1250")) == "0,13"
+
+
+def test_filename_is_ascii_with_the_paris_day(db_session):
+    w = world(db_session)
+    late = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)  # already 2 March in Paris
+    assert export_filename(w.campaign, late) == f"resultats-{w.campaign.code}-2026-03-02.csv"
+
+
+def test_progress_follows_the_rule_of_the_students_progress_bar(
+    client, db_session, school_campaign
+):
+    """Old failures are forgotten, old successes kept, a reset erases: as the test itself sees."""
+    w = school_campaign
+    user = services.find_user_by_login(db_session, "chevalier3@example.org")
+    participation = journey.live_participation(db_session, w.campaign, user)
+    content = journey.campaign_content(db_session, w.campaign)
+    known = journey.user_knowledge(db_session, user.id)
+    fresh = [s for s in content.index.skills.values() if s.id not in known]
+    assessed = [s for s in content.index.skills.values() if s.id in known]
+    long_ago = participation.created_at - dt.timedelta(days=10)
+    db_session.add(knowledge(user, fresh[0], "invalidated", long_ago))  # forgotten
+    db_session.add(knowledge(user, fresh[1], "validated", long_ago))  # kept
+    db_session.add(knowledge(user, fresh[2], "invalidated", long_ago))
+    db_session.add(knowledge(user, fresh[2], "validated", long_ago + dt.timedelta(days=1)))
+    db_session.add(knowledge(user, assessed[0], "reset", dt.datetime.now(dt.UTC)))  # erased
+    db_session.commit()
+    expected = len(
+        journey.user_knowledge(db_session, user.id, at=participation.created_at).keys()
+        & content.index.skills.keys()
+    )
+    assert expected == 3 - 1 + 2
+    sign_in(client, w.admin.email)
+    records = by_name(parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")))
+    assert records["Chevalier"]["% de progression"] == rate_cell(4, 23) == "0,17"

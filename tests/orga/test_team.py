@@ -1,0 +1,592 @@
+"""The team page: members, roles, invitations by e-mail through the job queue, and their rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from campaigns import services, team
+from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
+from config.db import Database, utcnow
+from config.jobs import Job, JobStatus
+from config.migrations import upgrade
+from config.settings import Settings
+from tests.conftest import csrf_token
+from tests.orga_helpers import sign_in, teacher, world
+
+NEW_PASSWORD = "Nouveau-Prof-1"
+LINK = re.compile(r"http://127\.0\.0\.1:5000/invitation/([A-Za-z0-9_-]+)")
+
+
+def post(client, path, data=None, *, form_page="/orga/equipe"):
+    return client.post(path, data={"csrf_token": csrf_token(client, form_page), **(data or {})})
+
+
+def sign_out(client):
+    response = client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 302
+
+
+def membership(db_session, organization, user):
+    db_session.expire_all()
+    return db_session.scalars(
+        select(Membership).where(
+            Membership.organization_id == organization.id, Membership.user_id == user.id
+        )
+    ).one_or_none()
+
+
+def mail_jobs(db_session):
+    db_session.expire_all()
+    return db_session.scalars(select(Job).where(Job.kind == "mail.send").order_by(Job.id)).all()
+
+
+def token_of(job):
+    match = LINK.search(job.payload["body"])
+    assert match, job.payload["body"]
+    return match.group(1)
+
+
+def invite(client, email, role="MEMBER"):
+    response = post(client, "/orga/equipe", {"email": email, "role": role})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response
+
+
+@pytest.fixture
+def w(db_session):
+    found = world(db_session)
+    db_session.commit()
+    return found
+
+
+@pytest.fixture
+def as_admin(client, w):
+    sign_in(client, w.admin.email)
+    return client
+
+
+@pytest.fixture
+def as_member(client, w):
+    sign_in(client, w.member.email)
+    return client
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+def test_every_member_sees_the_team_sorted_by_last_name(as_member, w, db_session):
+    teacher(db_session, w.school, email="b@example.org", first_name="Zoé", last_name="Bernard")
+    teacher(db_session, w.other, email="x@example.org", last_name="Dautreecole")
+    db_session.commit()
+    page = as_member.get("/orga/equipe").get_data(as_text=True)
+    for header in ("Nom", "Prénom", "E-mail", "Rôle"):
+        assert f'<th scope="col">{header}</th>' in page
+    assert "<caption>" in page and 'aria-current="page"' in page
+    names = re.findall(r'<th scope="row">([^<]+)</th>', page)
+    assert names == ["Admin", "Bernard", "Membre"]
+    assert "Dautreecole" not in page
+    assert "Administrateur" in page and "Membre" in page
+    # A member sees no admin action, only the way to leave.
+    assert "/role" not in page and "Ajouter un membre" not in page
+    assert "Quitter l’organisation" in page and page.count("/retirer") == 1
+
+
+def test_admins_see_the_actions_and_pending_invitations(as_admin, w):
+    invite(as_admin, "nouvelle@example.org")
+    page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert "Ajouter un membre" in page and 'for="email"' in page and 'for="role"' in page
+    assert "Nommer administrateur" in page and "Retirer" in page
+    assert "Invitations en attente" in page and "nouvelle@example.org" in page
+    assert "Renvoyer" in page and "Annuler" in page
+
+
+def test_the_team_page_needs_a_signed_in_member(client, w):
+    response = client.get("/orga/equipe")
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+# -- adding ---------------------------------------------------------------------------------------
+
+
+def test_adding_an_existing_account_makes_it_a_member_at_once(as_admin, w, db_session):
+    other_admin = w.other_admin
+    response = invite(as_admin, other_admin.email.upper(), role="ADMIN")
+    assert response.headers["Location"].endswith("/orga/equipe")
+    assert membership(db_session, w.school, other_admin).role is MembershipRole.ADMIN
+    assert mail_jobs(db_session) == []
+    page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert "a rejoint l’équipe" in page
+
+    invite(as_admin, other_admin.email)
+    page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert "est déjà membre de l’organisation" in page
+    count = db_session.scalar(
+        select(func.count()).where(
+            Membership.organization_id == w.school.id, Membership.user_id == other_admin.id
+        )
+    )
+    assert count == 1
+
+
+def test_a_bad_address_or_role_is_explained_next_to_the_field(as_admin, w, db_session):
+    response = post(as_admin, "/orga/equipe", {"email": "pas-une-adresse", "role": "MEMBER"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'aria-describedby="email-error"' in page and "adresse e-mail valide" in page
+    assert 'value="pas-une-adresse"' in page
+    response = post(as_admin, "/orga/equipe", {"email": "ok@example.org", "role": "OWNER"})
+    assert response.status_code == 400 and 'id="role-error"' in response.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(Invitation)) == 0
+
+
+def test_inviting_a_new_person_stores_a_hash_and_queues_the_email(as_admin, w, db_session):
+    invite(as_admin, "Nouvelle.Prof@Example.org", role="ADMIN")
+    invitation = db_session.scalars(select(Invitation)).one()
+    assert invitation.email == "nouvelle.prof@example.org"
+    assert invitation.role is MembershipRole.ADMIN and invitation.invited_by_id == w.admin.id
+    assert dt.timedelta(days=6, hours=23) < invitation.expires_at - utcnow() <= dt.timedelta(7)
+
+    [job] = mail_jobs(db_session)
+    assert job.status is JobStatus.PENDING
+    assert job.payload["to"] == "nouvelle.prof@example.org"
+    assert job.payload["subject"] == f"Invitation à rejoindre {w.school.name} sur Parcours"
+    token = token_of(job)
+    assert len(token) >= 43  # secrets.token_urlsafe(32)
+    assert invitation.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in invitation.token_hash
+    assert "Alice Admin" in job.payload["body"] and "administrateur" in job.payload["body"]
+    page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert "Une invitation a été envoyée à nouvelle.prof@example.org" in page
+
+
+def test_inviting_again_renews_the_invitation_and_kills_the_old_link(as_admin, w, db_session):
+    invite(as_admin, "nouvelle@example.org")
+    first = db_session.scalars(select(Invitation)).one()
+    old_hash, old_token = first.token_hash, token_of(mail_jobs(db_session)[0])
+    invite(as_admin, "nouvelle@example.org", role="ADMIN")  # the "Renvoyer" button
+    db_session.expire_all()
+    renewed = db_session.scalars(select(Invitation)).one()
+    assert renewed.id == first.id and renewed.token_hash != old_hash
+    assert renewed.role is MembershipRole.ADMIN
+    jobs = mail_jobs(db_session)
+    assert len(jobs) == 1  # the waiting e-mail now carries the newest link only
+    new_token = token_of(jobs[0])
+    assert new_token != old_token
+
+    sign_out(as_admin)
+    assert as_admin.get(f"/invitation/{old_token}").status_code == 404
+    assert as_admin.get(f"/invitation/{new_token}").status_code == 200
+
+
+def test_a_renewal_after_the_first_email_left_queues_a_second_email(
+    as_admin, w, db_session, bound_database
+):
+    from config.jobs import run_due_jobs
+
+    invite(as_admin, "nouvelle@example.org")
+    run_due_jobs(bound_database)  # development without SMTP: printed, done
+    invite(as_admin, "nouvelle@example.org")
+    jobs = mail_jobs(db_session)
+    assert [j.status for j in jobs] == [JobStatus.DONE, JobStatus.PENDING]
+    invitation = db_session.scalars(select(Invitation)).one()
+    assert invitation.token_hash == hashlib.sha256(token_of(jobs[1]).encode()).hexdigest()
+
+
+def test_adding_someone_with_a_pending_invitation_closes_it(as_admin, w, db_session):
+    invite(as_admin, "tardif@example.org")
+    user = services.create_user(
+        db_session, first_name="Tom", last_name="Tardif", email="tardif@example.org"
+    )
+    db_session.commit()
+    invite(as_admin, "tardif@example.org")
+    assert membership(db_session, w.school, user) is not None
+    assert db_session.scalars(select(Invitation)).one().cancelled_at is not None
+
+
+# -- the link in the e-mail -----------------------------------------------------------------------
+
+
+def test_the_emailed_link_creates_the_account_joins_and_signs_in(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org", role="ADMIN")
+    token = token_of(mail_jobs(db_session)[0])
+    sign_out(client)
+
+    path = f"/invitation/{token}"
+    page = client.get(path).get_data(as_text=True)
+    assert f"Rejoindre {w.school.name}" in page
+    assert 'value="nouvelle@example.org" readonly' in page
+    assert f"/connexion?next=/invitation/{token}" in page.replace("%2F", "/")
+    response = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(client, path),
+            "first_name": "Nina",
+            "last_name": "Nouvelle",
+            "email": "pirate@example.org",  # ignored: the account gets the invited address
+            "password": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 303 and response.headers["Location"].endswith("/orga")
+    user = db_session.scalars(select(User).where(User.email == "nouvelle@example.org")).one()
+    assert (user.first_name, user.last_name) == ("Nina", "Nouvelle")
+    assert db_session.scalar(select(User).where(User.email == "pirate@example.org")) is None
+    assert membership(db_session, w.school, user).role is MembershipRole.ADMIN
+    invitation = db_session.scalars(select(Invitation)).one()
+    assert invitation.accepted_at is not None and invitation.accepted_by_id == user.id
+    # Signed in at once: the panel asks for the terms of use first.
+    landing = client.get("/orga")
+    assert landing.status_code == 302 and "/orga/cgu" in landing.headers["Location"]
+
+    # The link is used up; and the new account signs in with its password.
+    sign_out(client)
+    assert client.get(path).status_code == 410
+    sign_in(client, "nouvelle@example.org", NEW_PASSWORD)
+
+
+def test_signing_up_through_the_link_checks_names_and_password_strength(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    sign_out(client)
+    path = f"/invitation/{token}"
+    response = client.post(
+        path,
+        data={"csrf_token": csrf_token(client, path), "first_name": "Nina", "password": "faible"},
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'id="last_name-error"' in page and 'id="password-error"' in page
+    assert 'value="Nina"' in page
+    assert db_session.scalar(select(User).where(User.email == "nouvelle@example.org")) is None
+    assert db_session.scalars(select(Invitation)).one().accepted_at is None
+
+
+def test_an_invitee_whose_account_exists_is_sent_to_sign_in(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    services.create_user(
+        db_session,
+        first_name="Nina",
+        last_name="Nouvelle",
+        email="nouvelle@example.org",
+        password=NEW_PASSWORD,
+    )
+    db_session.commit()
+    sign_out(client)
+    path = f"/invitation/{token}"
+    response = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(client, path),
+            "first_name": "Nina",
+            "last_name": "Nouvelle",
+            "password": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 400
+    assert "connectez-vous pour rejoindre" in response.get_data(as_text=True)
+    assert db_session.scalars(select(Invitation)).one().accepted_at is None
+
+
+def test_a_signed_in_user_joins_once_with_the_button(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    sign_out(client)
+    user = services.create_user(
+        db_session,
+        first_name="Nina",
+        last_name="Nouvelle",
+        email="nouvelle@example.org",
+        password=NEW_PASSWORD,
+    )
+    db_session.commit()
+    path = f"/invitation/{token}"
+    # "Se connecter" on the invitation page brings them back to it.
+    signed_in = client.post(
+        f"/connexion?next={path}",
+        data={
+            "csrf_token": csrf_token(client, "/connexion"),
+            "login": "nouvelle@example.org",
+            "password": NEW_PASSWORD,
+        },
+    )
+    assert signed_in.headers["Location"].endswith(path)
+    page = client.get(path).get_data(as_text=True)
+    assert f"Rejoindre {w.school.name}</button>" in page and 'name="password"' not in page
+    token_field = csrf_token(client, path)
+    first = client.post(path, data={"csrf_token": token_field})
+    second = client.post(path, data={"csrf_token": token_field})  # a double click
+    assert first.headers["Location"].endswith("/orga")
+    assert second.status_code == 303 and second.headers["Location"].endswith("/orga")
+    assert membership(db_session, w.school, user).role is MembershipRole.MEMBER
+    count = db_session.scalar(select(func.count()).where(Membership.user_id == user.id))
+    assert count == 1
+    # The panel opens on the organization just joined.
+    client.post("/orga/cgu", data={"csrf_token": csrf_token(client, "/orga/cgu"), "accept": "1"})
+    assert w.school.name in client.get("/orga/equipe").get_data(as_text=True)
+
+
+def test_a_used_link_cannot_serve_someone_else(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    db_session.scalars(select(Invitation)).one().accepted_at = utcnow()
+    db_session.commit()
+    path = f"/invitation/{token}"
+    assert client.get(path).status_code == 410  # the admin is not the one who used it
+    response = client.post(path, data={"csrf_token": csrf_token(client, "/orga/equipe")})
+    assert response.status_code == 410
+    assert "déjà été utilisée" in response.get_data(as_text=True)
+
+
+def test_expired_or_cancelled_links_change_nothing(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "expiree@example.org")
+    invite(client, "annulee@example.org")
+    jobs = mail_jobs(db_session)
+    expired_token, cancelled_token = token_of(jobs[0]), token_of(jobs[1])
+    expired = db_session.scalars(select(Invitation).where(Invitation.email.like("expiree%"))).one()
+    expired.expires_at = utcnow() - dt.timedelta(minutes=1)
+    db_session.commit()
+    page = client.get("/orga/equipe").get_data(as_text=True)
+    assert "Expirée" in page  # still listed, to be sent again
+
+    cancelled = db_session.scalars(
+        select(Invitation).where(Invitation.email.like("annulee%"))
+    ).one()
+    response = post(client, f"/orga/equipe/invitations/{cancelled.id}/annuler")
+    assert response.status_code == 303
+    page = client.get("/orga/equipe").get_data(as_text=True)
+    assert "annulee@example.org" not in page.split("Invitations en attente")[1].split("</table>")[0]
+
+    sign_out(client)
+    for token, text in ((expired_token, "a expiré"), (cancelled_token, "a été annulée")):
+        path = f"/invitation/{token}"
+        response = client.get(path)
+        assert response.status_code == 410 and text in response.get_data(as_text=True)
+        response = client.post(
+            path,
+            data={
+                "csrf_token": csrf_token(client, "/connexion"),
+                "first_name": "X",
+                "last_name": "Y",
+                "password": NEW_PASSWORD,
+            },
+        )
+        assert response.status_code == 410
+    assert db_session.scalar(select(User).where(User.email.like("%ee@example.org"))) is None
+
+
+def test_unknown_links_are_404_and_guessing_is_rate_limited(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    for attempt in range(20):
+        response = client.get(f"/invitation/devine{attempt}")
+        assert response.status_code == 404
+        assert "n’est pas valide" in response.get_data(as_text=True)
+    assert client.get("/invitation/encore-un").status_code == 429
+    assert client.get(f"/invitation/{token}").status_code == 429  # until the window ends
+
+
+def test_a_valid_link_gives_its_attempt_back(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    for _ in range(25):
+        assert client.get(f"/invitation/{token}").status_code == 200
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+
+def role_path(db_session, organization, user):
+    return f"/orga/equipe/membres/{membership(db_session, organization, user).id}/role"
+
+
+def test_admins_promote_and_demote_members(as_admin, w, db_session):
+    response = post(as_admin, role_path(db_session, w.school, w.member), {"role": "ADMIN"})
+    assert response.status_code == 303
+    assert membership(db_session, w.school, w.member).role is MembershipRole.ADMIN
+    assert "est maintenant administrateur" in as_admin.get("/orga/equipe").get_data(as_text=True)
+    post(as_admin, role_path(db_session, w.school, w.member), {"role": "MEMBER"})
+    assert membership(db_session, w.school, w.member).role is MembershipRole.MEMBER
+    response = post(as_admin, role_path(db_session, w.school, w.member), {"role": "BOSS"})
+    assert response.status_code == 400
+
+
+def test_the_last_admin_can_be_neither_demoted_nor_removed(as_admin, w, db_session):
+    own = membership(db_session, w.school, w.admin)
+    response = post(as_admin, f"/orga/equipe/membres/{own.id}/role", {"role": "MEMBER"})
+    assert response.status_code == 409
+    assert "au moins un administrateur" in response.get_data(as_text=True)
+    response = post(as_admin, f"/orga/equipe/membres/{own.id}/retirer")
+    assert response.status_code == 409
+    assert membership(db_session, w.school, w.admin).role is MembershipRole.ADMIN
+
+    # With a second admin, stepping down is fine.
+    post(as_admin, role_path(db_session, w.school, w.member), {"role": "ADMIN"})
+    response = post(as_admin, f"/orga/equipe/membres/{own.id}/role", {"role": "MEMBER"})
+    assert response.status_code == 303
+    assert membership(db_session, w.school, w.admin).role is MembershipRole.MEMBER
+    page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert "Ajouter un membre" not in page  # now a member
+
+
+def test_admins_remove_members_and_members_may_leave(client, w, db_session):
+    third = teacher(db_session, w.school, email="trois@example.org", last_name="Trois")
+    db_session.commit()
+    sign_in(client, w.member.email)
+    response = post(
+        client, f"/orga/equipe/membres/{membership(db_session, w.school, third).id}/retirer"
+    )
+    assert response.status_code == 403
+    assert membership(db_session, w.school, third) is not None
+    own = membership(db_session, w.school, w.member)
+    response = post(client, f"/orga/equipe/membres/{own.id}/retirer")
+    assert response.status_code == 303
+    assert membership(db_session, w.school, w.member) is None
+    assert client.get("/orga/equipe").status_code == 403  # no organization left
+
+    sign_out(client)
+    sign_in(client, w.admin.email)
+    third_id = membership(db_session, w.school, third).id
+    response = post(client, f"/orga/equipe/membres/{third_id}/retirer")
+    assert response.status_code == 303
+    assert membership(db_session, w.school, third) is None
+    assert db_session.get(User, third.id) is not None  # the account stays
+    assert "a été retiré de l’équipe" in client.get("/orga/equipe").get_data(as_text=True)
+
+
+def test_members_get_403_on_admin_actions(as_member, w, db_session):
+    admin_membership = membership(db_session, w.school, w.admin).id
+    invitation = Invitation(
+        organization_id=w.school.id,
+        email="x@example.org",
+        role=MembershipRole.MEMBER,
+        token_hash="0" * 64,
+        expires_at=utcnow() + dt.timedelta(days=7),
+    )
+    db_session.add(invitation)
+    db_session.commit()
+    for path, data in (
+        ("/orga/equipe", {"email": "nouvelle@example.org", "role": "ADMIN"}),
+        (f"/orga/equipe/membres/{admin_membership}/role", {"role": "MEMBER"}),
+        (
+            f"/orga/equipe/membres/{membership(db_session, w.school, w.member).id}/role",
+            {"role": "ADMIN"},
+        ),
+        (f"/orga/equipe/membres/{admin_membership}/retirer", {}),
+        (f"/orga/equipe/invitations/{invitation.id}/annuler", {}),
+    ):
+        assert post(as_member, path, data).status_code == 403, path
+    db_session.expire_all()
+    assert membership(db_session, w.school, w.member).role is MembershipRole.MEMBER
+    assert db_session.get(Invitation, invitation.id).cancelled_at is None
+    assert db_session.scalar(select(func.count()).select_from(Invitation)) == 1
+
+
+def test_another_organizations_ids_are_404(as_admin, w, db_session):
+    other_membership = membership(db_session, w.other, w.other_admin).id
+    invitation = Invitation(
+        organization_id=w.other.id,
+        email="x@example.org",
+        role=MembershipRole.MEMBER,
+        token_hash="1" * 64,
+        expires_at=utcnow() + dt.timedelta(days=7),
+    )
+    db_session.add(invitation)
+    db_session.commit()
+    for path, data in (
+        (f"/orga/equipe/membres/{other_membership}/role", {"role": "MEMBER"}),
+        (f"/orga/equipe/membres/{other_membership}/retirer", {}),
+        (f"/orga/equipe/invitations/{invitation.id}/annuler", {}),
+        ("/orga/equipe/membres/999999/retirer", {}),
+    ):
+        assert post(as_admin, path, data).status_code == 404, path
+    assert membership(db_session, w.other, w.other_admin).role is MembershipRole.ADMIN
+    assert db_session.get(Invitation, invitation.id).cancelled_at is None
+
+
+def test_actions_need_a_csrf_token(as_admin, w, db_session):
+    response = as_admin.post("/orga/equipe", data={"email": "n@example.org", "role": "MEMBER"})
+    assert response.status_code == 400
+    own = membership(db_session, w.school, w.member).id
+    assert as_admin.post(f"/orga/equipe/membres/{own}/retirer").status_code == 400
+    assert as_admin.get(f"/orga/equipe/membres/{own}/retirer").status_code == 405
+    assert membership(db_session, w.school, w.member) is not None
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(scratch_databases):
+    database = Database(Settings(database_url=scratch_databases.new("team")))
+    upgrade(database)
+    with database.session() as session, session.begin():
+        created = services.create_organization(
+            session,
+            name="Lycée concurrent",
+            type=services.OrganizationType.PRO,
+            admin_email="a@example.org",
+        )
+        second = services.create_user(session, first_name="B", last_name="B", email="b@example.org")
+        session.add(
+            Membership(
+                organization_id=created.organization.id,
+                user_id=second.id,
+                role=MembershipRole.ADMIN,
+            )
+        )
+        session.flush()
+        org_id = created.organization.id
+        ids = dict(
+            session.execute(
+                select(Membership.user_id, Membership.id).where(
+                    Membership.organization_id == org_id
+                )
+            ).all()
+        )
+        a_id, b_id = ids[created.admin.id], ids[second.id]
+
+    outcome: dict[str, str] = {}
+
+    def demote_a() -> None:
+        with database.session() as session:
+            organization = session.get(Organization, org_id)
+            try:
+                team.change_role(session, organization, a_id, MembershipRole.MEMBER)
+                session.commit()
+                outcome["second"] = "demoted"
+            except team.LastAdmin:
+                session.rollback()
+                outcome["second"] = "refused"
+
+    try:
+        first = database.session()
+        organization = first.get(Organization, org_id)
+        team.change_role(first, organization, b_id, MembershipRole.MEMBER)  # not committed yet
+        racer = threading.Thread(target=demote_a)
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # waiting for the admins the first transaction holds
+        first.commit()
+        first.close()
+        racer.join(20)
+        assert outcome == {"second": "refused"}
+        with database.session() as session:
+            roles = session.scalars(
+                select(Membership.role).where(Membership.organization_id == org_id)
+            ).all()
+        assert sorted(roles) == [MembershipRole.ADMIN, MembershipRole.MEMBER]
+    finally:
+        database.dispose()
