@@ -725,7 +725,12 @@ def organization_learner(
     session: Session, organization: Organization, learner_id: int
 ) -> Learner | None:
     return session.scalars(
-        select(Learner).where(Learner.id == learner_id, Learner.organization_id == organization.id)
+        select(Learner).where(
+            Learner.id == learner_id,
+            Learner.organization_id == organization.id,
+            # A learner no longer on the school's list is no longer the school's to manage.
+            Learner.is_disabled.is_(False),
+        )
     ).one_or_none()
 
 

@@ -324,6 +324,15 @@ def accept(token: str) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return _accept_page(invitation, organization, token)
 
+    if user is not None and (user.email or "") != invitation.email:
+        # The link is a bearer token: it must not let another account in (with an admin role).
+        message = _(
+            "Cette invitation a été envoyée à %(email)s. Connectez-vous avec ce compte pour la "
+            "rejoindre.",
+            email=invitation.email,
+        )
+        db.rollback()
+        return render_template("orga/team/invalid.html", message=message, status=403), 403
     new_account = user is None
     if user is None:
         created = _sign_up(invitation, organization, token)

@@ -309,6 +309,7 @@ def participant_detail(
             Participation.id == participation_id,
             Participation.campaign_id == campaign.id,
             Participation.deleted_at.is_(None),
+            Participation.is_improved.is_(False),
         )
     ).first()
     if found is None:

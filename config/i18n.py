@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, current_app, request, session, url_for
 from flask.sansio.app import App
 from flask_babel import Babel, get_locale
+from markupsafe import Markup
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
@@ -49,7 +50,9 @@ _AFTER_GUILLEMET = re.compile(r"« ")
 def french_spacing(text: str) -> str:
     """Narrow no-break spaces where French typography wants them, so that a "?" or a "»" never
     starts a line on its own."""
-    return _AFTER_GUILLEMET.sub("«\u202f", _BEFORE_HIGH_PUNCTUATION.sub("\u202f\\1", text))
+    spaced = _AFTER_GUILLEMET.sub("«\u202f", _BEFORE_HIGH_PUNCTUATION.sub("\u202f\\1", text))
+    # Translated template text is already escaped markup: the spaces added keep it safe.
+    return Markup(spaced) if isinstance(text, Markup) else spaced  # noqa: S704 (already escaped)
 
 
 def url_in_language(lang: str) -> str:

@@ -467,3 +467,24 @@ def test_a_staff_account_linked_to_a_learner_is_never_reset(client, db_session):
     assert response.status_code == 409
     assert "membre d’une organisation" in response.get_data(as_text=True)
     assert try_sign_in(app_client(client), w.other_admin.email, TEACHER_PASSWORD)
+
+
+def test_a_learner_no_longer_on_the_list_is_out_of_the_schools_reach(client, db_session):
+    w = world(db_session)
+    import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
+    learner = learner_named(db_session, w.school, "Alpha")
+    learner.user_id = services.create_user(
+        db_session,
+        first_name="Ana",
+        last_name="Alpha",
+        email="ana@example.org",
+        password="Ana-Mdp-2026",
+    ).id
+    import_learners(db_session, w.school, csv_bytes("Beta;Bob;02/02/2010;3A;"))  # Ana left
+    db_session.commit()
+    assert learner.is_disabled
+    sign_in(client, w.member.email)
+    token = csrf_token(client, "/orga/eleves")
+    response = client.post(f"/orga/eleves/{learner.id}/mot-de-passe", data={"csrf_token": token})
+    assert response.status_code == 404
+    assert services.authenticate(db_session, "ana@example.org", "Ana-Mdp-2026") is not None

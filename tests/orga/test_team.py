@@ -590,3 +590,29 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(scratch_database
         assert sorted(roles) == [MembershipRole.ADMIN, MembershipRole.MEMBER]
     finally:
         database.dispose()
+
+
+def test_a_forwarded_link_does_not_let_another_account_in(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")  # the invitation is for this address…
+    token = token_of(mail_jobs(db_session)[0])
+    sign_out(client)
+    sign_in(client, w.other_admin.email)  # …and someone else follows the link
+    path = f"/invitation/{token}"
+    response = client.post(path, data={"csrf_token": csrf_token(client, path)})
+    assert response.status_code == 403
+    assert "nouvelle@example.org" in response.get_data(as_text=True)
+    assert membership(db_session, w.school, w.other_admin) is None
+    assert db_session.scalars(select(Invitation)).one().accepted_at is None
+
+
+def test_organization_names_are_escaped_once_on_the_invitation_page(client, w, db_session):
+    w.school.name = "L'école A & B"
+    db_session.commit()
+    sign_in(client, w.admin.email)
+    invite(client, "nouvelle@example.org")
+    token = token_of(mail_jobs(db_session)[0])
+    sign_out(client)
+    page = client.get(f"/invitation/{token}").get_data(as_text=True)
+    assert "L&#39;école A &amp; B" in page
+    assert "&amp;#39;" not in page and "&amp;amp;" not in page
