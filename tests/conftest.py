@@ -189,3 +189,14 @@ def _forget_campaign_contents():
     journey._profiles.clear()
     yield
     journey._profiles.clear()
+
+
+@pytest.fixture(autouse=True)
+def _rate_limit_windows_stand_still(monkeypatch):
+    """Rate limits count per fixed window: a test that crossed a window boundary would see its
+    count restart. Within a test, the rate limiter's clock stands still."""
+    import config.ratelimit
+    from config.db import utcnow
+
+    started = utcnow()
+    monkeypatch.setattr(config.ratelimit, "utcnow", lambda: started)
