@@ -18,6 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from bench.common import percentile
 from engine.content import Challenge, ChallengeType, ContentPack, Skill, load_pack
 from engine.selection import SELECTORS, ProfileIndex, Selector, Situation, clear_caches
 from engine.simulation import agreement, measured_mastery, random_learner, run, true_mastery
@@ -39,11 +40,6 @@ class Figures:
             "agreement": round(self.agreement, 4),
             "mastery_mae": round(self.mastery_mae, 4),
         }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 def profile_of(pack: ContentPack) -> ProfileIndex:

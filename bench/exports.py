@@ -31,8 +31,6 @@ import os
 import random
 import re
 import secrets
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,10 +38,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import gunicorn, scratch_database
+
 PASSWORD = secrets.token_urlsafe(12) + "-Aa1"  # this run only
 ADMIN_EMAIL = "prof@banc.example"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -234,12 +232,6 @@ def seed(database_url: str, participations: int, analysis: int) -> dict[str, int
 
 
 # -- measuring --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Browser:
@@ -449,79 +441,42 @@ def main() -> None:
     if args.analysis > args.participations // 2 + 1:
         sys.exit("--analysis takes pupils among those who shared: at most half the participations")
 
-    base = make_url(
-        os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-    )
-    if base.host not in ("127.0.0.1", "localhost"):
-        sys.exit("BENCH_DATABASE_URL must point at this machine")
-    name = f"parcours_bench_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    server = None
-    try:
+    with scratch_database() as database:
         started = time.perf_counter()
-        campaigns = seed(url, args.participations, args.analysis)
+        campaigns = seed(database.url, args.participations, args.analysis)
         seed_seconds = time.perf_counter() - started
-        port = free_port()
-        env = dict(
-            os.environ,
-            DATABASE_URL=url,
-            PARCOURS_ENV="development",
-            PUBLIC_URL="http://127.0.0.1:5000",
-            SECRET_KEY=secrets.token_urlsafe(48),
-            LOG_LEVEL="WARNING",
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--timeout", "600",
-             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "--log-level", "warning",
-             "wsgi:app"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        for _ in range(150):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        browser = Browser(port)
-        browser.sign_in(ADMIN_EMAIL, PASSWORD)
-        pid = worker_pid(server.pid)
-        browser.fetch("GET", "/orga/campagnes")  # warm the worker: templates, content
+        options = ["--workers", "1", "--timeout", "600"]
+        with gunicorn(database.url, options) as (server, port):
+            browser = Browser(port)
+            browser.sign_in(ADMIN_EMAIL, PASSWORD)
+            pid = worker_pid(server.pid)
+            browser.fetch("GET", "/orga/campagnes")  # warm the worker: templates, content
 
-        def backends() -> list[int]:  # the worker's database sessions (its pool may grow)
-            with admin.connect() as connection:
-                return list(
-                    connection.execute(
-                        text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
-                        {"name": name},
-                    ).scalars()
-                )
+            def backends() -> list[int]:  # the worker's database sessions (its pool may grow)
+                with database.admin.connect() as connection:
+                    return list(
+                        connection.execute(
+                            text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                            {"name": database.name},
+                        ).scalars()
+                    )
 
-        export = f"/orga/campagnes/{campaigns['export']}/export.csv"
-        exports = [
-            measure_export(browser, pid, backends, export),
-            measure_export(browser, pid, backends, export),
-            measure_export(browser, pid, backends, export + "?acquis=1"),
-        ]
-        analysis = campaigns["analysis"]
-        pages = []
-        for path in (
-            f"/orga/campagnes/{analysis}/resultats",
-            f"/orga/campagnes/{analysis}/analyse",
-        ):
-            pages += [
-                measure_page(browser, pid, backends, path),
-                measure_page(browser, pid, backends, path),
+            export = f"/orga/campagnes/{campaigns['export']}/export.csv"
+            exports = [
+                measure_export(browser, pid, backends, export),
+                measure_export(browser, pid, backends, export),
+                measure_export(browser, pid, backends, export + "?acquis=1"),
             ]
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            analysis = campaigns["analysis"]
+            pages = []
+            for path in (
+                f"/orga/campagnes/{analysis}/resultats",
+                f"/orga/campagnes/{analysis}/analyse",
+            ):
+                pages += [
+                    measure_page(browser, pid, backends, path),
+                    measure_page(browser, pid, backends, path),
+                ]
 
     report = {
         "participations": args.participations,

@@ -23,8 +23,6 @@ import os
 import random
 import re
 import secrets
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Coroutine
@@ -34,12 +32,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 
+from bench.common import gunicorn, percentile, scratch_database
 from engine.answers import expected_answer
 from engine.content import Challenge, ChallengeType, ContentPack, load_pack
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(12) + "-Aa1"  # this run only
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 CHALLENGE = re.compile(r'name="challenge_id" value="([^"]+)"')
@@ -153,12 +150,6 @@ def cpu_seconds(kind: str, server_pid: int, client_pids: set[int]) -> float:
 
 
 SIDES = ("server", "database", "clients")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
@@ -312,11 +303,6 @@ def stored_answers(database_url: str) -> dict[str, list[tuple[str, str]]]:
     return stored
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -335,87 +321,55 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    base = make_url(
-        os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-    )
-    if base.host not in ("127.0.0.1", "localhost"):
-        sys.exit("BENCH_DATABASE_URL must point at this machine")
-    name = f"parcours_bench_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    server = None
-    try:
-        code, _ = seed(url, args.students)
-        port = free_port()
-        env = dict(
-            os.environ,
-            DATABASE_URL=url,
-            PARCOURS_ENV="development",
-            PUBLIC_URL="http://127.0.0.1:5000",
-            SECRET_KEY=secrets.token_urlsafe(48),
-            LOG_LEVEL="WARNING",
-            DATABASE_POOL_SIZE=str(args.threads),
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", args.worker_class,
-             "--threads", str(args.threads), "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-             "--log-level", "warning", "wsgi:app"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        for _ in range(150):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        emails = [f"eleve{n}@banc.example" for n in range(args.students)]
-        context = multiprocessing.get_context("spawn")
-        ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
-        processes = [
-            context.Process(
-                target=client_process,
-                args=(
-                    port,
-                    code,
-                    PASSWORD,
-                    emails[i :: args.clients],
-                    args.think_ms / 1000,
-                    ready,
-                    go,
-                    results,
-                ),
-            )
-            for i in range(args.clients)
-        ]
-        for process in processes:
-            process.start()
-        for _ in processes:  # every student signed in and started
-            while not ready.acquire(timeout=1):
-                if not all(p.is_alive() for p in processes):
-                    sys.exit("a load generator process stopped")
-        pids = {p.pid for p in processes if p.pid is not None}
-        cpu_before = {side: cpu_seconds(side, server.pid, pids) for side in SIDES}
-        go.set()
-        gathered = [results.get() for _ in processes]
-        cpu_used = {side: cpu_seconds(side, server.pid, pids) - cpu_before[side] for side in SIDES}
-        for process in processes:
-            process.join()
-        elapsed = max(e for e, _ in gathered)
-        students = [
-            Student(email, sent=sent, latencies=latencies, errors=errors)
-            for _, part in gathered
-            for email, sent, latencies, errors in part
-        ]
-        stored = stored_answers(url)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database() as database:
+        code, _ = seed(database.url, args.students)
+        options = ["--workers", str(args.workers), "--worker-class", args.worker_class,
+                   "--threads", str(args.threads), "--keep-alive", "75"]  # fmt: skip
+        with gunicorn(database.url, options, DATABASE_POOL_SIZE=str(args.threads)) as (
+            server,
+            port,
+        ):
+            emails = [f"eleve{n}@banc.example" for n in range(args.students)]
+            context = multiprocessing.get_context("spawn")
+            ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
+            processes = [
+                context.Process(
+                    target=client_process,
+                    args=(
+                        port,
+                        code,
+                        PASSWORD,
+                        emails[i :: args.clients],
+                        args.think_ms / 1000,
+                        ready,
+                        go,
+                        results,
+                    ),
+                )
+                for i in range(args.clients)
+            ]
+            for process in processes:
+                process.start()
+            for _ in processes:  # every student signed in and started
+                while not ready.acquire(timeout=1):
+                    if not all(p.is_alive() for p in processes):
+                        sys.exit("a load generator process stopped")
+            pids = {p.pid for p in processes if p.pid is not None}
+            cpu_before = {side: cpu_seconds(side, server.pid, pids) for side in SIDES}
+            go.set()
+            gathered = [results.get() for _ in processes]
+            cpu_used = {
+                side: cpu_seconds(side, server.pid, pids) - cpu_before[side] for side in SIDES
+            }
+            for process in processes:
+                process.join()
+            elapsed = max(e for e, _ in gathered)
+            students = [
+                Student(email, sent=sent, latencies=latencies, errors=errors)
+                for _, part in gathered
+                for email, sent, latencies, errors in part
+            ]
+            stored = stored_answers(database.url)
 
     latencies = [x for s in students for x in s.latencies]
     answers = sum(len(s.sent) for s in students)

@@ -1,0 +1,96 @@
+"""What the benchmarks share: percentiles, a throwaway PostgreSQL database, gunicorn on
+127.0.0.1. Nothing here contacts anything but this machine."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    url: str  # with its password, for the server and the seeding
+    name: str
+    admin: Engine  # on the server's maintenance database, in autocommit
+
+
+@contextmanager
+def scratch_database() -> Iterator[ScratchDatabase]:
+    """A new PostgreSQL database next to BENCH_DATABASE_URL (default: the local `test`
+    database), dropped at the end whatever happens."""
+    base = make_url(
+        os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    )
+    if base.host not in ("127.0.0.1", "localhost"):
+        sys.exit("BENCH_DATABASE_URL must point at this machine")
+    name = f"parcours_bench_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield ScratchDatabase(
+            base.set(database=name).render_as_string(hide_password=False), name, admin
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(
+    database_url: str, options: list[str], **environment: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """gunicorn serving Parcours on a free port of 127.0.0.1 (the master process, the port),
+    ready to answer; stopped at the end."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        PARCOURS_ENV="development",
+        PUBLIC_URL="http://127.0.0.1:5000",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        LOG_LEVEL="WARNING",
+        **environment,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *options, "--bind", f"127.0.0.1:{port}",
+         "--no-control-socket", "--log-level", "warning", "wsgi:app"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        for _ in range(150):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield server, port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
