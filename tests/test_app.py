@@ -135,10 +135,11 @@ def framed_app(settings, bound_database, db_session):
     return app
 
 
-def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, db_session):
+def register_moodle(db_session, uai, **fields):
+    """A school and its Moodle, registered as an LTI platform (committed)."""
     from campaigns.models import Organization, OrganizationType
 
-    organization = Organization(name="Lycée", type=OrganizationType.SCO, uai="0000001A")
+    organization = Organization(name="Lycée", type=OrganizationType.SCO, uai=uai)
     db_session.add(organization)
     db_session.flush()
     db_session.add(
@@ -149,10 +150,14 @@ def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, 
             auth_login_url="https://moodle.lycee.example/mod/lti/auth.php",
             auth_token_url="https://moodle.lycee.example/mod/lti/token.php",
             key_set_url="https://moodle.lycee.example/mod/lti/certs.php",
-            frame_origins="https://lycee.instructure.example",
+            **fields,
         )
     )
     db_session.commit()
+
+
+def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, db_session):
+    register_moodle(db_session, "0000001A", frame_origins="https://lycee.instructure.example")
 
     response = framed_app.test_client().get("/embedded")
     csp = response.headers["Content-Security-Policy"]
@@ -169,27 +174,12 @@ def test_frameable_pages_may_be_framed_by_registered_platforms_only(framed_app, 
 
 
 def test_registered_origins_are_read_again_after_a_registration(framed_app, db_session):
-    from campaigns.models import Organization, OrganizationType
-
     client = framed_app.test_client()
     assert (
         "frame-ancestors 'self';"
         in client.get("/embedded").headers["Content-Security-Policy"] + ";"
     )
-    organization = Organization(name="Lycée", type=OrganizationType.SCO, uai="0000003C")
-    db_session.add(organization)
-    db_session.flush()
-    db_session.add(
-        LtiPlatform(
-            organization_id=organization.id,
-            issuer="https://moodle.lycee.example",
-            client_id="abc",
-            auth_login_url="https://moodle.lycee.example/mod/lti/auth.php",
-            auth_token_url="https://moodle.lycee.example/mod/lti/token.php",
-            key_set_url="https://moodle.lycee.example/mod/lti/certs.php",
-        )
-    )
-    db_session.commit()
+    register_moodle(db_session, "0000003C")
     # Read at most every FRAME_ORIGINS_TTL seconds per process, at once after a registration.
     assert "moodle" not in client.get("/embedded").headers["Content-Security-Policy"]
     forget_frame_origins(framed_app)
