@@ -575,7 +575,15 @@ class KnowledgeElement(Base):
 
     __table_args__ = (
         UniqueConstraint("assessment_id", "skill_id"),
-        Index("ix_knowledge_elements_user_id_skill_id", "user_id", "skill_id", "created_at"),
+        # Covers "the latest element per user and skill" (see migration 0005): index-only scans.
+        Index(
+            "ix_knowledge_elements_user_id_skill_id_created_at_id",
+            "user_id",
+            "skill_id",
+            "created_at",
+            "id",
+            postgresql_include=["status"],
+        ),
         CheckConstraint("earned_pix >= 0 AND earned_pix <= 8", name="earned_pix_range"),
         CheckConstraint("status = 'validated' OR earned_pix = 0", name="pix_only_when_validated"),
     )

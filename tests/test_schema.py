@@ -38,6 +38,7 @@ def _describe(engine) -> dict[str, object]:
             (
                 i["name"],
                 tuple(i["column_names"]),
+                tuple(i.get("include_columns") or ()),
                 bool(i["unique"]),
                 _normalized(_where(i)),
             )

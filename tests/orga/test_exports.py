@@ -491,3 +491,53 @@ def test_progress_follows_the_rule_of_the_students_progress_bar(
     sign_in(client, w.admin.email)
     records = by_name(parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")))
     assert records["Chevalier"]["% de progression"] == rate_cell(4, 23) == "0,17"
+
+
+# -- reading ahead ----------------------------------------------------------------------------------
+
+
+def test_read_ahead_keeps_the_order_and_runs_the_producer_on_its_own_thread():
+    import threading
+
+    threads = []
+
+    def produce():
+        for n in range(50):
+            threads.append(threading.get_ident())
+            yield n
+
+    assert list(exports.read_ahead(produce(), depth=2)) == list(range(50))
+    assert set(threads) == {threads[0]} and threads[0] != threading.get_ident()
+
+
+def test_read_ahead_raises_the_producers_error_in_the_consumer():
+    def produce():
+        yield 1
+        raise LookupError("lost")
+
+    consumer = exports.read_ahead(produce())
+    assert next(consumer) == 1
+    with pytest.raises(LookupError, match="lost"):
+        next(consumer)
+
+
+def test_read_ahead_stops_and_closes_the_producer_when_the_consumer_goes_away():
+    import threading
+
+    closed = threading.Event()
+    produced = []
+
+    def produce():
+        try:
+            for n in range(1_000_000):
+                produced.append(n)
+                yield n
+        finally:
+            closed.set()  # runs on the producer's thread, which owns the database work
+
+    consumer = exports.read_ahead(produce(), depth=2)
+    assert next(consumer) == 0
+    consumer.close()  # the client went away: returns once the producer has finished
+    assert closed.is_set()
+    assert len(produced) <= 4  # at most `depth` ahead, plus the item being handed over
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
