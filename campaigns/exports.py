@@ -16,9 +16,6 @@ batch, a fixed number of queries bring the rest, never one per row: the figures 
 progress of tests under way and, on request, the skill-by-skill statuses as of the share date
 (both from knowledge elements, the latest per skill found by a window function). Nothing holds
 the whole campaign: memory stays flat whatever the number of participants.
-
-The database work of the next batches runs on a helper thread while this batch is formatted
-(`read_ahead`): the server and the worker use both cores instead of taking turns.
 """
 
 from __future__ import annotations
@@ -27,13 +24,11 @@ import csv
 import datetime as dt
 import io
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
-from queue import Empty, Full, Queue
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -664,69 +659,10 @@ def _chunks(
     yield out.take()
     cells = assessment_cells if layout.kind is CampaignType.ASSESSMENT else collection_cells
     write = out.writer.writerow
-    for rows, facts in read_ahead(_batches(session, campaign_id, layout, batch)):
+    for rows, facts in _batches(session, campaign_id, layout, batch):
         for row in rows:
             write(cells(layout, row, facts))
         yield out.take()
-
-
-T = TypeVar("T")
-POLL_SECONDS = 0.1  # how often a blocked producer checks whether the consumer went away
-
-
-def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """`items`, produced on a helper thread at most `depth` ahead of the consumer.
-
-    Made for an iterator that waits on the database (psycopg2 and sqlite3 release the GIL
-    while they wait): its next batches are fetched while the consumer works on this one. The
-    producer owns whatever `items` uses (here the request's session) until it has finished:
-    the consumer must not touch it meanwhile. An error in the producer is raised in the
-    consumer; when the consumer stops early (the client went away), the producer stops at its
-    next item, `items` is closed on its own thread, and the consumer waits for it."""
-    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[bool, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(entry, timeout=POLL_SECONDS)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    break
-            else:
-                put((False, None))
-        except BaseException as error:  # handed over to the consumer, raised there
-            put((False, error))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            try:
-                more, value = queue.get(timeout=POLL_SECONDS)
-            except Empty:
-                if not producer.is_alive() and queue.empty():
-                    raise RuntimeError("the read-ahead thread ended without a word") from None
-                continue
-            if not more:
-                if value is not None:
-                    raise value
-                return
-            yield value
-    finally:
-        stop.set()
-        producer.join()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -575,13 +575,13 @@ class KnowledgeElement(Base):
 
     __table_args__ = (
         UniqueConstraint("assessment_id", "skill_id"),
-        # Covers "the latest element per user and skill" (see migration 0005): index-only scans.
+        # "The latest element per user and skill", read from the index alone (migration 0005).
         Index(
-            "ix_knowledge_elements_user_id_skill_id_created_at_id",
+            "ix_knowledge_elements_user_id_skill_id_latest",
             "user_id",
             "skill_id",
-            "created_at",
-            "id",
+            text("created_at DESC"),
+            text("id DESC"),
             postgresql_include=["status"],
         ),
         CheckConstraint("earned_pix >= 0 AND earned_pix <= 8", name="earned_pix_range"),

@@ -38,7 +38,8 @@ def _describe(engine) -> dict[str, object]:
             (
                 i["name"],
                 tuple(i["column_names"]),
-                tuple(i.get("include_columns") or ()),
+                tuple(i.get("dialect_options", {}).get("postgresql_include") or ()),
+                tuple(sorted((i.get("column_sorting") or {}).items())),
                 bool(i["unique"]),
                 _normalized(_where(i)),
             )

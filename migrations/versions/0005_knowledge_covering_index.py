@@ -1,9 +1,10 @@
 """knowledge elements: the per-user, per-skill index covers what the reports read
 
 The exports (progress of tests under way, skill columns) and the analysis read, for many users,
-each skill's latest knowledge element: user, skill, date, id and status. With the id in the key
-and the status included, PostgreSQL answers from the index alone (an index-only scan) instead
-of visiting millions of table rows. Built CONCURRENTLY on PostgreSQL, so that students keep
+each skill's latest knowledge element: user, skill, date, id and status. With the latest first
+in the key (date and id descending) and the status included, PostgreSQL answers from the index
+alone (an index-only scan, no sort) instead of visiting millions of table rows; read backwards,
+the index still gives each student's knowledge oldest first. Built CONCURRENTLY on PostgreSQL, so that students keep
 answering while a large table is indexed.
 
 Revision ID: 0005
@@ -12,7 +13,9 @@ Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
+from typing import Any
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -21,10 +24,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OLD = "ix_knowledge_elements_user_id_skill_id"
-NEW = "ix_knowledge_elements_user_id_skill_id_created_at_id"
+NEW = "ix_knowledge_elements_user_id_skill_id_latest"
 
 
-def _swap(create: str, drop: str, columns: list[str], include: list[str]) -> None:
+def _swap(create: str, drop: str, columns: list[Any], include: list[str]) -> None:
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
             op.create_index(
@@ -35,9 +38,7 @@ def _swap(create: str, drop: str, columns: list[str], include: list[str]) -> Non
                 postgresql_concurrently=True,
                 if_not_exists=True,
             )
-            op.drop_index(
-                drop, "knowledge_elements", postgresql_concurrently=True, if_exists=True
-            )
+            op.drop_index(drop, "knowledge_elements", postgresql_concurrently=True, if_exists=True)
         return
     with op.batch_alter_table("knowledge_elements") as batch_op:
         batch_op.create_index(create, columns)
@@ -45,7 +46,12 @@ def _swap(create: str, drop: str, columns: list[str], include: list[str]) -> Non
 
 
 def upgrade() -> None:
-    _swap(NEW, OLD, ["user_id", "skill_id", "created_at", "id"], ["status"])
+    _swap(
+        NEW,
+        OLD,
+        ["user_id", "skill_id", sa.text("created_at DESC"), sa.text("id DESC")],
+        ["status"],
+    )
 
 
 def downgrade() -> None:
