@@ -2,9 +2,16 @@
 and edit forms, archiving. Functions take the session first, flush and never commit.
 
 Forms are parsed here (not in the views) so that every rule — what a type allows, which target
-profiles and owners an organization may use, what can still change once students took part — is
-checked on the server whatever the browser sent. Field errors are returned as codes keyed by
-field name; the views turn them into translated messages.
+profiles, competences and owners an organization may use, what can still change once students
+took part — is checked on the server whatever the browser sent. Field errors are returned as codes
+keyed by field name (or by the group of fields they concern); the views turn them into translated
+messages.
+
+What an assessment tests is a target profile or one competence. A competence is tested through
+its competence profile: the pack's profile made of that competence alone (see
+`ContentPack.competence_profiles`), synced into the database like every pack profile. So a
+campaign always points at a target profile, and the forms offer competence profiles as
+competences, never among the profiles.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from campaigns import services
+from campaigns.content import active_pack
 from campaigns.models import (
     Campaign,
     CampaignType,
@@ -242,21 +250,101 @@ def has_campaigns(session: Session, organization: Organization) -> bool:
 # -- choices offered by the forms -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CompetenceChoice:
+    """A competence a campaign can test alone, through its competence profile."""
+
+    id: str  # "1.1"
+    title: str
+    area_title: str
+    target_profile_id: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} {self.title}"
+
+
+def _usable_profile(organization: Organization) -> ColumnElement[bool]:
+    """A public profile or one of the organization's own, not archived."""
+    return and_(
+        or_(
+            TargetProfile.organization_id.is_(None),
+            TargetProfile.organization_id == organization.id,
+        ),
+        TargetProfile.is_archived.is_(False),
+    )
+
+
+def _competence_profile_keys(session: Session) -> list[str]:
+    """The content keys of the active pack's competence profiles."""
+    return [spec.id for spec in active_pack(session).competence_profiles.values()]
+
+
+def _not_a_competence_profile(keys: list[str]) -> ColumnElement[bool]:
+    # `content_key NOT IN (…)` is NULL, not true, for the organizations' own profiles.
+    return or_(TargetProfile.content_key.is_(None), TargetProfile.content_key.not_in(keys))
+
+
 def usable_target_profiles(session: Session, organization: Organization) -> list[TargetProfile]:
-    """Target profiles the organization may assess: the public ones and its own, not archived."""
+    """Target profiles the organization may assess: the public ones and its own, not archived,
+    alphabetical — competence profiles aside (they are offered as competences)."""
     return list(
         session.scalars(
             select(TargetProfile)
             .where(
-                or_(
-                    TargetProfile.organization_id.is_(None),
-                    TargetProfile.organization_id == organization.id,
-                ),
-                TargetProfile.is_archived.is_(False),
+                _usable_profile(organization),
+                _not_a_competence_profile(_competence_profile_keys(session)),
             )
             .order_by(_folded(TargetProfile.name), TargetProfile.id)
         )
     )
+
+
+def assessable_competences(session: Session) -> list[CompetenceChoice]:
+    """The competences of the active pack a campaign can test alone, in the pack's order: those
+    whose competence profile is in the database, public and not archived."""
+    pack = active_pack(session)
+    specs = pack.competence_profiles
+    if not specs:
+        return []
+    profile_ids: dict[str | None, int] = {
+        key: id
+        for key, id in session.execute(
+            select(TargetProfile.content_key, TargetProfile.id).where(
+                TargetProfile.content_key.in_([spec.id for spec in specs.values()]),
+                TargetProfile.organization_id.is_(None),
+                TargetProfile.is_archived.is_(False),
+            )
+        )
+    }
+    area_titles = {area.id: area.title for area in pack.areas}
+    choices = []
+    for competence_id, spec in specs.items():
+        if spec.id in profile_ids:
+            competence = pack.competence_by_id[competence_id]
+            choices.append(
+                CompetenceChoice(
+                    competence.id,
+                    competence.title,
+                    area_titles[competence.area_id],
+                    profile_ids[spec.id],
+                )
+            )
+    return choices
+
+
+def assessed_competence(session: Session, profile: TargetProfile) -> CompetenceChoice | None:
+    """The competence a campaign on `profile` tests, when `profile` is a competence profile of
+    the active pack (archived or not: campaigns keep theirs); else None."""
+    if profile.content_key is None or profile.organization_id is not None:
+        return None
+    pack = active_pack(session)
+    for competence_id, spec in pack.competence_profiles.items():
+        if spec.id == profile.content_key:
+            competence = pack.competence_by_id[competence_id]
+            area_title = next(a.title for a in pack.areas if a.id == competence.area_id)
+            return CompetenceChoice(competence.id, competence.title, area_title, profile.id)
+    return None
 
 
 def members(session: Session, organization: Organization) -> list[User]:
@@ -297,6 +385,7 @@ class CampaignForm:
     name: str = ""
     type: str = ""
     target_profile_id: str = ""
+    competence_id: str = ""
     ask_external_id: str = "non"
     external_id_label: str = ""
     title: str = ""
@@ -314,6 +403,7 @@ class CampaignForm:
             name=value("name", 1000),
             type=value("type", 64),
             target_profile_id=value("target_profile_id", 64),
+            competence_id=value("competence_id", 64),
             ask_external_id=value("ask_external_id", 16) or "non",
             external_id_label=value("external_id_label", 1000),
             title=value("title", 1000),
@@ -402,6 +492,47 @@ def _check_title(form: CampaignForm, type: CampaignType | None) -> str | None:
     return title or None
 
 
+def _check_assessed(
+    session: Session, organization: Organization, form: CampaignForm, type: CampaignType | None
+) -> TargetProfile | None:
+    """What the campaign tests: a target profile or one competence — exactly one of them for an
+    assessment, neither for a profiles collection. Errors on the pair are keyed `target` (the
+    group of both fields), errors on one value by its field."""
+    errors = form.errors
+    profile_id, competence_id = form.target_profile_id, form.competence_id
+    if type is CampaignType.PROFILES_COLLECTION:
+        if profile_id:
+            errors["target_profile_id"] = "forbidden"
+        if competence_id:
+            errors["competence_id"] = "forbidden"
+        return None
+    if profile_id and competence_id:
+        errors["target"] = "both"
+        return None
+    if competence_id:
+        choice = next((c for c in assessable_competences(session) if c.id == competence_id), None)
+        profile = session.get(TargetProfile, choice.target_profile_id) if choice else None
+        if profile is None:
+            errors["competence_id"] = "unknown"
+        return profile
+    if profile_id:
+        profile = None
+        if profile_id.isdecimal() and len(profile_id) < 19:
+            profile = session.scalars(
+                select(TargetProfile).where(
+                    TargetProfile.id == int(profile_id),
+                    _usable_profile(organization),
+                    _not_a_competence_profile(_competence_profile_keys(session)),
+                )
+            ).one_or_none()
+        if profile is None:
+            errors["target_profile_id"] = "unknown"
+        return profile
+    if type is CampaignType.ASSESSMENT:
+        errors["target"] = "required"
+    return None
+
+
 def create_from_form(
     session: Session, organization: Organization, creator: User, form: CampaignForm
 ) -> Campaign:
@@ -413,28 +544,7 @@ def create_from_form(
     if type is None:
         errors["type"] = "required" if not form.type else "invalid"
 
-    profile = None
-    if type is CampaignType.PROFILES_COLLECTION:
-        if form.target_profile_id:
-            errors["target_profile_id"] = "forbidden"
-    elif not form.target_profile_id:
-        if type is CampaignType.ASSESSMENT:
-            errors["target_profile_id"] = "required"
-    else:
-        usable = or_(
-            TargetProfile.organization_id.is_(None),
-            TargetProfile.organization_id == organization.id,
-        )
-        if form.target_profile_id.isdecimal():
-            profile = session.scalars(
-                select(TargetProfile).where(
-                    TargetProfile.id == int(form.target_profile_id),
-                    and_(usable, TargetProfile.is_archived.is_(False)),
-                )
-            ).one_or_none()
-        if profile is None:
-            errors["target_profile_id"] = "unknown"
-
+    profile = _check_assessed(session, organization, form, type)
     title = _check_title(form, type)
     if errors or type is None:
         raise FormInvalid(form)

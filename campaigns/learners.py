@@ -745,14 +745,22 @@ def _student_account(session: Session, learner: Learner) -> User:
     return user
 
 
-def reset_password(session: Session, learner: Learner) -> tuple[User, str]:
-    """A temporary password for a learner who signs in with an e-mail or an identifiant; they
-    choose their own at the next sign-in, and their open sessions end. Single sign-on accounts
-    (GAR, LMS) are never touched."""
+def password_account(session: Session, learner: Learner) -> User:
+    """The account whose password the school may reset: one that signs in with an e-mail or an
+    identifiant. Raises `LoginNotManaged` otherwise (no account, single sign-on only, staff);
+    changes nothing, so the confirmation page asks only when the reset can be done."""
     user = _student_account(session, learner)
     kinds = login_methods(session, [user]).get(user.id, [])
     if LoginMethod.EMAIL not in kinds and LoginMethod.USERNAME not in kinds:
         raise LoginNotManaged("this learner signs in through single sign-on only", code="sso_only")
+    return user
+
+
+def reset_password(session: Session, learner: Learner) -> tuple[User, str]:
+    """A temporary password for a learner who signs in with an e-mail or an identifiant; they
+    choose their own at the next sign-in, and their open sessions end. Single sign-on accounts
+    (GAR, LMS) are never touched."""
+    user = password_account(session, learner)
     password = services.generate_password()
     services.set_password(session, user, password, must_change=True)
     user.sessions_valid_after = utcnow()

@@ -575,15 +575,17 @@ class KnowledgeElement(Base):
 
     __table_args__ = (
         UniqueConstraint("assessment_id", "skill_id"),
-        # "The latest element per user and skill", read from the index alone (migration 0005).
-        Index(
-            "ix_knowledge_elements_user_id_skill_id_latest",
-            "user_id",
-            "skill_id",
-            text("created_at DESC"),
-            text("id DESC"),
-            postgresql_include=["status"],
-        ),
         CheckConstraint("earned_pix >= 0 AND earned_pix <= 8", name="earned_pix_range"),
         CheckConstraint("status = 'validated' OR earned_pix = 0", name="pix_only_when_validated"),
     )
+
+
+# "The latest element per user and skill", read from the index alone (migration 0005).
+Index(
+    "ix_knowledge_elements_user_id_skill_id_latest",
+    KnowledgeElement.user_id,
+    KnowledgeElement.skill_id,
+    KnowledgeElement.created_at.desc(),
+    KnowledgeElement.id.desc(),
+    postgresql_include=["status"],
+)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import attrgetter
+from typing import Any
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -31,12 +35,22 @@ FIELD_ERRORS = {
     ("name", "too_long"): _l("Le nom de la campagne est limité à 255 caractères."),
     ("type", "required"): _l("Choisissez l’objectif de la campagne."),
     ("type", "invalid"): _l("Ce type de campagne n’existe pas."),
-    ("target_profile_id", "required"): _l("Choisissez ce que la campagne doit tester."),
+    # `target` is the group of the two fields below: a target profile or one competence.
+    ("target", "required"): _l("Choisissez ce que la campagne doit tester."),
+    ("target", "both"): _l(
+        "Choisissez un profil cible ou une compétence, pas les deux : videz l’un des deux champs."
+    ),
     ("target_profile_id", "forbidden"): _l(
         "Une collecte de profils ne teste pas de profil cible : laissez ce champ vide."
     ),
     ("target_profile_id", "unknown"): _l(
         "Ce profil cible n’existe pas ou n’est pas disponible pour votre organisation."
+    ),
+    ("competence_id", "forbidden"): _l(
+        "Une collecte de profils ne teste pas de compétence : laissez ce champ vide."
+    ),
+    ("competence_id", "unknown"): _l(
+        "Cette compétence n’existe pas ou ne peut pas être testée seule."
     ),
     ("ask_external_id", "invalid"): _l("Répondez par oui ou par non."),
     ("external_id_label", "required"): _l(
@@ -161,9 +175,13 @@ def new() -> Response | tuple[str, int]:
     workspace = current_workspace()
     session = get_session()
     profiles = campaign_admin.usable_target_profiles(session, workspace.organization)
+    competences = campaign_admin.assessable_competences(session)
+    # (area title, its competences) in the pack's order, for the select's option groups
+    areas = [(area, list(group)) for area, group in groupby(competences, attrgetter("area_title"))]
+    choices: dict[str, Any] = {"profiles": profiles, "competence_areas": areas}
     if request.method == "GET":
         form = CampaignForm(owner_id=str(workspace.user.id))
-        return _render_form("orga/campaigns/new.html", form, profiles=profiles)
+        return _render_form("orga/campaigns/new.html", form, **choices)
     form = CampaignForm.from_data(request.form)
     try:
         campaign = campaign_admin.create_from_form(
@@ -171,7 +189,7 @@ def new() -> Response | tuple[str, int]:
         )
     except campaign_admin.FormInvalid as error:
         session.rollback()
-        return _render_form("orga/campaigns/new.html", error.form, 400, profiles=profiles)
+        return _render_form("orga/campaigns/new.html", error.form, 400, **choices)
     session.commit()
     flash(_("La campagne « %(name)s » a été créée.", name=campaign.name), "info")
     return redirect(campaign_page_url(campaign.id))
@@ -182,13 +200,17 @@ def new() -> Response | tuple[str, int]:
 
 def _edit_context(campaign: Campaign) -> dict[str, object]:
     session = get_session()
+    profile = (
+        session.get(TargetProfile, campaign.target_profile_id)
+        if campaign.target_profile_id
+        else None
+    )
     return {
         "campaign": campaign,
         "participants": campaign_admin.live_participations_count(session, campaign),
         "campaign_url": campaign_page_url(campaign.id),
-        "target_profile": session.get(TargetProfile, campaign.target_profile_id)
-        if campaign.target_profile_id
-        else None,
+        "target_profile": profile,
+        "competence": campaign_admin.assessed_competence(session, profile) if profile else None,
     }
 
 

@@ -2,7 +2,8 @@
 
 Schools (SCO) see their imported learner list ("Élèves"); other organizations see the people who
 took part in their campaigns ("Participants"). Every member sees the list and may give a student
-a temporary password; only admins import the list.
+a temporary password, after a confirmation page (`confirm_reset_password`, GET) whose form posts
+to `reset_password`; only admins import the list.
 
 Temporary passwords are rendered directly in the POST response (never flashed: Flask's session
 cookie is signed, not encrypted), with `Cache-Control: no-store`, and never logged.
@@ -52,6 +53,22 @@ def _page_number() -> int:
     return int(raw) if raw.isdecimal() and 0 < len(raw) < 7 else 1
 
 
+def _list_args() -> dict[str, str]:
+    """The list's search, class, disabled filter and page, carried through the confirmation and
+    the result pages so that "Annuler" and "Retour à la liste" come back to the same place."""
+    found: dict[str, str] = {}
+    for name, limit in (("q", 100), ("division", 64)):
+        value = request.values.get(name, "").strip()[:limit]
+        if value:
+            found[name] = value
+    if request.values.get("desactives") == "1":
+        found["desactives"] = "1"
+    page = request.values.get("page", "")
+    if page.isdecimal() and 0 < len(page) < 7 and int(page) > 1:
+        found["page"] = page
+    return found
+
+
 def _render_list(
     *, errors: LearnerFileError | None = None, upload_error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
@@ -91,6 +108,7 @@ def _render_list(
         errors=errors,
         upload_error=upload_error,
         max_rows=learners.MAX_ROWS,
+        list_args=_list_args(),
     ), status
 
 
@@ -165,6 +183,7 @@ def _refused(learner: Learner, error: LoginNotManaged) -> tuple[str, int]:
         section="eleves",
         learner=learner,
         refusal=_REFUSALS.get(error.code, _REFUSALS["sso_only"]),
+        list_args=_list_args(),
     ), 409
 
 
@@ -172,6 +191,26 @@ def _secret(html: str) -> Response:
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@blueprint.get("/orga/eleves/<int:learner_id>/mot-de-passe", endpoint="confirm_reset_password")
+@member_required
+def confirm_reset_password(learner_id: int) -> tuple[str, int]:
+    """The question asked before `reset_password`: a page (no script, fine in an LMS iframe)
+    whose form posts to it. A learner whose password the school may not reset is told why at
+    once, with nothing to confirm."""
+    learner = _learner(learner_id)
+    try:
+        user = learners.password_account(get_session(), learner)
+    except LoginNotManaged as error:
+        return _refused(learner, error)
+    return render_template(
+        "orga/learners/confirm_reset.html",
+        section="eleves",
+        learner=learner,
+        login=user.username or user.email,
+        list_args=_list_args(),
+    ), 200
 
 
 @blueprint.post("/orga/eleves/<int:learner_id>/mot-de-passe", endpoint="reset_password")
@@ -191,6 +230,7 @@ def reset_password(learner_id: int) -> Response | tuple[str, int]:
             learner=learner,
             login=user.username or user.email,
             password=password,
+            list_args=_list_args(),
         )
     )
 
@@ -213,5 +253,6 @@ def create_username(learner_id: int) -> Response | tuple[str, int]:
             login=username,
             password=password,
             new_username=True,
+            list_args=_list_args(),
         )
     )

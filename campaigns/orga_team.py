@@ -1,9 +1,10 @@
 """The organization's team ("Équipe"): members, roles, invitations by e-mail.
 
 Every member sees the team; only admins add, invite, change roles and remove (a member may
-leave). Members and invitations are looked up within the current organization: another
-organization's ids get a 404. The invitation link (`/invitation/<token>`) is for people who may
-have no account yet, so it is not `@member_required`; guessing tokens is rate limited.
+leave). Removing or leaving is asked first on a page of its own (`confirm_remove`, GET), whose
+form posts to `remove`. Members and invitations are looked up within the current organization:
+another organization's ids get a 404. The invitation link (`/invitation/<token>`) is for people
+who may have no account yet, so it is not `@member_required`; guessing tokens is rate limited.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -29,7 +31,7 @@ from werkzeug.wrappers import Response
 
 from campaigns import services, team
 from campaigns.auth import current_user, sign_in
-from campaigns.models import Invitation, MembershipRole, Organization, User
+from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
 from campaigns.orga import admin_required, current_workspace, member_required
 from config.db import get_session, utcnow
 from config.ratelimit import Limit, hit, release
@@ -200,9 +202,9 @@ def change_role(membership_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("orga_team.index"), 303)
 
 
-@blueprint.post("/orga/equipe/membres/<int:membership_id>/retirer", endpoint="remove")
-@member_required
-def remove(membership_id: int) -> Response | tuple[str, int]:
+def _removable(membership_id: int) -> tuple[Membership, str, bool]:
+    """The membership of the current organization to remove (404 otherwise), the person's name,
+    and whether they are leaving themselves; only admins remove someone else (403)."""
     ws = current_workspace()
     db = get_session()
     membership = team.membership_in(db, ws.organization, membership_id)
@@ -210,12 +212,43 @@ def remove(membership_id: int) -> Response | tuple[str, int]:
         abort(404)
     leaving = membership.user_id == ws.user.id
     if not (ws.is_admin or leaving):
-        return render_template(
-            "orga/forbidden.html",
-            message=_("Seuls les administrateurs de l’organisation peuvent faire cela."),
-        ), 403
+        abort(
+            make_response(
+                render_template(
+                    "orga/forbidden.html",
+                    message=_("Seuls les administrateurs de l’organisation peuvent faire cela."),
+                ),
+                403,
+            )
+        )
     user = db.get(User, membership.user_id)
-    name = user.full_name if user else ""
+    return membership, user.full_name if user else "", leaving
+
+
+@blueprint.get("/orga/equipe/membres/<int:membership_id>/retirer", endpoint="confirm_remove")
+@member_required
+def confirm_remove(membership_id: int) -> tuple[str, int]:
+    """The question asked before `remove`: a page (no script, fine in an LMS iframe) whose form
+    posts to `remove`. The last admin is told at once why it cannot be done."""
+    ws = current_workspace()
+    membership, name, leaving = _removable(membership_id)
+    last_admin = team.is_last_admin(get_session(), ws.organization, membership)
+    return render_template(
+        "orga/team/remove.html",
+        section="equipe",
+        membership=membership,
+        name=name,
+        leaving=leaving,
+        refusal=LAST_ADMIN if last_admin else None,
+    ), 409 if last_admin else 200
+
+
+@blueprint.post("/orga/equipe/membres/<int:membership_id>/retirer", endpoint="remove")
+@member_required
+def remove(membership_id: int) -> Response | tuple[str, int]:
+    ws = current_workspace()
+    db = get_session()
+    _membership, name, leaving = _removable(membership_id)
     try:
         team.remove_member(db, ws.organization, membership_id)
     except team.LastAdmin:

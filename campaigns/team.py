@@ -1,10 +1,11 @@
 """An organization's team: members, their roles, and invitations by e-mail.
 
 Functions take the session first, flush and never commit. Rules:
-- adding someone who has an account makes them a member at once; anyone else gets an
-  invitation by e-mail, valid `INVITATION_VALIDITY`, holding a random token of which only the
-  SHA-256 is stored; inviting the same address again renews it (new token, new expiry: the old
-  link stops working) and the e-mail is queued in the same transaction (`config.mail`);
+- adding someone who has an account makes them a member at once, and tells them by e-mail;
+  anyone else gets an invitation by e-mail, valid `INVITATION_VALIDITY`, holding a random token
+  of which only the SHA-256 is stored; inviting the same address again renews it (new token, new
+  expiry: the old link stops working). Either e-mail is queued in the transaction of the change
+  (`config.mail`): it leaves if and only if the change commits;
 - an organization never loses its last admin: demoting or removing an admin first locks the
   organization's admin memberships (`SELECT … FOR UPDATE` on PostgreSQL; SQLite has one writer
   at a time), so two admins demoting each other at once cannot both succeed;
@@ -35,6 +36,7 @@ from config.mail import queue_mail
 INVITATION_VALIDITY = dt.timedelta(days=7)
 TOKEN_BYTES = 32
 MEMBERS_PER_PAGE = 50
+PANEL_PATH = "/orga"  # the teacher panel's home (`orga.home`)
 
 
 class TeamError(services.ServiceError):
@@ -85,8 +87,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def absolute_link(public_url: str, path: str) -> str:
+    """A link for an e-mail: built on the configured public address, never on the request's
+    Host header (which a client chooses)."""
+    return f"{public_url.rstrip('/')}{path}"
+
+
 def invitation_link(public_url: str, token: str) -> str:
-    return f"{public_url.rstrip('/')}/invitation/{token}"
+    return absolute_link(public_url, f"/invitation/{token}")
+
+
+def panel_link(public_url: str) -> str:
+    return absolute_link(public_url, PANEL_PATH)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -196,6 +208,8 @@ def add_member(
         ):
             stale.cancelled_at = utcnow()  # they are a member now: the link has no use left
         session.flush()
+        subject, body = added_mail(organization, invited_by, role, panel_link(public_url))
+        queue_mail(session, to=address, subject=subject, body=body)
         return Added(Outcome.ADDED, user=user)
     return _invite(session, organization, address, role, invited_by, public_url)
 
@@ -274,36 +288,65 @@ def _invite(
     return Added(outcome, invitation=invitation)
 
 
+def _role_name(role: MembershipRole) -> str:
+    name: str = _("administrateur") if role is MembershipRole.ADMIN else _("membre")
+    return name
+
+
+def _team_mail(*paragraphs: str) -> str:
+    """The body of the team's e-mails: greeting, paragraphs (a link on its own line), signature."""
+    lines = [_("Bonjour,"), ""]
+    for paragraph in paragraphs:
+        lines += [paragraph, ""]
+    return "\n".join([*lines, "-- ", "Parcours"])
+
+
 def invitation_mail(
     organization: Organization, inviter: User, invitation: Invitation, link: str
 ) -> tuple[str, str]:
     subject = _(
         "Invitation à rejoindre %(organization)s sur Parcours", organization=organization.name
     )
-    role = _("administrateur") if invitation.role is MembershipRole.ADMIN else _("membre")
-    body = "\n".join(
-        [
-            _("Bonjour,"),
-            "",
-            _(
-                "%(inviter)s vous invite à rejoindre l’organisation « %(organization)s » sur "
-                "Parcours, en tant que %(role)s.",
-                inviter=inviter.full_name,
-                organization=organization.name,
-                role=role,
-            ),
-            "",
-            _(
-                "Pour accepter l’invitation, ouvrez ce lien (valable jusqu’au %(date)s) :",
-                date=format_datetime(invitation.expires_at, "short"),
-            ),
-            link,
-            "",
-            _("Si vous n’attendiez pas cette invitation, ignorez simplement ce message."),
-            "",
-            "-- ",
-            "Parcours",
-        ]
+    body = _team_mail(
+        _(
+            "%(inviter)s vous invite à rejoindre l’organisation « %(organization)s » sur "
+            "Parcours, en tant que %(role)s.",
+            inviter=inviter.full_name,
+            organization=organization.name,
+            role=_role_name(invitation.role),
+        ),
+        _(
+            "Pour accepter l’invitation, ouvrez ce lien (valable jusqu’au %(date)s) :",
+            date=format_datetime(invitation.expires_at, "short"),
+        )
+        + "\n"
+        + link,
+        _("Si vous n’attendiez pas cette invitation, ignorez simplement ce message."),
+    )
+    return subject, body
+
+
+def added_mail(
+    organization: Organization, added_by: User, role: MembershipRole, link: str
+) -> tuple[str, str]:
+    """The e-mail to someone who had an account and was made a member at once."""
+    subject = _(
+        "Vous avez rejoint l’organisation %(organization)s sur Parcours",
+        organization=organization.name,
+    )
+    body = _team_mail(
+        _(
+            "%(inviter)s a ajouté votre compte à l’organisation « %(organization)s » sur "
+            "Parcours, avec le rôle « %(role)s ».",
+            inviter=added_by.full_name,
+            organization=organization.name,
+            role=_role_name(role),
+        ),
+        _("Vous y avez accès dès maintenant, depuis l’espace organisation :") + "\n" + link,
+        _(
+            "Si vous pensez qu’il s’agit d’une erreur, prévenez un administrateur de "
+            "l’organisation."
+        ),
     )
     return subject, body
 
@@ -363,6 +406,23 @@ def _current(session: Session, organization: Organization, membership_id: int) -
     if membership is None:
         raise services.ServiceError("no such member", code="not_found")
     return membership
+
+
+def is_last_admin(session: Session, organization: Organization, membership: Membership) -> bool:
+    """Whether `membership` is the organization's only admin, as things stand (to warn before
+    asking; `change_role` and `remove_member` decide again under lock)."""
+    if membership.role is not MembershipRole.ADMIN:
+        return False
+    other_admin = session.scalar(
+        select(Membership.id)
+        .where(
+            Membership.organization_id == organization.id,
+            Membership.role == MembershipRole.ADMIN,
+            Membership.id != membership.id,
+        )
+        .limit(1)
+    )
+    return other_admin is None
 
 
 def change_role(

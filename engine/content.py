@@ -160,7 +160,18 @@ class TargetProfileSpec:
     id: str
     name: str
     description: str
-    tube_levels: tuple[tuple[str, int], ...]  # (tube id, max level)
+    tube_levels: tuple[tuple[str, int], ...]  # (tube id, max level), competences expanded
+    # The entries as the pack writes them, before competences are expanded into their tubes.
+    competence_levels: tuple[tuple[str, int], ...] = ()  # (competence id, max level)
+    named_tube_levels: tuple[tuple[str, int], ...] = ()  # (tube id, max level)
+
+    @property
+    def single_competence_id(self) -> str | None:
+        """The competence this profile is made of, when it names exactly one competence and no
+        tube (a "competence profile": what a teacher picks to test one competence); else None."""
+        if len(self.competence_levels) == 1 and not self.named_tube_levels:
+            return self.competence_levels[0][0]
+        return None
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,22 @@ class ContentPack:
     @cached_property
     def target_profile_by_id(self) -> Mapping[str, TargetProfileSpec]:
         return {p.id: p for p in self.target_profiles}
+
+    @cached_property
+    def competence_profiles(self) -> Mapping[str, TargetProfileSpec]:
+        """Competence id -> the profile that tests that competence alone, in the order of the
+        competences. When several profiles are made of the same single competence, the one with
+        the highest level cap wins (the first in the pack on a tie); the others stay ordinary
+        profiles. A competence without such a profile is absent."""
+        best: dict[str, tuple[int, TargetProfileSpec]] = {}
+        for spec in self.target_profiles:
+            cid = spec.single_competence_id
+            if cid is None:
+                continue
+            level = spec.competence_levels[0][1]
+            if cid not in best or level > best[cid][0]:
+                best[cid] = (level, spec)
+        return {c.id: best[c.id][1] for c in self.competences if c.id in best}
 
     def profile_skills(self, tube_levels: Iterable[tuple[str, int]]) -> tuple[Skill, ...]:
         """The skills of these tubes up to each cap (what a campaign freezes)."""
@@ -720,6 +747,8 @@ class _Loader:
             self.unique("profile", pid, file)
             self.keys(raw, "profile", file, pid)
             levels: dict[str, int] = {}
+            competence_levels: dict[str, int] = {}
+            named_tube_levels: dict[str, int] = {}
             for entry in self.listed(raw, "competences", file, pid):
                 self.keys(entry, "profile entry", file, pid)
                 cid = entry.get("id") if isinstance(entry, dict) else None
@@ -727,6 +756,7 @@ class _Loader:
                     self.problem(file, pid, f"unknown competence {cid!r}")
                     continue
                 cap = self.integer(entry, "level", file, pid, 1, MAX_LEVEL)
+                competence_levels[cid] = cap
                 for tube in tubes_by_competence[cid]:
                     levels[tube["id"]] = cap
             for entry in self.listed(raw, "tubes", file, pid):
@@ -735,7 +765,9 @@ class _Loader:
                 if tid not in tube_ids:
                     self.problem(file, pid, f"unknown tube {tid!r}")
                     continue
-                levels[tid] = self.integer(entry, "level", file, pid, 1, MAX_LEVEL)
+                levels[tid] = named_tube_levels[tid] = self.integer(
+                    entry, "level", file, pid, 1, MAX_LEVEL
+                )
             if not levels:
                 self.problem(file, pid, "the profile names no tube or competence")
             profiles.append(
@@ -744,6 +776,8 @@ class _Loader:
                     name=self.text(raw, "name", file, pid),
                     description=self.text(raw, "description", file, pid, required=False),
                     tube_levels=tuple(sorted(levels.items())),
+                    competence_levels=tuple(competence_levels.items()),
+                    named_tube_levels=tuple(named_tube_levels.items()),
                 )
             )
         return tuple(profiles)

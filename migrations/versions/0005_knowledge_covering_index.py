@@ -49,7 +49,7 @@ def upgrade() -> None:
     _swap(
         NEW,
         OLD,
-        ["user_id", "skill_id", sa.text("created_at DESC"), sa.text("id DESC")],
+        ["user_id", "skill_id", sa.column("created_at").desc(), sa.column("id").desc()],
         ["status"],
     )
 

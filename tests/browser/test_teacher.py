@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from campaigns import services
-from campaigns.models import Campaign, Organization, User
+from campaigns.models import Campaign, Organization, TargetProfile, User
 from tests.orga_helpers import take_test
 
 pytestmark = pytest.mark.browser
@@ -37,7 +37,12 @@ def test_a_teacher_creates_a_campaign_follows_a_student_and_exports(page, live_s
 
     page.get_by_label("Nom de la campagne").fill("Classe de 4e B — navigateur")
     page.get_by_label("Évaluer les participants").check()
-    page.get_by_label("Que souhaitez-vous tester").select_option(index=1)
+    # What to test: a group of two choices (a target profile or one competence).
+    what = page.get_by_role("group", name="Que souhaitez-vous tester")
+    assert what.get_by_label("Un profil cible").is_visible()
+    what.get_by_label("Une compétence").select_option(
+        label="4.3 Protéger la santé, le bien-être et l'environnement"
+    )
     page.get_by_label("Titre du parcours").fill("Vos compétences numériques")
     page.get_by_role("button", name="Créer la campagne").click()
     assert page.get_by_role("heading", name="Classe de 4e B — navigateur").is_visible()
@@ -46,6 +51,8 @@ def test_a_teacher_creates_a_campaign_follows_a_student_and_exports(page, live_s
         campaign = session.scalars(
             select(Campaign).where(Campaign.name == "Classe de 4e B — navigateur")
         ).one()
+        assessed = session.get(TargetProfile, campaign.target_profile_id)
+        assert assessed is not None and assessed.content_key == "tp-competence-4.3"
         assert page.get_by_text(campaign.code).first.is_visible()
         # A student takes the test and shares (through the services: the student's browser
         # journey has its own test).

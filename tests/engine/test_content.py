@@ -53,6 +53,48 @@ def test_the_pack_is_big_enough_to_assess_every_competence():
     assert len(PACK.target_profiles) >= 2
 
 
+def test_each_competence_has_its_own_profile_and_mixed_profiles_are_not_competence_profiles():
+    assert list(PACK.competence_profiles) == [c.id for c in PACK.competences]
+    assert {cid: spec.id for cid, spec in PACK.competence_profiles.items()} == {
+        c.id: f"tp-competence-{c.id}" for c in PACK.competences
+    }
+    assert PACK.target_profile_by_id["tp-competence-1.1"].single_competence_id == "1.1"
+    assert PACK.target_profile_by_id["tp-seconde"].single_competence_id is None  # 3 competences
+    assert PACK.target_profile_by_id["tp-cycle4"].single_competence_id is None  # tubes
+
+
+def test_a_competence_profile_names_one_competence_and_no_tube(broken_pack):
+    profiles = json.loads((broken_pack / "target_profiles.json").read_text(encoding="utf-8"))
+    kept = [p for p in profiles if not p["id"].startswith("tp-competence-")]
+    tube = PACK.competence_by_id["1.1"].tubes[0].id
+    one = [{"id": "1.1", "level": 8}]
+    (broken_pack / "target_profiles.json").write_text(
+        json.dumps(
+            [
+                *kept,
+                {
+                    "id": "tp-1.1-plus",
+                    "name": "1.1 et un sujet",
+                    "competences": one,
+                    "tubes": [{"id": PACK.competence_by_id["1.2"].tubes[0].id, "level": 2}],
+                },
+                {
+                    "id": "tp-1.1-low",
+                    "name": "1.1 débutant",
+                    "competences": [{"id": "1.1", "level": 3}],
+                },
+                {"id": "tp-1.1", "name": "1.1 complète", "competences": one},
+                {"id": "tp-1.1-again", "name": "1.1 encore", "competences": one},
+                {"id": "tp-tube", "name": "Un sujet", "tubes": [{"id": tube, "level": 8}]},
+            ]
+        )
+    )
+    pack = load_pack(broken_pack)
+    assert {cid: spec.id for cid, spec in pack.competence_profiles.items()} == {"1.1": "tp-1.1"}
+    spec = pack.target_profile_by_id["tp-1.1-plus"]
+    assert spec.competence_levels == (("1.1", 8),) and spec.single_competence_id is None
+
+
 def test_the_cycle_4_profile_has_about_60_skills():
     profile = PACK.target_profile_by_id["tp-cycle4"]
     assert 55 <= len(PACK.profile_skills(profile.tube_levels)) <= 65

@@ -74,26 +74,34 @@ def concrete(rule, ids) -> str:
     return rule.build({name: ids[name] for name in rule.arguments})[1]
 
 
+# Pages that ask before a destructive POST: GET routes with ids, swept like the actions.
+CONFIRMATIONS = {"orga_team.confirm_remove", "orga_learners.confirm_reset_password"}
+
+
 def test_the_panel_has_the_expected_routes(app):
     endpoints = {rule.endpoint for rule in panel_rules(app)}
     assert {"orga.home", "orga.documentation", "orga_campaigns.index"} <= endpoints
+    assert endpoints >= CONFIRMATIONS
 
 
 def test_visitors_are_sent_to_sign_in_from_every_panel_page(app, client, foreign_ids):
     _, ids = foreign_ids
+    visited = set()
     for rule in panel_rules(app):
         if "GET" not in rule.methods:
             continue
         response = client.get(concrete(rule, ids))
         assert response.status_code == 302, rule.rule
         assert "/connexion" in response.headers["Location"], rule.rule
+        visited.add(rule.endpoint)
+    assert visited >= CONFIRMATIONS
 
 
 def test_another_organizations_objects_are_not_found(app, client, foreign_ids):
     w, ids = foreign_ids
     sign_in(client, w.admin.email)  # an admin: the strongest role, in the wrong organization
     token = csrf_token(client, "/orga/documentation")
-    checked = 0
+    checked = set()
     for rule in panel_rules(app):
         if not set(rule.arguments) & set(ids):
             continue
@@ -101,8 +109,9 @@ def test_another_organizations_objects_are_not_found(app, client, foreign_ids):
         for method in sorted(rule.methods & {"GET", "POST"}):
             response = client.open(path, method=method, data={"csrf_token": token})
             assert response.status_code == 404, f"{method} {path}: {response.status_code}"
-            checked += 1
-    assert checked >= 1
+            checked.add((method, rule.endpoint))
+    assert {("GET", endpoint) for endpoint in CONFIRMATIONS} <= checked
+    assert {("POST", "orga_team.remove"), ("POST", "orga_learners.reset_password")} <= checked
 
 
 def test_posts_without_a_csrf_token_are_refused(app, client, foreign_ids):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from markupsafe import escape
@@ -15,9 +16,12 @@ from campaigns.models import (
     MembershipRole,
     TargetProfile,
 )
+from engine.content import load_pack
 from tests.conftest import csrf_token
 from tests.journey_helpers import assessment_campaign, profile, student
 from tests.orga_helpers import sign_in, take_test, teacher, world
+
+MIXED = "tp-seconde"  # a pack profile of several competences (not a competence profile)
 
 
 def names_in(page: str) -> list[str]:
@@ -234,7 +238,7 @@ def test_the_creation_form_offers_public_and_own_profiles_and_the_members(client
     db_session.add_all([own, foreign, retired])
     signed_in(client, db_session, w.member.email)
     page = client.get("/orga/campagnes/nouvelle").get_data(as_text=True)
-    assert "Profil maison" in page and str(escape(profile(db_session).name)) in page
+    assert "Profil maison" in page and str(escape(profile(db_session, MIXED).name)) in page
     assert "Profil d’ailleurs" not in page and "Profil retiré" not in page
     owners = re.search(r'<select id="owner_id".*?</select>', page, re.S).group(0)
     assert f'<option value="{w.member.id}" selected>' in owners  # me by default
@@ -246,7 +250,7 @@ def test_the_creation_form_offers_public_and_own_profiles_and_the_members(client
 
 def test_a_teacher_creates_an_assessment_campaign(client, db_session, w):
     signed_in(client, db_session, w.member.email)
-    target = profile(db_session)
+    target = profile(db_session, MIXED)
     response = client.post(
         "/orga/campagnes/nouvelle",
         data=form_data(
@@ -306,7 +310,7 @@ def campaigns_count(db_session) -> int:
         ({"name": "x" * 256}, "name", "limité à 255 caractères"),
         ({"type": ""}, "type", "Choisissez l’objectif de la campagne."),
         ({"type": "EXAM"}, "type", "Ce type de campagne n’existe pas."),
-        ({"target_profile_id": ""}, "target_profile_id", "Choisissez ce que la campagne"),
+        ({"target_profile_id": ""}, "target", "Choisissez ce que la campagne doit tester."),
         (
             {"type": "PROFILES_COLLECTION", "target_profile_id": "PROFILE"},
             "target_profile_id",
@@ -334,11 +338,11 @@ def test_invalid_creation_forms_are_shown_again_with_the_error(
 ):
     signed_in(client, db_session, w.member.email)
     before = campaigns_count(db_session)
-    defaults = {"target_profile_id": profile(db_session).id, "owner_id": w.member.id}
+    defaults = {"target_profile_id": profile(db_session, MIXED).id, "owner_id": w.member.id}
     fields = {
         **defaults,
         **{
-            k: {"PROFILE": profile(db_session).id, "OTHER": w.other_admin.id}.get(v, v)
+            k: {"PROFILE": profile(db_session, MIXED).id, "OTHER": w.other_admin.id}.get(v, v)
             for k, v in fields.items()
         },
     }
@@ -389,11 +393,189 @@ def test_several_errors_are_all_reported(client, db_session, w):
 
 def test_creating_without_csrf_token_is_refused(client, db_session, w):
     signed_in(client, db_session, w.member.email)
-    data = form_data(client, target_profile_id=profile(db_session).id, owner_id=w.member.id)
+    data = form_data(client, target_profile_id=profile(db_session, MIXED).id, owner_id=w.member.id)
     del data["csrf_token"]
     before = campaigns_count(db_session)
     assert client.post("/orga/campagnes/nouvelle", data=data).status_code == 400
     assert campaigns_count(db_session) == before
+
+
+# -- creation: a target profile or one competence -------------------------------------------------
+
+PACK = load_pack()
+
+
+def select_of(page: str, name: str) -> str:
+    match = re.search(rf'<select id="{name}".*?</select>', page, re.S)
+    assert match, f"no select {name!r}"
+    return match.group(0)
+
+
+def options_of(select: str) -> list[tuple[str, str]]:
+    """(value, text) of each option but the empty one, in order."""
+    return [
+        (value, unescape(text).strip())
+        for value, text in re.findall(r'<option value="([^"]+)"[^>]*>([^<]*)</option>', select)
+    ]
+
+
+def test_the_form_offers_a_target_profile_or_one_competence(client, db_session, w):
+    signed_in(client, db_session, w.member.email)
+    page = client.get("/orga/campagnes/nouvelle").text
+    group = re.search(r'<fieldset id="target".*?</fieldset>', page, re.S).group(0)
+    assert "<legend" in group and "Que souhaitez-vous tester" in group
+    assert '<label for="target_profile_id">Un profil cible</label>' in group
+    assert '<label for="competence_id">Une compétence</label>' in group
+    assert 'aria-describedby="target-help"' in group and 'id="target-help"' in group
+
+    # The profiles: the pack's mixed profiles, never a competence profile.
+    profiles = [text for _value, text in options_of(select_of(page, "target_profile_id"))]
+    assert profile(db_session, MIXED).name in profiles
+    assert profile(db_session, "tp-cycle4").name in profiles
+    for competence in PACK.competences:
+        assert profile(db_session, f"tp-competence-{competence.id}").name not in profiles
+    assert not [name for name in profiles if re.match(r"\d\.\d ", name)]
+
+    # The competences: all 16, in the pack's order, grouped by area.
+    competences = select_of(page, "competence_id")
+    assert options_of(competences) == [(c.id, f"{c.id} {c.title}") for c in PACK.competences]
+    assert ("1.1", "1.1 Mener une recherche et une veille d'information") in options_of(competences)
+    areas = [unescape(label) for label in re.findall(r'<optgroup label="([^"]+)"', competences)]
+    assert areas == [area.title for area in PACK.areas]
+
+
+def skill_ids_of(competence_id: str) -> set[str]:
+    competence = PACK.competence_by_id[competence_id]
+    return {skill.id for tube in competence.tubes for skill in tube.skills}
+
+
+def test_a_teacher_creates_a_campaign_on_one_competence(client, db_session, w):
+    signed_in(client, db_session, w.member.email)
+    response = client.post(
+        "/orga/campagnes/nouvelle",
+        data=form_data(client, name="Recherche 5e C", competence_id="1.1", owner_id=w.member.id),
+    )
+    assert response.status_code == 302
+    campaign = db_session.scalars(select(Campaign).where(Campaign.name == "Recherche 5e C")).one()
+    assert campaign.type is CampaignType.ASSESSMENT
+    assert campaign.target_profile_id == profile(db_session, "tp-competence-1.1").id
+    assert {s.skill_id for s in campaign.skills} == skill_ids_of("1.1")
+    assert not skill_ids_of("1.1") & skill_ids_of("1.2")  # the check above means something
+
+    # The edit form says what is tested, read-only.
+    page = client.get(f"/orga/campagnes/{campaign.id}/modifier").text
+    facts = re.search(r'<dl class="campaign-facts">.*?</dl>', page, re.S).group(0)
+    assert "Compétence testée" in facts and "Profil cible" not in facts
+    assert str(escape("1.1 Mener une recherche et une veille d'information")) in facts
+    assert "Informations et données" in facts
+    assert "la compétence testée sont fixés" in page
+    assert 'name="competence_id"' not in page and 'name="target_profile_id"' not in page
+
+
+def test_the_edit_form_of_a_profile_campaign_names_the_profile(client, db_session, w):
+    campaign = assessment_campaign(db_session, w.school, w.admin, key=MIXED, name="Seconde")
+    signed_in(client, db_session, w.admin.email)
+    page = client.get(f"/orga/campagnes/{campaign.id}/modifier").text
+    facts = re.search(r'<dl class="campaign-facts">.*?</dl>', page, re.S).group(0)
+    assert "Profil cible" in facts and "Compétence testée" not in facts
+    assert str(escape(profile(db_session, MIXED).name)) in facts
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        (
+            {"target_profile_id": "PROFILE", "competence_id": "1.1"},
+            "target",
+            "Choisissez un profil cible ou une compétence, pas les deux",
+        ),
+        ({"competence_id": "9.9"}, "competence_id", "Cette compétence n’existe pas"),
+        ({"competence_id": "1.1 "}, "competence_id", "Cette compétence n’existe pas"),
+        ({"competence_id": "tp-competence-1.1"}, "competence_id", "Cette compétence n’existe pas"),
+        (
+            {"type": "PROFILES_COLLECTION", "competence_id": "1.1"},
+            "competence_id",
+            "Une collecte de profils ne teste pas de compétence",
+        ),
+        # A competence profile is chosen as a competence, not as a profile.
+        ({"target_profile_id": "COMPETENCE"}, "target_profile_id", "n’existe pas ou n’est pas"),
+    ],
+)
+def test_what_to_test_is_checked(client, db_session, w, fields, field, message):
+    signed_in(client, db_session, w.member.email)
+    before = campaigns_count(db_session)
+    aliases = {
+        "PROFILE": profile(db_session, MIXED).id,
+        "COMPETENCE": profile(db_session, "tp-competence-1.1").id,
+    }
+    fields = {k: aliases.get(v, v) for k, v in fields.items()}
+    data = form_data(client, **{"title": "Mon titre gardé", "owner_id": w.member.id, **fields})
+    response = client.post("/orga/campagnes/nouvelle", data=data)
+    assert response.status_code == 400
+    page = response.text
+    assert message in page
+    assert f'id="{field}-error"' in page and f'href="#{field}"' in page
+    if field == "target":  # the pair is wrong: the group carries the error, both fields invalid
+        assert '<fieldset id="target" aria-describedby="target-help target-error"' in page
+        assert 'aria-invalid="true"' in select_of(page, "target_profile_id")
+        assert 'aria-invalid="true"' in select_of(page, "competence_id")
+    else:
+        select = select_of(page, field)
+        assert 'aria-invalid="true"' in select and f"{field}-error" in select
+    assert 'value="Mon titre gardé"' in page
+    assert campaigns_count(db_session) == before
+
+
+def test_both_choices_are_redisplayed_as_typed(client, db_session, w):
+    signed_in(client, db_session, w.member.email)
+    mixed = profile(db_session, MIXED)
+    response = client.post(
+        "/orga/campagnes/nouvelle",
+        data=form_data(client, target_profile_id=mixed.id, competence_id="2.3", owner_id="x"),
+    )
+    assert response.status_code == 400
+    page = response.text
+    assert f'<option value="{mixed.id}" selected>' in select_of(page, "target_profile_id")
+    assert '<option value="2.3" selected>' in select_of(page, "competence_id")
+
+    # Another field wrong: the competence chosen is kept, and the pair raises no error.
+    response = client.post(
+        "/orga/campagnes/nouvelle",
+        data=form_data(client, name="", competence_id="3.4", owner_id=w.member.id),
+    )
+    page = response.text
+    assert "Saisissez le nom de la campagne." in page and 'id="target-error"' not in page
+    assert '<option value="3.4" selected>' in select_of(page, "competence_id")
+    assert " selected>" not in select_of(page, "target_profile_id")
+
+
+def test_a_competence_without_its_profile_is_not_offered(client, db_session, w):
+    retired = profile(db_session, "tp-competence-2.1")
+    retired.is_archived = True
+    signed_in(client, db_session, w.member.email)
+    page = client.get("/orga/campagnes/nouvelle").text
+    offered = [value for value, _text in options_of(select_of(page, "competence_id"))]
+    assert "2.1" not in offered and "2.2" in offered and len(offered) == 15
+    assert retired.name not in page  # not offered as a profile either
+    before = campaigns_count(db_session)
+    response = client.post(
+        "/orga/campagnes/nouvelle",
+        data=form_data(client, competence_id="2.1", owner_id=w.member.id),
+    )
+    assert response.status_code == 400 and 'id="competence_id-error"' in response.text
+    assert campaigns_count(db_session) == before
+
+
+def test_an_organization_profile_of_one_competence_stays_a_profile(client, db_session, w):
+    """Competence profiles come from the pack's specification, not from names: a profile of the
+    organization named like a competence is an ordinary profile."""
+    own = TargetProfile(name="1.1 Notre version", organization_id=w.school.id)
+    db_session.add(own)
+    signed_in(client, db_session, w.member.email)
+    page = client.get("/orga/campagnes/nouvelle").text
+    assert (str(own.id), "1.1 Notre version (profil de votre organisation)") in options_of(
+        select_of(page, "target_profile_id")
+    )
 
 
 # -- edit -----------------------------------------------------------------------------------------
@@ -639,7 +821,7 @@ def test_a_campaign_is_created_in_the_current_organization_only(client, db_sessi
     signed_in(client, db_session, both.email)
     client.post(
         "/orga/campagnes/nouvelle",
-        data=form_data(client, target_profile_id=profile(db_session).id, owner_id=w.admin.id),
+        data=form_data(client, competence_id="4.3", owner_id=w.admin.id),
     )
     created = db_session.scalars(select(Campaign).where(Campaign.name == "Évaluation 5e C")).one()
     assert created.organization_id == w.school.id
@@ -647,7 +829,10 @@ def test_a_campaign_is_created_in_the_current_organization_only(client, db_sessi
     response = client.post(
         "/orga/campagnes/nouvelle",
         data=form_data(
-            client, name="X", target_profile_id=profile(db_session).id, owner_id=w.other_admin.id
+            client,
+            name="X",
+            target_profile_id=profile(db_session, MIXED).id,
+            owner_id=w.other_admin.id,
         ),
     )
     assert response.status_code == 400

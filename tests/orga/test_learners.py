@@ -400,16 +400,100 @@ def test_another_schools_learners_are_not_found(client, db_session):
     for action in ("mot-de-passe", "identifiant"):
         response = client.post(f"/orga/eleves/{theirs.id}/{action}", data={"csrf_token": token})
         assert response.status_code == 404
+    assert client.get(f"/orga/eleves/{theirs.id}/mot-de-passe").status_code == 404
     assert try_sign_in(app_client(client), "ana@example.org", STUDENT_PASSWORD)
 
 
-def test_password_reset_is_post_only(client, db_session):
+QUESTION = re.compile(r'<h1 id="question" tabindex="-1" autofocus>(.*?)</h1>', re.S)
+
+
+def test_a_password_reset_is_asked_first_and_asking_changes_nothing(client, db_session):
     w = world(db_session)
     import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
     learner = learner_named(db_session, w.school, "Alpha")
+    account(db_session, learner, email="ana@example.org")
     db_session.commit()
     sign_in(client, w.member.email)
-    assert client.get(f"/orga/eleves/{learner.id}/mot-de-passe").status_code == 405
+    path = f"/orga/eleves/{learner.id}/mot-de-passe"
+    listing = client.get("/orga/eleves").get_data(as_text=True)
+    assert f'<a href="{path}">Réinitialiser le mot de passe' in listing  # a link, not a form
+    assert f'action="{path}"' not in listing
+
+    response = client.get(path)
+    assert response.status_code == 200
+    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert "<script" not in page
+    heading = QUESTION.search(page).group(1).replace("\u202f", " ")
+    assert heading == "Réinitialiser le mot de passe de Ana Alpha ?"
+    assert "<code>ana@example.org</code>" in page and "<dd>3A</dd>" in page
+    assert "<dd>01/01/2010</dd>" in page
+    assert "s’affichera une seule fois" in page and "déconnecté" in page
+    assert 'aria-current="page">Élèves</a>' in page
+    form = page.split(f'<form method="post" action="{path}"', 1)[1].split("</form>", 1)[0]
+    assert 'name="csrf_token"' in form
+    assert 'aria-describedby="question consequences">Confirmer</button>' in form
+    assert '<a href="/orga/eleves">Annuler</a>' in form
+    assert "Mot de passe provisoire</dt>" not in page  # nothing was reset yet
+    # Asking twice changes nothing: the student still signs in with their own password.
+    client.get(path)
+    assert try_sign_in(app_client(client), "ana@example.org", STUDENT_PASSWORD)
+
+    response = client.post(path, data={"csrf_token": csrf_token(client, path)})
+    assert response.status_code == 200
+    assert "Mot de passe provisoire</dt>" in response.get_data(as_text=True)
+    assert not try_sign_in(app_client(client), "ana@example.org", STUDENT_PASSWORD)
+    assert client.put(path).status_code == 405
+
+
+def test_the_list_filters_and_page_are_kept_through_the_confirmation(client, db_session):
+    w = world(db_session)
+    import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
+    learner = learner_named(db_session, w.school, "Alpha")
+    account(db_session, learner, username="ana.alpha0101")
+    db_session.commit()
+    sign_in(client, w.member.email)
+    listing = client.get("/orga/eleves?q=ana&division=3A&page=abc").get_data(as_text=True)
+    path = f"/orga/eleves/{learner.id}/mot-de-passe"
+    assert f'href="{path}?q=ana&amp;division=3A"' in listing
+    page = client.get(f"{path}?q=ana&division=3A").get_data(as_text=True)
+    assert '<a href="/orga/eleves?q=ana&amp;division=3A">Annuler</a>' in page
+    assert '<input type="hidden" name="division" value="3A">' in page
+    response = client.post(
+        path, data={"csrf_token": csrf_token(client, path), "q": "ana", "division": "3A"}
+    )
+    assert '<a href="/orga/eleves?q=ana&amp;division=3A">Retour' in response.get_data(as_text=True)
+
+
+def test_no_confirmation_is_offered_for_a_login_the_school_does_not_manage(client, db_session):
+    w = world(db_session)
+    import_learners(
+        db_session,
+        w.school,
+        csv_bytes(
+            "Alpha;Ana;01/01/2010;3A;", "Bravo;Ben;02/02/2010;3A;", "Charlie;Cléo;03/03/2010;3A;"
+        ),
+    )
+    gar = learner_named(db_session, w.school, "Alpha")
+    user = account(db_session, gar, sso=["SAML", "LTI"])
+    never = learner_named(db_session, w.school, "Bravo")
+    staff = learner_named(db_session, w.school, "Charlie")
+    staff.user_id = w.other_admin.id
+    db_session.commit()
+    sign_in(client, w.member.email)
+    for learner, text in (
+        (gar, "Médiacentre (GAR)"),
+        (never, "jamais connecté"),
+        (staff, "membre d’une organisation"),
+    ):
+        path = f"/orga/eleves/{learner.id}/mot-de-passe"
+        response = client.get(path)
+        assert response.status_code == 409
+        page = response.get_data(as_text=True)
+        assert text in page and "Confirmer" not in page and f'action="{path}"' not in page
+    db_session.expire_all()
+    assert db_session.get(type(user), user.id).sessions_valid_after is None
+    assert try_sign_in(app_client(client), w.other_admin.email, TEACHER_PASSWORD)
 
 
 # -- organizations that are not schools -------------------------------------------------------------
@@ -487,4 +571,5 @@ def test_a_learner_no_longer_on_the_list_is_out_of_the_schools_reach(client, db_
     token = csrf_token(client, "/orga/eleves")
     response = client.post(f"/orga/eleves/{learner.id}/mot-de-passe", data={"csrf_token": token})
     assert response.status_code == 404
+    assert client.get(f"/orga/eleves/{learner.id}/mot-de-passe").status_code == 404
     assert services.authenticate(db_session, "ana@example.org", "Ana-Mdp-2026") is not None

@@ -18,6 +18,7 @@ from config.migrations import upgrade
 from config.settings import Settings
 from tests.conftest import csrf_token
 from tests.orga_helpers import sign_in, teacher, world
+from tests.smtp_sink import SmtpSink, clean_worker_environment, serve, smtp_environment
 
 NEW_PASSWORD = "Nouveau-Prof-1"
 LINK = re.compile(r"http://127\.0\.0\.1:5000/invitation/([A-Za-z0-9_-]+)")
@@ -63,6 +64,16 @@ def w(db_session):
     found = world(db_session)
     db_session.commit()
     return found
+
+
+@pytest.fixture
+def smtp():
+    yield from serve(SmtpSink())
+
+
+@pytest.fixture
+def worker_env(monkeypatch):
+    return clean_worker_environment(monkeypatch)
 
 
 @pytest.fixture
@@ -119,19 +130,94 @@ def test_adding_an_existing_account_makes_it_a_member_at_once(as_admin, w, db_se
     response = invite(as_admin, other_admin.email.upper(), role="ADMIN")
     assert response.headers["Location"].endswith("/orga/equipe")
     assert membership(db_session, w.school, other_admin).role is MembershipRole.ADMIN
-    assert mail_jobs(db_session) == []
+    assert [job.payload["to"] for job in mail_jobs(db_session)] == [other_admin.email]
     page = as_admin.get("/orga/equipe").get_data(as_text=True)
     assert "a rejoint l’équipe" in page
 
     invite(as_admin, other_admin.email)
     page = as_admin.get("/orga/equipe").get_data(as_text=True)
     assert "est déjà membre de l’organisation" in page
+    assert len(mail_jobs(db_session)) == 1  # nothing happened: nothing to tell
     count = db_session.scalar(
         select(func.count()).where(
             Membership.organization_id == w.school.id, Membership.user_id == other_admin.id
         )
     )
     assert count == 1
+
+
+def test_an_added_member_is_told_by_email_with_the_panel_link(as_admin, w, db_session):
+    invite(as_admin, w.other_admin.email.upper(), role="ADMIN")
+    [job] = mail_jobs(db_session)
+    assert job.status is JobStatus.PENDING and job.dedupe_key is None
+    assert job.payload["to"] == w.other_admin.email  # the account's address, not as typed
+    assert (
+        job.payload["subject"] == f"Vous avez rejoint l’organisation {w.school.name} sur Parcours"
+    )
+    body = job.payload["body"]
+    assert body.startswith("Bonjour,\n")
+    assert (
+        f"Alice Admin a ajouté votre compte à l’organisation « {w.school.name} » sur Parcours, "
+        "avec le rôle « administrateur »." in body
+    )
+    # An absolute link on the configured public address, on a line of its own.
+    assert "\nhttp://127.0.0.1:5000/orga\n" in body
+    assert "/invitation/" not in body
+    assert body.endswith("\n-- \nParcours")
+
+    services.create_user(db_session, first_name="Nils", last_name="Neuf", email="nils@example.org")
+    db_session.commit()
+    invite(as_admin, "nils@example.org", role="MEMBER")
+    assert "avec le rôle « membre »." in mail_jobs(db_session)[1].payload["body"]
+
+
+def test_the_added_member_email_goes_out_through_smtp(
+    as_admin, w, db_session, bound_database, smtp, worker_env
+):
+    from config.jobs import run_due_jobs
+
+    worker_env(**smtp_environment(smtp))
+    invite(as_admin, w.other_admin.email, role="MEMBER")
+    assert run_due_jobs(bound_database).done == 1
+    assert [job.status for job in mail_jobs(db_session)] == [JobStatus.DONE]
+    [received] = smtp.messages
+    assert received.recipients == [w.other_admin.email]
+    message = received.message
+    assert message["Subject"] == f"Vous avez rejoint l’organisation {w.school.name} sur Parcours"
+    assert "http://127.0.0.1:5000/orga" in message.get_content()
+    assert "Alice Admin" in message.get_content()
+
+
+def test_no_email_when_nobody_was_added(client, w, db_session):
+    sign_in(client, w.admin.email)
+    invite(client, w.member.email)  # already a member
+    assert post(client, "/orga/equipe", {"email": "x@", "role": "MEMBER"}).status_code == 400
+    response = post(client, "/orga/equipe", {"email": w.other_admin.email, "role": "CHEF"})
+    assert response.status_code == 400
+    sign_out(client)
+    sign_in(client, w.member.email)  # not an admin: refused
+    response = post(client, "/orga/equipe", {"email": w.other_admin.email, "role": "MEMBER"})
+    assert response.status_code == 403
+    assert membership(db_session, w.school, w.other_admin) is None
+    assert mail_jobs(db_session) == []
+
+
+def test_an_add_rolled_back_leaves_no_email(app, w, db_session):
+    with app.test_request_context():
+        added = team.add_member(
+            db_session,
+            w.school,
+            email=w.other_admin.email,
+            role=MembershipRole.MEMBER,
+            invited_by=w.admin,
+            public_url="https://parcours.example.org/",
+        )
+        assert added.outcome is team.Outcome.ADDED
+        [job] = mail_jobs(db_session)  # queued in the same transaction…
+        assert "\nhttps://parcours.example.org/orga\n" in job.payload["body"]
+        db_session.rollback()  # …so it goes with it
+    assert membership(db_session, w.school, w.other_admin) is None
+    assert mail_jobs(db_session) == []
 
 
 def test_a_bad_address_or_role_is_explained_next_to_the_field(as_admin, w, db_session):
@@ -467,6 +553,98 @@ def test_admins_remove_members_and_members_may_leave(client, w, db_session):
     assert "a été retiré de l’équipe" in client.get("/orga/equipe").get_data(as_text=True)
 
 
+# -- removing asks first --------------------------------------------------------------------------
+
+QUESTION = re.compile(r'<h1 id="question" tabindex="-1" autofocus>(.*?)</h1>', re.S)
+
+
+def question(page: str) -> str:
+    match = QUESTION.search(page)
+    assert match, page
+    return match.group(1).strip().replace("\u202f", " ")
+
+
+def test_removing_a_member_is_asked_on_a_page_of_its_own(as_admin, w, db_session):
+    path = f"/orga/equipe/membres/{membership(db_session, w.school, w.member).id}/retirer"
+    team_page = as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert f'href="{path}"' in team_page  # a link (GET), no form posting from the list
+    assert f'action="{path}"' not in team_page
+
+    response = as_admin.get(path)
+    assert response.status_code == 200
+    # No script (window.confirm is blocked in cross-origin iframes), and framable in an LMS.
+    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert "X-Frame-Options" not in response.headers
+    page = response.get_data(as_text=True)
+    assert "<script" not in page
+    assert question(page) == "Retirer Camille Membre de l’équipe ?"
+    assert "<title>Retirer un membre – Parcours</title>" in page
+    assert "Son compte Parcours est conservé" in page
+    assert 'aria-current="page">Équipe</a>' in page
+    form = page.split(f'<form method="post" action="{path}"', 1)[1].split("</form>", 1)[0]
+    assert 'name="csrf_token"' in form
+    assert 'aria-describedby="question consequences">Confirmer</button>' in form
+    assert '<a href="/orga/equipe">Annuler</a>' in form
+    assert membership(db_session, w.school, w.member) is not None  # asking changed nothing
+
+    response = post(as_admin, path, form_page=path)  # "Confirmer", with the page's token
+    assert response.status_code == 303 and response.headers["Location"].endswith("/orga/equipe")
+    assert membership(db_session, w.school, w.member) is None
+    assert "a été retiré de l’équipe" in as_admin.get("/orga/equipe").get_data(as_text=True)
+    assert as_admin.get(path).status_code == 404  # gone: nothing left to ask about
+
+
+def test_leaving_is_asked_in_the_first_person(as_member, w, db_session):
+    path = f"/orga/equipe/membres/{membership(db_session, w.school, w.member).id}/retirer"
+    assert f'href="{path}"' in as_member.get("/orga/equipe").get_data(as_text=True)
+    page = as_member.get(path).get_data(as_text=True)
+    assert question(page) == f"Quitter l’organisation {w.school.name} ?"
+    assert "Vous n’aurez plus accès" in page and ">Confirmer</button>" in page
+    response = post(as_member, path, form_page=path)
+    assert response.status_code == 303
+    assert membership(db_session, w.school, w.member) is None
+
+
+def test_a_member_is_not_asked_to_remove_someone_else(as_member, w, db_session):
+    path = f"/orga/equipe/membres/{membership(db_session, w.school, w.admin).id}/retirer"
+    response = as_member.get(path)
+    assert response.status_code == 403
+    assert "Confirmer" not in response.get_data(as_text=True)
+
+
+def test_the_last_admin_is_told_why_instead_of_being_asked(as_admin, w, db_session):
+    path = f"/orga/equipe/membres/{membership(db_session, w.school, w.admin).id}/retirer"
+    response = as_admin.get(path)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert question(page) == f"Quitter l’organisation {w.school.name} ?"
+    assert 'role="alert">Une organisation garde toujours au moins un administrateur' in page
+    assert '<form method="post" action="' + path not in page and "Confirmer" not in page
+    assert '<a href="/orga/equipe">Retour à l’équipe</a>' in page
+    # The rule holds for the POST whatever the page said (a page opened before a change).
+    assert post(as_admin, path).status_code == 409
+    assert membership(db_session, w.school, w.admin) is not None
+
+    post(as_admin, role_path(db_session, w.school, w.member), {"role": "ADMIN"})
+    assert as_admin.get(path).status_code == 200  # another admin now: may leave
+
+
+def test_names_are_escaped_once_on_the_question(client, w, db_session):
+    w.member.first_name = "<b>Jo</b>"
+    w.school.name = "L'école A & B"
+    db_session.commit()
+    path = f"/orga/equipe/membres/{membership(db_session, w.school, w.member).id}/retirer"
+    sign_in(client, w.admin.email)
+    page = client.get(path).get_data(as_text=True)
+    assert "Retirer &lt;b&gt;Jo&lt;/b&gt; Membre de l’équipe" in page
+    assert "<b>Jo</b>" not in page and "&amp;lt;" not in page
+    sign_out(client)
+    sign_in(client, w.member.email)
+    page = client.get(path).get_data(as_text=True)
+    assert "Quitter l’organisation L&#39;école A &amp; B\u202f?" in page
+    assert "&amp;#39;" not in page and "&amp;amp;" not in page
+
+
 def test_members_get_403_on_admin_actions(as_member, w, db_session):
     admin_membership = membership(db_session, w.school, w.admin).id
     invitation = Invitation(
@@ -513,6 +691,11 @@ def test_another_organizations_ids_are_404(as_admin, w, db_session):
         ("/orga/equipe/membres/999999/retirer", {}),
     ):
         assert post(as_admin, path, data).status_code == 404, path
+    for path in (
+        f"/orga/equipe/membres/{other_membership}/retirer",
+        "/orga/equipe/membres/0/retirer",
+    ):
+        assert as_admin.get(path).status_code == 404, path  # the confirmation page too
     assert membership(db_session, w.other, w.other_admin).role is MembershipRole.ADMIN
     assert db_session.get(Invitation, invitation.id).cancelled_at is None
 
@@ -522,7 +705,9 @@ def test_actions_need_a_csrf_token(as_admin, w, db_session):
     assert response.status_code == 400
     own = membership(db_session, w.school, w.member).id
     assert as_admin.post(f"/orga/equipe/membres/{own}/retirer").status_code == 400
-    assert as_admin.get(f"/orga/equipe/membres/{own}/retirer").status_code == 405
+    # A GET only asks (the confirmation page): it removes nobody.
+    assert as_admin.get(f"/orga/equipe/membres/{own}/retirer").status_code == 200
+    assert as_admin.put(f"/orga/equipe/membres/{own}/retirer").status_code == 405
     assert membership(db_session, w.school, w.member) is not None
 
 
