@@ -16,7 +16,6 @@ competences, never among the profiles.
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaigns import services
+from campaigns import pagination, services
 from campaigns.content import active_pack
 from campaigns.models import (
     Campaign,
@@ -122,23 +121,6 @@ class CampaignRow:
         return f"{self.owner_first_name} {self.owner_last_name}".strip()
 
 
-@dataclass(frozen=True)
-class CampaignPage:
-    rows: list[CampaignRow]
-    total: int
-    page: int
-    pages: int
-    per_page: int
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-
 def list_campaigns(
     session: Session,
     organization: Organization,
@@ -149,7 +131,7 @@ def list_campaigns(
     archived: bool = False,
     page: int = 1,
     per_page: int = PER_PAGE,
-) -> CampaignPage:
+) -> pagination.Page[CampaignRow]:
     """One page of the organization's campaigns, alphabetical (case and accents aside), with
     their live participants and results received. Two statements whatever the page size: the
     total, then the page joined to its figures aggregated over that page's campaigns only."""
@@ -170,8 +152,7 @@ def list_campaigns(
         )
 
     total = session.scalar(select(func.count()).select_from(Campaign).where(*conditions)) or 0
-    pages = max(1, math.ceil(total / per_page))
-    page = min(max(1, page), pages)
+    listing = pagination.clamp(page, total=total, per_page=per_page)
 
     # The page's campaign ids, as a CTE: SQLite's parser refuses the fold nested any deeper.
     sort_key = _folded(Campaign.name).label("sort_key")
@@ -179,8 +160,8 @@ def list_campaigns(
         select(Campaign.id.label("id"), sort_key, Campaign.name.label("name"))
         .where(*conditions)
         .order_by(sort_key, Campaign.name, Campaign.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        .limit(listing.per_page)
+        .offset(listing.offset)
         .cte("page_ids")
     )
     figures = (
@@ -219,7 +200,7 @@ def list_campaigns(
         .outerjoin(figures, figures.c.campaign_id == Campaign.id)
         .order_by(page_ids.c.sort_key, page_ids.c.name, page_ids.c.id)
     )
-    rows = [
+    return listing.with_items(
         CampaignRow(
             id=row[0],
             name=row[1],
@@ -234,8 +215,7 @@ def list_campaigns(
             shared=int(row[10]),
         )
         for row in session.execute(statement)
-    ]
-    return CampaignPage(rows, total, page, pages, per_page)
+    )
 
 
 def has_campaigns(session: Session, organization: Organization) -> bool:

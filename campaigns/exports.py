@@ -8,6 +8,10 @@ Rates ("% de progression", "% maitrise…", "% de maitrise des acquis…") are w
 reference writes them: a rate between 0 and 1 with a decimal comma, rounded half up to two
 decimals ("0,75", "1", "0"), so that the teacher formats the column as a percentage in Excel.
 
+Cells are joined by hand (`csv_field` quotes the text cells that need it, as the csv module
+would); the figures of a shared assessment are formatted once per batch, by the thread that
+reads them, as one run of cells.
+
 Rows are the campaign's live participations sorted by last name, first name (the school's
 learner record when there is one, the account otherwise). They come from one sorted query of
 light columns streamed in batches (`yield_per`: a server-side cursor on PostgreSQL). For each
@@ -20,11 +24,11 @@ the whole campaign: memory stays flat whatever the number of participants.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
@@ -44,6 +48,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from campaigns.journey import campaign_content
@@ -70,6 +75,7 @@ YES, NO = "Oui", "Non"
 BATCH = 1000  # participations per fetch, and per knowledge-element query
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SKILL_OK, SKILL_KO, NOT_TESTED = "OK", "KO", "Non testé"
+NO_FIGURES = f"{MISSING};{MISSING};{MISSING}"  # a competence or area missing from a snapshot
 
 
 # -- cell formats ---------------------------------------------------------------------------------
@@ -82,6 +88,22 @@ def text_cell(value: str | None) -> str:
     if value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+_NEEDS_QUOTES = re.compile('[;"\r\n]')
+
+
+def csv_field(value: str) -> str:
+    """A cell as the csv module writes it with `;` (minimal quoting): quoted when it holds the
+    separator, a quote or a line break, quotes doubled."""
+    if _NEEDS_QUOTES.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def csv_line(cells: list[str]) -> str:
+    """A row of cells that are already safe (see `csv_field`)."""
+    return ";".join(cells) + "\r\n"
 
 
 def yes_no(value: bool) -> str:
@@ -192,8 +214,16 @@ class ExportLayout:
         return head
 
     @cached_property
-    def campaign_cells(self) -> list[str]:
-        """The first cells, the same on every row."""
+    def campaign_prefix(self) -> str:
+        """The first cells, the same on every row, joined and quoted once."""
+        return ";".join(csv_field(cell) for cell in self._campaign_cells())
+
+    @cached_property
+    def missing_parts(self) -> str:
+        """The competence and area cells of a participant without results."""
+        return ";".join([NO_FIGURES] * (len(self.competences) + len(self.areas)))
+
+    def _campaign_cells(self) -> list[str]:
         cells = [
             text_cell(self.organization_name),
             str(self.campaign_id),
@@ -379,6 +409,36 @@ def _snapshot_query(dialect: str, paths: tuple[SnapshotPath, ...]) -> Executable
     )
 
 
+AssessmentFigures = tuple[str | None, str]  # (overall rate, competence and area cells)
+
+
+def assessment_figures(
+    session: Session, layout: ExportLayout, participation_ids: Sequence[int]
+) -> dict[int, AssessmentFigures]:
+    """For a batch of shared participations of an assessment: the overall rate of the frozen
+    snapshot (None when it has none: the export falls back on the participation's mastery
+    rate) and its competence and area cells ("rate;targeted;validated" each, "NA;NA;NA" for a
+    part missing from the snapshot), joined. (Formatting them in SQL was measured: PostgreSQL's
+    numeric arithmetic made it several times slower than this.)"""
+    found = snapshots(session, layout, participation_ids)
+    return {id_: _format_figures(figures) for id_, figures in found.items()}
+
+
+def _format_figures(figures: Figures) -> AssessmentFigures:
+    targeted, validated = figures[0], figures[1]
+    overall = None
+    if targeted and validated is not None and targeted != "0":
+        overall = _rate_text(validated, targeted)
+    parts = []
+    for i in range(2, len(figures), 2):
+        targeted, validated = figures[i], figures[i + 1]
+        if targeted is None or validated is None:
+            parts.append(NO_FIGURES)
+        else:
+            parts.append(f"{_rate_text(validated, targeted)};{targeted};{validated}")
+    return overall, ";".join(parts)
+
+
 def _json_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -505,7 +565,8 @@ def skills_when_shared(
 class BatchFacts:
     """What the rows of a batch need besides their own columns."""
 
-    figures: dict[int, Figures]
+    figures: dict[int, Figures]  # profiles collections
+    results: dict[int, AssessmentFigures]  # assessments
     progress: dict[int, int]
     skills: dict[int, list[str]]  # the skill cells of shared participations
 
@@ -515,9 +576,12 @@ def batch_facts(
 ) -> BatchFacts:
     shared = [r for r in rows if r.status is ParticipationStatus.SHARED]
     started = [r for r in rows if r.status is ParticipationStatus.STARTED]
+    shared_ids = [r.id for r in shared]
     skill_ids = layout.campaign_skill_ids
+    assessment = layout.kind is CampaignType.ASSESSMENT
     return BatchFacts(
-        figures=snapshots(session, layout, [r.id for r in shared]),
+        figures={} if assessment else snapshots(session, layout, shared_ids),
+        results=assessment_figures(session, layout, shared_ids) if assessment else {},
         progress=progress_counts(session, skill_ids, started) if skill_ids else {},
         skills=(
             skills_when_shared(session, [s.id for s in layout.skills], shared)
@@ -533,15 +597,20 @@ def _rate_text(validated: str, targeted: str) -> str:
 
 
 def _identity(layout: ExportLayout, row: ParticipantRow) -> list[str]:
-    cells = [*layout.campaign_cells, text_cell(row.last_name), text_cell(row.first_name)]
+    cells = [
+        layout.campaign_prefix,
+        csv_field(text_cell(row.last_name)),
+        csv_field(text_cell(row.first_name)),
+    ]
     if layout.is_school:
-        cells.append(text_cell(row.division))
+        cells.append(csv_field(text_cell(row.division)))
     if layout.external_id_label:
-        cells.append(text_cell(row.external_id))
+        cells.append(csv_field(text_cell(row.external_id)))
     return cells
 
 
 def assessment_cells(layout: ExportLayout, row: ParticipantRow, facts: BatchFacts) -> list[str]:
+    """The row's cells, ready to join: runs of cells may come as one string."""
     status = row.status
     shared = status is ParticipationStatus.SHARED
     cells = _identity(layout, row)
@@ -556,34 +625,21 @@ def assessment_cells(layout: ExportLayout, row: ParticipantRow, facts: BatchFact
         YES if shared else NO,
         date_cell(row.shared_at) if shared else MISSING,
     ]
-    parts = len(layout.competences) + len(layout.areas)
-    figures = facts.figures.get(row.id) if shared else None
-    if figures is None:
-        cells.append(
+    found = facts.results.get(row.id) if shared else None
+    overall, parts = found if found is not None else (None, layout.missing_parts)
+    if overall is None:
+        overall = (
             decimal_cell(row.mastery_rate) if shared and row.mastery_rate is not None else MISSING
         )
-        cells += [MISSING] * (3 * parts)
-    else:
-        targeted, validated = figures[0], figures[1]
-        if targeted and validated is not None and targeted != "0":
-            cells.append(_rate_text(validated, targeted))
-        else:
-            cells.append(
-                decimal_cell(row.mastery_rate) if row.mastery_rate is not None else MISSING
-            )
-        for i in range(2, 2 + 2 * parts, 2):
-            targeted, validated = figures[i], figures[i + 1]
-            if targeted is None or validated is None:
-                cells += [MISSING, MISSING, MISSING]
-            else:
-                cells += [_rate_text(validated, targeted), targeted, validated]
+    cells.append(overall)
+    if parts:
+        cells.append(parts)
     if layout.skills:
         known = facts.skills.get(row.id) if shared else None
         if known is not None:
             cells += known
         else:
-            untested = NOT_TESTED if shared else MISSING
-            cells += [untested] * len(layout.skills)
+            cells += [NOT_TESTED if shared else MISSING] * len(layout.skills)
     return cells
 
 
@@ -612,20 +668,6 @@ def collection_cells(layout: ExportLayout, row: ParticipantRow, facts: BatchFact
 # -- the file ---------------------------------------------------------------------------------------
 
 
-class _Buffer:
-    """A csv writer on a small in-memory buffer, emptied at every batch."""
-
-    def __init__(self) -> None:
-        self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer, delimiter=";", lineterminator="\r\n")
-
-    def take(self) -> bytes:
-        data = self.buffer.getvalue().encode("utf-8")
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return data
-
-
 def campaign_csv(
     session: Session,
     campaign: Campaign,
@@ -645,24 +687,62 @@ def campaign_csv(
 def _batches(
     session: Session, campaign_id: int, layout: ExportLayout, batch: int
 ) -> Iterator[tuple[list[ParticipantRow], BatchFacts]]:
-    """All the database work of the export: each batch of rows with what it needs."""
-    for rows in participant_rows(session, campaign_id, batch=batch):
-        yield rows, batch_facts(session, layout, rows)
+    """All the database work of the export: each batch of rows with what it needs.
+
+    The facts of a batch are asked for as soon as its rows arrive, and handed over once the
+    next rows have been fetched: with a second connection (`_facts_reader`), the database reads
+    them while this connection fetches and the worker formats."""
+    with _facts_reader(session) as read_facts:
+        pending: tuple[list[ParticipantRow], Future[BatchFacts]] | None = None
+        for rows in participant_rows(session, campaign_id, batch=batch):
+            asked = read_facts(layout, rows)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = rows, asked
+        if pending is not None:
+            yield pending[0], pending[1].result()
+
+
+FactsReader = Callable[[ExportLayout, Sequence[ParticipantRow]], "Future[BatchFacts]"]
+
+
+@contextmanager
+def _facts_reader(session: Session) -> Iterator[FactsReader]:
+    """Reads batch facts on a second pooled connection, on a helper thread, when the session
+    is bound to a PostgreSQL engine; else in line, on the session.
+
+    The second connection reads what is committed, as this one does statement by statement
+    (READ COMMITTED): snapshots are frozen once shared, so a participation that changes while
+    the export runs shows the figures of one of its states, as it would without the thread.
+    Nothing is written on either connection. Stopping early waits for the batch under way."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+
+        def in_line(layout: ExportLayout, rows: Sequence[ParticipantRow]) -> Future[BatchFacts]:
+            done: Future[BatchFacts] = Future()
+            done.set_result(batch_facts(session, layout, rows))
+            return done
+
+        yield in_line
+        return
+    with (
+        Session(bind) as other,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-facts") as helper,
+    ):
+
+        def on_helper(layout: ExportLayout, rows: Sequence[ParticipantRow]) -> Future[BatchFacts]:
+            return helper.submit(batch_facts, other, layout, rows)
+
+        yield on_helper
 
 
 def _chunks(
     session: Session, campaign_id: int, layout: ExportLayout, batch: int
 ) -> Iterator[bytes]:
-    out = _Buffer()
-    out.buffer.write(BOM)
-    out.writer.writerow(layout.header())
-    yield out.take()
+    yield (BOM + csv_line([csv_field(cell) for cell in layout.header()])).encode("utf-8")
     cells = assessment_cells if layout.kind is CampaignType.ASSESSMENT else collection_cells
-    write = out.writer.writerow
     for rows, facts in _batches(session, campaign_id, layout, batch):
-        for row in rows:
-            write(cells(layout, row, facts))
-        yield out.take()
+        yield "".join([csv_line(cells(layout, row, facts)) for row in rows]).encode("utf-8")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -19,14 +19,14 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from campaigns import services
+from campaigns import pagination, services
 from campaigns.models import (
     AuthenticationMethod,
     AuthenticationProvider,
@@ -514,18 +514,6 @@ class LearnerLine:
         return self.user is not None and self.user.email is None and self.user.username is None
 
 
-@dataclass
-class Page:
-    items: list[Any]
-    total: int
-    page: int
-    page_size: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
 def _live_in_organization(organization_id: int) -> ColumnElement[bool]:
     return and_(
         Participation.campaign_id == Campaign.id,
@@ -563,7 +551,7 @@ def learner_page(
     division: str | None = None,
     include_disabled: bool = False,
     page: int = 1,
-) -> Page:
+) -> pagination.Page[LearnerLine]:
     """One page of the school's learners with their login methods and participations: four
     queries whatever the page size (count, page with aggregates, login methods)."""
     conditions = [Learner.organization_id == organization.id]
@@ -574,8 +562,7 @@ def learner_page(
     if q.strip():
         conditions.append(_name_filter(q, Learner.last_name, Learner.first_name))
     total = session.scalar(select(func.count()).select_from(Learner).where(*conditions)) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
+    listing = pagination.clamp(page, total=total, per_page=PAGE_SIZE)
 
     # A learner's participations: those linked to the learner, and those of their account in the
     # school's campaigns made before the account was linked.
@@ -606,8 +593,8 @@ def learner_page(
         .outerjoin(User, User.id == Learner.user_id)
         .where(*conditions)
         .order_by(func.lower(Learner.last_name), func.lower(Learner.first_name), Learner.id)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .limit(listing.per_page)
+        .offset(listing.offset)
     ).all()
     latest_ids = [r[3] for r in rows if r[3] is not None]
     statuses = {
@@ -632,7 +619,7 @@ def learner_page(
                 methods=methods.get(user.id, []) if user is not None else [],
             )
         )
-    return Page(items, total, page)
+    return listing.with_items(items)
 
 
 def login_methods(session: Session, users: Sequence[User]) -> dict[int, list[str]]:
@@ -669,7 +656,7 @@ class ParticipantLine:
 
 def participant_page(
     session: Session, organization: Organization, *, q: str = "", page: int = 1
-) -> Page:
+) -> pagination.Page[ParticipantLine]:
     """Organizations without a learner list (SUP, PRO): the people who took part in their
     campaigns, with how many participations and the latest one's date."""
     in_org = and_(
@@ -700,18 +687,17 @@ def participant_page(
         )
         or 0
     )
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
+    listing = pagination.clamp(page, total=total, per_page=PAGE_SIZE)
     rows = session.execute(
         select(User, grouped.c.participations, grouped.c.last_at)
         .join(grouped, grouped.c.user_id == User.id)
         .where(*conditions)
         .order_by(func.lower(User.last_name), func.lower(User.first_name), User.id)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .limit(listing.per_page)
+        .offset(listing.offset)
     ).all()
     items = [ParticipantLine(user, count, last_at) for user, count, last_at in rows]
-    return Page(items, total, page)
+    return listing.with_items(items)
 
 
 # -- helping students sign in ---------------------------------------------------------------------

@@ -76,11 +76,10 @@ def _render_list(
     session = get_session()
     q = request.args.get("q", "").strip()[:100]
     if not ws.is_school:
-        page = learners.participant_page(session, ws.organization, q=q, page=_page_number())
         return render_template(
             "orga/learners/participants.html",
             section="eleves",
-            page=page,
+            page=learners.participant_page(session, ws.organization, q=q, page=_page_number()),
             q=q,
             paris_date=_paris_date,
         ), status

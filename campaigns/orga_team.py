@@ -10,7 +10,6 @@ who may have no account yet, so it is not `@member_required`; guessing tokens is
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 from flask import (
     Blueprint,
@@ -95,15 +94,11 @@ def _page(
     db = get_session()
     page = request.args.get("page", "1")
     number = int(page) if page.isdecimal() and 0 < int(page) < 100_000 else 1
-    rows, total = team.members(db, ws.organization, page=number)
     settings = _settings()
     return render_template(
         "orga/team/index.html",
         section="equipe",
-        members=rows,
-        total=total,
-        page=number,
-        pages=max(1, math.ceil(total / team.MEMBERS_PER_PAGE)),
+        members=team.members(db, ws.organization, page=number),
         invitations=team.pending_invitations(db, ws.organization) if ws.is_admin else [],
         form=form or {"email": "", "role": MembershipRole.MEMBER.value},
         errors=errors or {},

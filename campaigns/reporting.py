@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from campaigns import journey
+from campaigns import journey, pagination
 from campaigns.models import (
     Campaign,
     CampaignType,
@@ -144,15 +144,6 @@ class ParticipantRow:
         return self.status is ParticipationStatus.SHARED
 
 
-@dataclass(frozen=True)
-class ParticipantPage:
-    rows: list[ParticipantRow]
-    page: int
-    pages: int
-    per_page: int
-    total: int
-
-
 def _last_name() -> ColumnElement[str]:
     return func.coalesce(Learner.last_name, User.last_name)
 
@@ -230,7 +221,7 @@ def participants_page(
     division: str | None = None,
     page: int = 1,
     per_page: int = DEFAULT_PER_PAGE,
-) -> ParticipantPage:
+) -> pagination.Page[ParticipantRow]:
     """One page of live participants sorted by last name, first name (then id, so that pages
     never overlap), optionally of one class. Two queries whatever the page size."""
     if per_page not in PER_PAGE_CHOICES:
@@ -247,19 +238,16 @@ def participants_page(
         )
         or 0
     )
-    pages = max(1, math.ceil(total / per_page))
-    page = min(max(1, page), pages)
+    listing = pagination.clamp(page, total=total, per_page=per_page)
     with_snapshot = campaign.type is CampaignType.PROFILES_COLLECTION
     rows = session.execute(
         _participant_query(campaign, with_snapshot=with_snapshot)
         .where(*conditions)
         .order_by(func.lower(_last_name()), func.lower(_first_name()), Participation.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        .limit(listing.per_page)
+        .offset(listing.offset)
     ).all()
-    return ParticipantPage(
-        [_row(r, with_snapshot=with_snapshot) for r in rows], page, pages, per_page, total
-    )
+    return listing.with_items(_row(r, with_snapshot=with_snapshot) for r in rows)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns import services
+from campaigns import pagination, services
 from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
 from config.db import utcnow
 from config.mail import queue_mail
@@ -106,22 +106,23 @@ def panel_link(public_url: str) -> str:
 
 def members(
     session: Session, organization: Organization, *, page: int = 1, per_page: int = MEMBERS_PER_PAGE
-) -> tuple[list[MemberRow], int]:
-    """One page of the organization's members sorted by last name, and the number of members."""
+) -> pagination.Page[MemberRow]:
+    """One page of the organization's members sorted by last name."""
     total = session.scalar(
         select(func.count())
         .select_from(Membership)
         .where(Membership.organization_id == organization.id)
     )
+    listing = pagination.clamp(page, total=int(total or 0), per_page=per_page)
     rows = session.execute(
         select(Membership.id, User.id, User.first_name, User.last_name, User.email, Membership.role)
         .join(User, User.id == Membership.user_id)
         .where(Membership.organization_id == organization.id)
         .order_by(func.lower(User.last_name), func.lower(User.first_name), Membership.id)
-        .limit(per_page)
-        .offset((max(page, 1) - 1) * per_page)
+        .limit(listing.per_page)
+        .offset(listing.offset)
     )
-    return [MemberRow(*row) for row in rows], int(total or 0)
+    return listing.with_items(MemberRow(*row) for row in rows)
 
 
 def pending_invitations(session: Session, organization: Organization) -> Sequence[Invitation]:

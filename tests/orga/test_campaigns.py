@@ -204,16 +204,16 @@ def test_the_list_is_paginated_and_keeps_the_filters(client, db_session, w):
     signed_in(client, db_session, w.member.email)
     first = client.get("/orga/campagnes?owner=me").get_data(as_text=True)
     assert names_in(first) == [f"Classe {n:02}" for n in range(25)]
-    assert "Page 1 / 2" in first
+    assert "Page 1 sur 2" in first
     assert "31 campagnes actives" in first
     links = re.findall(r'href="([^"]*page=2[^"]*)"', first)
     assert links and "owner=me" in links[0]
     second = client.get(links[0].replace("&amp;", "&")).get_data(as_text=True)
     assert names_in(second) == [f"Classe {n:02}" for n in range(25, 30)] + ["Évaluation 4e B"]
-    assert "Page 2 / 2" in second and "Page suivante" not in second
+    assert "Page 2 sur 2" in second and "Page suivante" not in second
     # A page past the end shows the last one; nonsense shows the first.
-    assert "Page 2 / 2" in client.get("/orga/campagnes?owner=me&page=99").text
-    assert "Page 1 / 2" in client.get("/orga/campagnes?owner=me&page=-3").text
+    assert "Page 2 sur 2" in client.get("/orga/campagnes?owner=me&page=99").text
+    assert "Page 1 sur 2" in client.get("/orga/campagnes?owner=me&page=-3").text
 
 
 def test_an_organization_without_campaigns_is_invited_to_create_one(client, db_session):

@@ -6,20 +6,28 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import threading
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from campaigns import exports, journey, services
 from campaigns.exports import decimal_cell, export_filename, rate_cell, text_cell
 from campaigns.models import (
+    Campaign,
     CampaignType,
     KnowledgeElement,
     Learner,
+    Organization,
     OrganizationType,
     ParticipationStatus,
 )
+from config.db import Database
+from config.migrations import upgrade
+from config.settings import Settings
 from engine.content import load_pack
 from tests.journey_helpers import assessment_campaign
 from tests.orga_helpers import sign_in, take_test, teacher, world
@@ -491,3 +499,65 @@ def test_progress_follows_the_rule_of_the_students_progress_bar(
     sign_in(client, w.admin.email)
     records = by_name(parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv")))
     assert records["Chevalier"]["% de progression"] == rate_cell(4, 23) == "0,17"
+
+
+def test_cells_are_quoted_as_the_csv_module_would():
+    awkward = ['Dupont; "Jo"', "Line\nbreak", "plain", "", "tab\tcell", 'end"']
+    line = exports.csv_line([exports.csv_field(value) for value in awkward])
+    expected = io.StringIO()
+    csv.writer(expected, delimiter=";", lineterminator="\r\n").writerow(awkward)
+    assert line == expected.getvalue()
+    assert next(csv.reader(io.StringIO(line), delimiter=";")) == awkward
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="the second connection is for PostgreSQL"
+)
+def test_on_postgresql_the_facts_are_read_on_a_second_connection_with_the_same_result(
+    scratch_databases,
+):
+    """Committed data in a database of its own: the export's session is bound to the engine,
+    as in a request, so the batch facts are read on a helper thread and its own connection."""
+    database = Database(Settings(database_url=scratch_databases.new("export_threads")))
+    try:
+        upgrade(database)
+        with database.session() as session, session.begin():
+            w = world(session)
+            for n, (name, share, answers) in enumerate(
+                [("Bernard", True, None), ("Armand", False, None), ("Chevalier", True, 2)]
+                + [(f"Zed{k}", k % 2 == 0, None if k % 3 else 3) for k in range(7)]
+            ):
+                user = pupil(session, w.school, name, n=n + 1)
+                take_test(session, w.campaign, user, seed=n, share=share, answers=answers)
+            campaign_id, school_id = w.campaign.id, w.school.id
+        seen: list[tuple[str, str]] = []
+
+        def record(_conn, _cursor, statement, *_args):
+            seen.append((threading.current_thread().name, statement))
+
+        event.listen(database.engine, "before_cursor_execute", record)
+        try:
+            with database.session() as session:
+                campaign = session.get(Campaign, campaign_id)
+                school = session.get(Organization, school_id)
+                threaded = b"".join(
+                    exports.campaign_csv(session, campaign, school, with_skills=True, batch=3)
+                )
+        finally:
+            event.remove(database.engine, "before_cursor_execute", record)
+        helper = {statement for thread, statement in seen if thread.startswith("export-facts")}
+        assert any("knowledge_elements" in s for s in helper)
+        assert any("shared_results" in s for s in helper)
+        assert not any("ORDER BY" in s and "learners" in s for s in helper)  # rows: this thread
+        with database.engine.connect() as connection:  # bound to a connection: facts in line
+            session = Session(bind=connection)
+            campaign = session.get(Campaign, campaign_id)
+            school = session.get(Organization, school_id)
+            in_line = b"".join(
+                exports.campaign_csv(session, campaign, school, with_skills=True, batch=3)
+            )
+            session.close()
+        assert threaded == in_line
+        assert threaded.count(b"\r\n") == 1 + 10
+    finally:
+        database.dispose()

@@ -292,6 +292,10 @@ def test_the_list_is_paginated_by_fifty_in_a_fixed_number_of_queries(client, db_
     assert "Page 1 sur 3" in first and "page=2" in first
     assert len(rows_of(last)) == 20 and rows_of(last)[-1].startswith("Nom119")
     assert "Page 3 sur 3" in last and "page=2" in last
+    # The links keep the list's filters.
+    middle = client.get("/orga/eleves?q=nom&division=3A&page=2").get_data(as_text=True)
+    assert 'href="/orga/eleves?q=nom&amp;division=3A&amp;page=1" rel="prev"' in middle
+    assert 'href="/orga/eleves?q=nom&amp;division=3A&amp;page=3" rel="next"' in middle
 
 
 # -- passwords and identifiants -----------------------------------------------------------------------

@@ -301,10 +301,10 @@ def test_participants_page_is_sorted_and_paginated(db_session):
         journey.join(db_session, w.campaign, user)
     db_session.flush()
     first = reporting.participants_page(db_session, w.campaign, per_page=10)
-    assert [r.last_name for r in first.rows] == ["Abel", "Bernard", "Durand", "martin", "Zola"]
+    assert [r.last_name for r in first.items] == ["Abel", "Bernard", "Durand", "martin", "Zola"]
     assert (first.page, first.pages, first.total) == (1, 1, 5)
     # An unknown page size falls back to 10; a page past the end shows the last one.
     odd = reporting.participants_page(db_session, w.campaign, per_page=7, page=9)
     assert (odd.per_page, odd.page) == (10, 1)
     ids = {p.id for p in db_session.scalars(select(Participation))}
-    assert {r.id for r in first.rows} <= ids
+    assert {r.id for r in first.items} <= ids

@@ -108,6 +108,23 @@ def test_every_member_sees_the_team_sorted_by_last_name(as_member, w, db_session
     assert "Quitter l’organisation" in page and page.count("/retirer") == 1
 
 
+def test_the_team_is_paginated_by_fifty(as_member, w, db_session):
+    for n in range(50):  # with the admin and the member: 52
+        user = services.create_user(
+            db_session, first_name="Prof", last_name=f"Zz{n:02}", email=f"z{n}@example.org"
+        )
+        db_session.add(Membership(organization=w.school, user=user, role=MembershipRole.MEMBER))
+    db_session.commit()
+    first = as_member.get("/orga/equipe").get_data(as_text=True)
+    assert len(re.findall(r'<th scope="row">', first)) == 50
+    assert "Page 1 sur 2" in first and 'href="/orga/equipe?page=2" rel="next"' in first
+    second = as_member.get("/orga/equipe?page=2").get_data(as_text=True)
+    assert re.findall(r'<th scope="row">([^<]+)</th>', second) == ["Zz48", "Zz49"]
+    assert 'href="/orga/equipe?page=1" rel="prev"' in second and 'rel="next"' not in second
+    # A page past the end shows the last one.
+    assert "Page 2 sur 2" in as_member.get("/orga/equipe?page=9").get_data(as_text=True)
+
+
 def test_admins_see_the_actions_and_pending_invitations(as_admin, w):
     invite(as_admin, "nouvelle@example.org")
     page = as_admin.get("/orga/equipe").get_data(as_text=True)
