@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from campaigns.journey import campaign_content
 from campaigns.models import (
@@ -210,7 +211,7 @@ class ExportLayout:
                 f"Nombre d'acquis du profil cible du domaine {label}",
                 f"Acquis maitrisés du domaine {label}",
             ]
-        head += [skill.id for skill in self.skills]
+        head += [text_cell(skill.id) for skill in self.skills]  # "@…": neutralised too
         return head
 
     @cached_property
@@ -686,7 +687,7 @@ def campaign_csv(
 
 def _batches(
     session: Session, campaign_id: int, layout: ExportLayout, batch: int
-) -> Iterator[tuple[list[ParticipantRow], BatchFacts]]:
+) -> Generator[tuple[list[ParticipantRow], BatchFacts], None, None]:
     """All the database work of the export: each batch of rows with what it needs.
 
     The facts of a batch are asked for as soon as its rows arrive, and handed over once the
@@ -709,14 +710,16 @@ FactsReader = Callable[[ExportLayout, Sequence[ParticipantRow]], "Future[BatchFa
 @contextmanager
 def _facts_reader(session: Session) -> Iterator[FactsReader]:
     """Reads batch facts on a second pooled connection, on a helper thread, when the session
-    is bound to a PostgreSQL engine; else in line, on the session.
+    is bound to a PostgreSQL engine whose pool has a connection to spare; else in line, on the
+    session (an export never waits for a second connection, nor holds one another request
+    needs).
 
     The second connection reads what is committed, as this one does statement by statement
     (READ COMMITTED): snapshots are frozen once shared, so a participation that changes while
     the export runs shows the figures of one of its states, as it would without the thread.
     Nothing is written on either connection. Stopping early waits for the batch under way."""
     bind = session.get_bind()
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql" or not _spare(bind):
 
         def in_line(layout: ExportLayout, rows: Sequence[ParticipantRow]) -> Future[BatchFacts]:
             done: Future[BatchFacts] = Future()
@@ -726,7 +729,8 @@ def _facts_reader(session: Session) -> Iterator[FactsReader]:
         yield in_line
         return
     with (
-        Session(bind) as other,
+        bind.connect() as connection,
+        Session(connection) as other,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-facts") as helper,
     ):
 
@@ -736,13 +740,21 @@ def _facts_reader(session: Session) -> Iterator[FactsReader]:
         yield on_helper
 
 
+def _spare(engine: Engine) -> bool:
+    """Whether the pool holds an idle connection, within its base size: taking it neither
+    waits nor opens an overflow connection that concurrent requests might need."""
+    pool = engine.pool
+    return isinstance(pool, QueuePool) and pool.checkedout() < pool.size()
+
+
 def _chunks(
     session: Session, campaign_id: int, layout: ExportLayout, batch: int
 ) -> Iterator[bytes]:
     yield (BOM + csv_line([csv_field(cell) for cell in layout.header()])).encode("utf-8")
     cells = assessment_cells if layout.kind is CampaignType.ASSESSMENT else collection_cells
-    for rows, facts in _batches(session, campaign_id, layout, batch):
-        yield "".join([csv_line(cells(layout, row, facts)) for row in rows]).encode("utf-8")
+    with closing(_batches(session, campaign_id, layout, batch)) as batches:
+        for rows, facts in batches:
+            yield "".join([csv_line(cells(layout, row, facts)) for row in rows]).encode("utf-8")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -1,9 +1,11 @@
 """The migrations build exactly the schema the models describe — including what `alembic check`
 does not compare: CHECK constraints and the conditions of partial unique indexes."""
 
+import os
 import re
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, text
 
 import campaigns.models  # noqa: F401 - registers the tables
 import config.jobs
@@ -79,5 +81,40 @@ def test_every_migration_downgrades_and_upgrades_again(scratch_databases):
         assert inspect(database.engine).get_table_names() == ["alembic_version"]
         upgrade(database)
         assert "content_releases" in inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="concurrent index builds are PostgreSQL's"
+)
+def test_an_invalid_knowledge_index_left_by_a_failed_build_is_built_again(scratch_databases):
+    """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index: migration 0005 run again
+    must rebuild it, and drop the old index only then."""
+    from config.migrations import upgrade
+
+    new, old = (
+        "ix_knowledge_elements_user_id_skill_id_latest",
+        "ix_knowledge_elements_user_id_skill_id",
+    )
+    database = Database(Settings(database_url=scratch_databases.new("invalid_index")))
+    try:
+        upgrade(database, "0004")
+        with database.engine.begin() as connection:
+            connection.execute(text(f"CREATE INDEX {new} ON knowledge_elements (user_id)"))
+            connection.execute(
+                text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(:n)"),
+                {"n": new},
+            )
+        upgrade(database)
+        with database.engine.connect() as connection:
+            valid = connection.execute(
+                text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:n)"),
+                {"n": new},
+            ).scalar()
+            gone = connection.execute(text("SELECT to_regclass(:n)"), {"n": old}).scalar()
+        assert valid is True and gone is None
+        indexes = {i["name"]: i for i in inspect(database.engine).get_indexes("knowledge_elements")}
+        assert indexes[new]["column_names"] == ["user_id", "skill_id", "created_at", "id"]
     finally:
         database.dispose()

@@ -30,14 +30,29 @@ NEW = "ix_knowledge_elements_user_id_skill_id_latest"
 def _swap(create: str, drop: str, columns: list[Any], include: list[str]) -> None:
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
-            op.create_index(
-                create,
-                "knowledge_elements",
-                columns,
-                postgresql_include=include,
-                postgresql_concurrently=True,
-                if_not_exists=True,
+            # A concurrent build that failed or was cancelled leaves an INVALID index behind:
+            # build it again rather than take it for done (and drop the old one).
+            valid = (
+                op.get_bind()
+                .execute(
+                    sa.text(
+                        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"
+                    ),
+                    {"name": create},
+                )
+                .scalar()
             )
+            if valid is False:
+                op.drop_index(create, "knowledge_elements", postgresql_concurrently=True)
+            if valid is not True:
+                op.create_index(
+                    create,
+                    "knowledge_elements",
+                    columns,
+                    postgresql_include=include,
+                    postgresql_concurrently=True,
+                )
+            # Only once the new index is built (a failed build raises above).
             op.drop_index(drop, "knowledge_elements", postgresql_concurrently=True, if_exists=True)
         return
     with op.batch_alter_table("knowledge_elements") as batch_op:

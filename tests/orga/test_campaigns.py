@@ -516,7 +516,14 @@ def test_what_to_test_is_checked(client, db_session, w, fields, field, message):
     assert message in page
     assert f'id="{field}-error"' in page and f'href="#{field}"' in page
     if field == "target":  # the pair is wrong: the group carries the error, both fields invalid
-        assert '<fieldset id="target" aria-describedby="target-help target-error"' in page
+        assert (
+            '<fieldset id="target" tabindex="-1" aria-describedby="target-help target-error"'
+            in page
+        )
+        for name in ("target_profile_id", "competence_id"):  # the help and error reach each select
+            assert "target-help" in select_of(page, name) and "target-error" in select_of(
+                page, name
+            )
         assert 'aria-invalid="true"' in select_of(page, "target_profile_id")
         assert 'aria-invalid="true"' in select_of(page, "competence_id")
     else:

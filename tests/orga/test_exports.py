@@ -228,9 +228,10 @@ def test_skill_columns_say_ok_ko_or_not_tested_as_of_the_share_date(
     rows = parse(client.get(f"/orga/campagnes/{w.campaign.id}/export.csv?acquis=1"))
     header = rows[0]
     assert header[: len(plain[0])] == plain[0]
-    assert header[len(plain[0]) :] == [s.id for s in skills]
+    # Skill ids start with "@", which a spreadsheet reads as a formula: neutralised like cells.
+    assert header[len(plain[0]) :] == ["'" + s.id for s in skills]
     records = by_name(rows)
-    cells = {s.id: records["Bernard"][s.id] for s in skills}
+    cells = {s.id: records["Bernard"]["'" + s.id] for s in skills}
     for skill in skills:
         element = known.get(skill.id)
         expected = (
@@ -242,7 +243,7 @@ def test_skill_columns_say_ok_ko_or_not_tested_as_of_the_share_date(
     assert set(cells.values()) <= {"OK", "KO", "Non testé"}
     validated = sum(v == "OK" for v in cells.values())
     assert validated == participation.validated_skills_count
-    assert all(records["Armand"][s.id] == "NA" for s in skills)
+    assert all(records["Armand"]["'" + s.id] == "NA" for s in skills)
 
 
 def test_external_id_column_and_formula_injection(client, db_session):
@@ -518,7 +519,8 @@ def test_on_postgresql_the_facts_are_read_on_a_second_connection_with_the_same_r
 ):
     """Committed data in a database of its own: the export's session is bound to the engine,
     as in a request, so the batch facts are read on a helper thread and its own connection."""
-    database = Database(Settings(database_url=scratch_databases.new("export_threads")))
+    url = scratch_databases.new("export_threads")
+    database = Database(Settings(database_url=url))
     try:
         upgrade(database)
         with database.session() as session, session.begin():
@@ -559,5 +561,32 @@ def test_on_postgresql_the_facts_are_read_on_a_second_connection_with_the_same_r
             session.close()
         assert threaded == in_line
         assert threaded.count(b"\r\n") == 1 + 10
+
+        def helpers() -> list[threading.Thread]:
+            return [t for t in threading.enumerate() if t.name.startswith("export-facts")]
+
+        with database.session() as session:  # the client goes away after the first rows
+            campaign = session.get(Campaign, campaign_id)
+            school = session.get(Organization, school_id)
+            stream = exports.campaign_csv(session, campaign, school, batch=3)
+            next(stream), next(stream)  # the header, then the first batch
+            assert helpers() and database.engine.pool.checkedout() == 2
+            stream.close()
+            assert not helpers() and database.engine.pool.checkedout() == 1  # the session's
+        assert database.engine.pool.checkedout() == 0
+        busy = Database(Settings(database_url=url, database_pool_size=1))
+        try:  # no idle connection to spare: the facts are read in line, nobody waits
+            with busy.session() as session:
+                campaign = session.get(Campaign, campaign_id)
+                school = session.get(Organization, school_id)
+                chunks = []
+                for chunk in exports.campaign_csv(
+                    session, campaign, school, with_skills=True, batch=3
+                ):
+                    assert not helpers() and busy.engine.pool.checkedout() == 1
+                    chunks.append(chunk)
+            assert b"".join(chunks) == in_line
+        finally:
+            busy.dispose()
     finally:
         database.dispose()
