@@ -17,7 +17,7 @@ It starts one gunicorn worker on 127.0.0.1, signs in as the school's admin and m
   worker's memory growth.
 
 Targets: export ≥ 20,000 rows/s, first byte ≤ 1 s, memory growth ≤ 100 MB; each page ≤ 2 s with
-memory growth ≤ 100 MB. Figures are printed, never asserted. Only 127.0.0.1 is contacted, and
+memory growth ≤ 100 MB. The export with the optional skill columns is measured, not judged. Figures are printed, never asserted. Only 127.0.0.1 is contacted, and
 the database is dropped at the end.
 """
 
@@ -414,8 +414,11 @@ def verdicts(report: dict[str, Any]) -> list[str]:
             and run["first_byte_s"] <= TARGETS["export_first_byte_s"]
             and run["memory_growth_mb"] <= TARGETS["memory_growth_mb"]
         )
+        verdict = "OK  " if ok else "MISS"
+        if "acquis=1" in run["path"]:
+            verdict = "INFO"  # the optional skill columns: measured, no target
         lines.append(
-            f"{'OK  ' if ok else 'MISS'} export {run['path']}: {run['rows']} rows in "
+            f"{verdict} export {run['path']}: {run['rows']} rows in "
             f"{run['seconds']} s = {run['rows_per_second']} rows/s, first byte "
             f"{run['first_byte_s']} s, first row {run['first_row_s']} s, "
             f"{run['megabytes']} MB, worker memory +{run['memory_growth_mb']} MB; CPU "
