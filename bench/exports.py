@@ -17,8 +17,9 @@ It starts one gunicorn worker on 127.0.0.1, signs in as the school's admin and m
   worker's memory growth.
 
 Targets: export ≥ 20,000 rows/s, first byte ≤ 1 s, memory growth ≤ 100 MB; each page ≤ 2 s with
-memory growth ≤ 100 MB. The export with the optional skill columns is measured, not judged. Figures are printed, never asserted. Only 127.0.0.1 is contacted, and
-the database is dropped at the end.
+memory growth ≤ 100 MB. The export with the optional skill columns is measured, not judged.
+Figures are printed, never asserted. Only 127.0.0.1 is contacted, and the database is dropped at
+the end.
 """
 
 from __future__ import annotations
