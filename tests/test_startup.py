@@ -1,6 +1,7 @@
 """Starting Parcours as production does: gunicorn workers loading `wsgi:app`."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,4 +108,8 @@ def test_gunicorn_stops_instead_of_restarting_workers_on_bad_configuration(setti
     )
     assert server.returncode != 0, server.stderr
     assert "parcours: error: DATABASE_URL: cannot reach" in server.stderr, server.stderr
-    assert "Traceback" not in server.stderr, server.stderr
+    # When both workers fail at once, gunicorn's arbiter may print a traceback of its own (it
+    # reaps the second worker while halting for the first); none may come from Parcours.
+    frames = re.findall(r'File "([^"]+)"', server.stderr)
+    ours = [f for f in frames if "site-packages" not in f and not f.startswith("<frozen")]
+    assert not ours, server.stderr
