@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from campaigns import pagination, services
 from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
 from config.db import utcnow
+from config.jobs import withdraw
 from config.mail import queue_mail
 
 INVITATION_VALIDITY = dt.timedelta(days=7)
@@ -207,7 +208,7 @@ def add_member(
                 Invitation.cancelled_at.is_(None),
             )
         ):
-            stale.cancelled_at = utcnow()  # they are a member now: the link has no use left
+            cancel_invitation(session, stale)  # they are a member now: the link has no use left
         session.flush()
         subject, body = added_mail(organization, invited_by, role, panel_link(public_url))
         queue_mail(session, to=address, subject=subject, body=body)
@@ -283,9 +284,7 @@ def _invite(
         organization, invited_by, invitation, invitation_link(public_url, token)
     )
     # Only the newest link of an invitation waits in the outbox.
-    queue_mail(
-        session, to=address, subject=subject, body=body, dedupe_key=f"invitation:{invitation.id}"
-    )
+    queue_mail(session, to=address, subject=subject, body=body, dedupe_key=_mail_key(invitation))
     return Added(outcome, invitation=invitation)
 
 
@@ -352,8 +351,15 @@ def added_mail(
     return subject, body
 
 
+def _mail_key(invitation: Invitation) -> str:
+    """The outbox key of an invitation's e-mail."""
+    return f"invitation:{invitation.id}"
+
+
 def cancel_invitation(session: Session, invitation: Invitation) -> None:
+    """The link stops working, and its e-mail is withdrawn if it has not left yet."""
     invitation.cancelled_at = utcnow()
+    withdraw(session, _mail_key(invitation))
     session.flush()
 
 

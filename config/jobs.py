@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, select, text, update
+from sqlalchemy import Index, Integer, String, Text, delete, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -152,6 +152,16 @@ def enqueue(
         except IntegrityError:
             continue  # another transaction queued the same key meanwhile: update that one
     raise RuntimeError(f"could not queue job {kind!r} under key {dedupe_key!r}")
+
+
+def withdraw(session: Session, dedupe_key: str) -> bool:
+    """Drop the job still waiting under `dedupe_key`, in the caller's transaction (an e-mail
+    whose link no longer works, say). A job already running or done is left alone. Returns
+    whether one was withdrawn."""
+    withdrawn = execute_dml(
+        session, delete(Job).where(Job.dedupe_key == dedupe_key, Job.status == JobStatus.PENDING)
+    )
+    return bool(withdrawn.rowcount)
 
 
 @dataclass(frozen=True)

@@ -818,3 +818,39 @@ def test_organization_names_are_escaped_once_on_the_invitation_page(client, w, d
     page = client.get(f"/invitation/{token}").get_data(as_text=True)
     assert "L&#39;école A &amp; B" in page
     assert "&amp;#39;" not in page and "&amp;amp;" not in page
+
+
+def test_cancelling_an_invitation_withdraws_its_email_still_waiting(as_admin, w, db_session):
+    invite(as_admin, "partie@example.org")
+    invitation = db_session.scalars(select(Invitation)).one()
+    assert len(mail_jobs(db_session)) == 1
+    team.cancel_invitation(db_session, invitation)
+    db_session.commit()
+    assert mail_jobs(db_session) == []  # the dead link never leaves
+
+
+def test_an_invitation_email_already_sent_stays_in_the_record(
+    as_admin, w, db_session, bound_database
+):
+    from config.jobs import run_due_jobs
+
+    invite(as_admin, "partie@example.org")
+    run_due_jobs(bound_database)  # development without SMTP: printed, done
+    team.cancel_invitation(db_session, db_session.scalars(select(Invitation)).one())
+    db_session.commit()
+    assert [j.status for j in mail_jobs(db_session)] == [JobStatus.DONE]
+
+
+def test_adding_someone_invited_sends_the_welcome_and_withdraws_the_invitation(
+    as_admin, w, db_session
+):
+    invite(as_admin, "tardive@example.org")
+    services.create_user(
+        db_session, first_name="Tia", last_name="Tardive", email="tardive@example.org"
+    )
+    db_session.commit()
+    invite(as_admin, "tardive@example.org")  # an account exists now: joins at once
+    db_session.expire_all()
+    [job] = mail_jobs(db_session)
+    assert job.payload["subject"].startswith("Vous avez rejoint")
+    assert "/invitation/" not in job.payload["body"]
