@@ -44,6 +44,15 @@ def learner_named(session, organization, last_name):
     ).one()
 
 
+def ana_alpha(db_session, organization, **login):
+    """Ana Alpha (3A) on the school's list, with an account that signs in with `login`
+    (`email=` or `username=`)."""
+    import_learners(db_session, organization, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
+    learner = learner_named(db_session, organization, "Alpha")
+    account(db_session, learner, **login)
+    return learner
+
+
 def account(session, learner, *, email=None, username=None, sso=None, password=True):
     """An account linked to `learner`: e-mail and/or identifiant with a password, and/or
     single sign-on identities ("SAML" GAR or "LTI")."""
@@ -303,9 +312,7 @@ def test_the_list_is_paginated_by_fifty_in_a_fixed_number_of_queries(client, db_
 
 def test_a_member_gives_a_temporary_password_shown_once(client, db_session):
     w = world(db_session)
-    import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
-    learner = learner_named(db_session, w.school, "Alpha")
-    account(db_session, learner, email="ana@example.org")
+    learner = ana_alpha(db_session, w.school, email="ana@example.org")
     db_session.commit()
     sign_in(client, w.member.email)
     token = csrf_token(client, "/orga/eleves")
@@ -394,9 +401,7 @@ def test_an_identifiant_is_created_for_a_gar_student(client, db_session):
 
 def test_another_schools_learners_are_not_found(client, db_session):
     w = world(db_session)
-    import_learners(db_session, w.other, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
-    theirs = learner_named(db_session, w.other, "Alpha")
-    account(db_session, theirs, email="ana@example.org")
+    theirs = ana_alpha(db_session, w.other, email="ana@example.org")
     db_session.commit()
     sign_in(client, w.admin.email)
     assert "Alpha" not in client.get("/orga/eleves").get_data(as_text=True)
@@ -413,9 +418,7 @@ QUESTION = re.compile(r'<h1 id="question" tabindex="-1" autofocus>(.*?)</h1>', r
 
 def test_a_password_reset_is_asked_first_and_asking_changes_nothing(client, db_session):
     w = world(db_session)
-    import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
-    learner = learner_named(db_session, w.school, "Alpha")
-    account(db_session, learner, email="ana@example.org")
+    learner = ana_alpha(db_session, w.school, email="ana@example.org")
     db_session.commit()
     sign_in(client, w.member.email)
     path = f"/orga/eleves/{learner.id}/mot-de-passe"
@@ -452,9 +455,7 @@ def test_a_password_reset_is_asked_first_and_asking_changes_nothing(client, db_s
 
 def test_the_list_filters_and_page_are_kept_through_the_confirmation(client, db_session):
     w = world(db_session)
-    import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
-    learner = learner_named(db_session, w.school, "Alpha")
-    account(db_session, learner, username="ana.alpha0101")
+    learner = ana_alpha(db_session, w.school, username="ana.alpha0101")
     db_session.commit()
     sign_in(client, w.member.email)
     listing = client.get("/orga/eleves?q=ana&division=3A&page=abc").get_data(as_text=True)
