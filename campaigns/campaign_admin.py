@@ -39,6 +39,7 @@ from campaigns.models import (
     User,
 )
 from config.db import utcnow
+from engine.content import ContentPack
 
 PER_PAGE = 25
 NAME_MAX = 255
@@ -297,20 +298,11 @@ def assessable_competences(session: Session) -> list[CompetenceChoice]:
             )
         )
     }
-    area_titles = {area.id: area.title for area in pack.areas}
-    choices = []
-    for competence_id, spec in specs.items():
-        if spec.id in profile_ids:
-            competence = pack.competence_by_id[competence_id]
-            choices.append(
-                CompetenceChoice(
-                    competence.id,
-                    competence.title,
-                    area_titles[competence.area_id],
-                    profile_ids[spec.id],
-                )
-            )
-    return choices
+    return [
+        _choice(pack, competence_id, profile_ids[spec.id])
+        for competence_id, spec in specs.items()
+        if spec.id in profile_ids
+    ]
 
 
 def assessed_competence(session: Session, profile: TargetProfile) -> CompetenceChoice | None:
@@ -321,10 +313,14 @@ def assessed_competence(session: Session, profile: TargetProfile) -> CompetenceC
     pack = active_pack(session)
     for competence_id, spec in pack.competence_profiles.items():
         if spec.id == profile.content_key:
-            competence = pack.competence_by_id[competence_id]
-            area_title = next(a.title for a in pack.areas if a.id == competence.area_id)
-            return CompetenceChoice(competence.id, competence.title, area_title, profile.id)
+            return _choice(pack, competence_id, profile.id)
     return None
+
+
+def _choice(pack: ContentPack, competence_id: str, profile_id: int) -> CompetenceChoice:
+    competence = pack.competence_by_id[competence_id]
+    area = next(a for a in pack.areas if a.id == competence.area_id)
+    return CompetenceChoice(competence.id, competence.title, area.title, profile_id)
 
 
 def members(session: Session, organization: Organization) -> list[User]:

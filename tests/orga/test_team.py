@@ -42,6 +42,20 @@ def membership(db_session, organization, user):
     ).one_or_none()
 
 
+def waiting_invitation(db_session, organization, *, token_hash):
+    """An invitation to x@example.org, valid a week, stored and committed."""
+    invitation = Invitation(
+        organization_id=organization.id,
+        email="x@example.org",
+        role=MembershipRole.MEMBER,
+        token_hash=token_hash,
+        expires_at=utcnow() + dt.timedelta(days=7),
+    )
+    db_session.add(invitation)
+    db_session.commit()
+    return invitation
+
+
 def mail_jobs(db_session):
     db_session.expire_all()
     return db_session.scalars(select(Job).where(Job.kind == "mail.send").order_by(Job.id)).all()
@@ -664,15 +678,7 @@ def test_names_are_escaped_once_on_the_question(client, w, db_session):
 
 def test_members_get_403_on_admin_actions(as_member, w, db_session):
     admin_membership = membership(db_session, w.school, w.admin).id
-    invitation = Invitation(
-        organization_id=w.school.id,
-        email="x@example.org",
-        role=MembershipRole.MEMBER,
-        token_hash="0" * 64,
-        expires_at=utcnow() + dt.timedelta(days=7),
-    )
-    db_session.add(invitation)
-    db_session.commit()
+    invitation = waiting_invitation(db_session, w.school, token_hash="0" * 64)
     for path, data in (
         ("/orga/equipe", {"email": "nouvelle@example.org", "role": "ADMIN"}),
         (f"/orga/equipe/membres/{admin_membership}/role", {"role": "MEMBER"}),
@@ -692,15 +698,7 @@ def test_members_get_403_on_admin_actions(as_member, w, db_session):
 
 def test_another_organizations_ids_are_404(as_admin, w, db_session):
     other_membership = membership(db_session, w.other, w.other_admin).id
-    invitation = Invitation(
-        organization_id=w.other.id,
-        email="x@example.org",
-        role=MembershipRole.MEMBER,
-        token_hash="1" * 64,
-        expires_at=utcnow() + dt.timedelta(days=7),
-    )
-    db_session.add(invitation)
-    db_session.commit()
+    invitation = waiting_invitation(db_session, w.other, token_hash="1" * 64)
     for path, data in (
         (f"/orga/equipe/membres/{other_membership}/role", {"role": "MEMBER"}),
         (f"/orga/equipe/membres/{other_membership}/retirer", {}),
