@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, select, text
 
-from bench.common import gunicorn, scratch_database
+from bench.common import gunicorn, school_with_admin, scratch_database
 
 PASSWORD = secrets.token_urlsafe(12) + "-Aa1"  # this run only
 ADMIN_EMAIL = "prof@banc.example"
@@ -105,7 +105,7 @@ def seed(database_url: str, participations: int, analysis: int) -> dict[str, int
     the services, then the participants in bulk. Returns the campaign ids."""
     from campaigns import journey, services
     from campaigns.content import import_pack
-    from campaigns.models import CampaignType, OrganizationType, TargetProfile
+    from campaigns.models import CampaignType, TargetProfile
     from config.db import Database, utcnow
     from config.migrations import upgrade
     from config.settings import Settings
@@ -115,19 +115,18 @@ def seed(database_url: str, participations: int, analysis: int) -> dict[str, int
     upgrade(database)
     with database.session() as session, session.begin():
         import_pack(session, BUNDLED_PACK)
-        created = services.create_organization(
-            session, name="Lycée du Banc d’essai", type=OrganizationType.SCO, uai="0759999X",
-            admin_email=ADMIN_EMAIL,
-        )  # fmt: skip
-        services.set_password(session, created.admin, PASSWORD)
-        created.admin.cgu_accepted_at = utcnow()
+        organization, admin = school_with_admin(
+            session, name="Lycée du Banc d’essai", uai="0759999X", admin_email=ADMIN_EMAIL
+        )
+        services.set_password(session, admin, PASSWORD)
+        admin.cgu_accepted_at = utcnow()
         profile = session.scalars(
             select(TargetProfile).where(TargetProfile.content_key == "tp-cycle4")
         ).one()
         campaigns = {}
         for key, name in (("export", "Export 100 000"), ("analysis", "Analyse 20 000")):
             campaign = services.create_campaign(
-                session, organization=created.organization, creator=created.admin, name=name,
+                session, organization=organization, creator=admin, name=name,
                 type=CampaignType.ASSESSMENT, target_profile=profile, title=name,
                 external_id_label="Numéro élève",
             )  # fmt: skip
@@ -136,7 +135,7 @@ def seed(database_url: str, participations: int, analysis: int) -> dict[str, int
         content = journey.campaign_content(session, campaign)
         pack = content.pack
         skills = [s for s in pack.skills if s.id in content.index.skills]
-        organization_id = created.organization.id
+        organization_id = organization.id
     templates = [simulated_results(pack, skills, k) for k in range(TEMPLATES)]
     with database.engine.begin() as connection:
         run = connection.exec_driver_sql

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, select, text
 
-from bench.common import gunicorn, percentile, scratch_database
+from bench.common import gunicorn, percentile, school_with_admin, scratch_database
 from engine.answers import expected_answer
 from engine.content import Challenge, ChallengeType, ContentPack, load_pack
 
@@ -156,7 +156,7 @@ def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
     """Migrate, import the bundled content, create the campaign and the students."""
     from campaigns import services
     from campaigns.content import import_pack
-    from campaigns.models import CampaignType, OrganizationType, TargetProfile
+    from campaigns.models import CampaignType, TargetProfile
     from config.db import Database
     from config.migrations import upgrade
     from config.settings import Settings
@@ -166,15 +166,14 @@ def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
     upgrade(database)
     with database.session() as session, session.begin():
         import_pack(session, BUNDLED_PACK)
-        created = services.create_organization(
-            session, name="Lycée du Banc d’essai", type=OrganizationType.SCO, uai="0759999X",
-            admin_email="prof@banc.example",
-        )  # fmt: skip
+        organization, admin = school_with_admin(
+            session, name="Lycée du Banc d’essai", uai="0759999X", admin_email="prof@banc.example"
+        )
         profile = session.scalars(
             select(TargetProfile).where(TargetProfile.content_key == "tp-cycle4")
         ).one()
         campaign = services.create_campaign(
-            session, organization=created.organization, creator=created.admin, name="Banc d’essai",
+            session, organization=organization, creator=admin, name="Banc d’essai",
             type=CampaignType.ASSESSMENT, target_profile=profile, title="Banc d’essai",
         )  # fmt: skip
         code = campaign.code

@@ -1,4 +1,10 @@
-"""Who is signed in: the user id lives in the signed session cookie, the user in the database."""
+"""Who is signed in: the signed session cookie holds a random session token, the database holds
+the session (`campaigns.accounts`). Signing out revokes it for good, in every process; a session
+ends `accounts.SESSION_LIFETIME` after sign-in, whatever the activity.
+
+A session opened with a temporary password reaches nothing but the password-change form (and
+signing out) until a new password is chosen: `enforce_password_change` runs before every view.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +13,72 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import g, redirect, request, session, url_for
+from flask import Flask, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response
 
-from campaigns.models import User
-from config.db import get_session, utcnow
+from campaigns import accounts
+from campaigns.models import User, UserSession
+from config.db import get_session
 
 F = TypeVar("F", bound=Callable[..., Any])
+SESSION_KEY = "sid"
+# What a session that must change its password may still reach.
+PASSWORD_CHANGE_ALLOWS = frozenset(
+    {"campaigns.change_password", "campaigns.sign_out", "static", "core.healthz"}
+)
+
+
+def _signed_in() -> accounts.SignedIn | None:
+    if "signed_in" not in g:
+        token = session.get(SESSION_KEY)
+        g.signed_in = accounts.signed_in(get_session(), token) if isinstance(token, str) else None
+    found: accounts.SignedIn | None = g.signed_in
+    return found
 
 
 def current_user() -> User | None:
-    """The signed-in user, unless their sessions were revoked since (password changed)."""
-    if "current_user" not in g:
-        user_id, signed_in_at = session.get("user_id"), session.get("signed_in_at")
-        user = get_session().get(User, user_id) if isinstance(user_id, int) else None
-        revoked_before = user.sessions_valid_after if user is not None else None
-        if revoked_before is not None and (
-            not isinstance(signed_in_at, float) or signed_in_at < revoked_before.timestamp()
-        ):
-            user = None
-        g.current_user = user
-    user_or_none: User | None = g.current_user
-    return user_or_none
+    """The signed-in user, while their session lives (not signed out, revoked or expired)."""
+    found = _signed_in()
+    return found.user if found is not None else None
 
 
-def sign_in(user: User) -> None:
-    """Start a fresh session for `user` (nothing from the anonymous session survives)."""
+def current_session() -> UserSession | None:
+    found = _signed_in()
+    return found.session if found is not None else None
+
+
+def sign_in(user: User, *, password_change_required: bool = False) -> None:
+    """Start a fresh session for `user` (nothing from the previous cookie survives but the
+    language). The caller commits."""
+    db = get_session()
+    previous = session.get(SESSION_KEY)
+    if isinstance(previous, str):
+        accounts.end_session(db, previous)
+    token, row = accounts.open_session(db, user, password_change_required=password_change_required)
     lang = session.get("lang")
     session.clear()
     session.permanent = True
-    session["user_id"] = user.id
-    session["signed_in_at"] = utcnow().timestamp()
+    session[SESSION_KEY] = token
     if lang:
         session["lang"] = lang
-    g.current_user = user
+    g.signed_in = accounts.SignedIn(user, row)
 
 
 def sign_out() -> None:
+    """End the session in the database and clear the cookie. The caller commits."""
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str):
+        accounts.end_session(get_session(), token)
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
-    g.current_user = None
+    g.signed_in = None
+
+
+def password_changed(row: UserSession) -> None:
+    """This session chose its own password: it may go everywhere again."""
+    row.password_change_required = False
 
 
 def login_required(view: F) -> F:
@@ -58,6 +89,22 @@ def login_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def enforce_password_change() -> Response | None:
+    """Before every view: a session signed in with a temporary password is sent to the
+    password-change form, whatever it asks for."""
+    if SESSION_KEY not in session or request.endpoint in PASSWORD_CHANGE_ALLOWS:
+        return None
+    row = current_session()
+    if row is None or not row.password_change_required:
+        return None
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("campaigns.change_password", next=safe_next(target, "/")), 303)
+
+
+def init_auth(app: Flask) -> None:
+    app.before_request(enforce_password_change)
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -39,6 +39,7 @@ from campaigns.models import (
     User,
 )
 from config.db import utcnow
+from config.numbers import parse_int
 from engine.content import ContentPack
 
 PER_PAGE = 25
@@ -445,13 +446,14 @@ def _check_common(session: Session, organization: Organization, form: CampaignFo
         errors["multiple_sendings"] = "invalid"
 
     owner = None
-    if not form.owner_id.isdecimal():
+    owner_id = parse_int(form.owner_id, None)
+    if owner_id is None:
         errors["owner_id"] = "unknown"
     else:
         owner = session.scalars(
             select(User)
             .join(Membership, Membership.user_id == User.id)
-            .where(Membership.organization_id == organization.id, User.id == int(form.owner_id))
+            .where(Membership.organization_id == organization.id, User.id == owner_id)
         ).one_or_none()
         if owner is None:
             errors["owner_id"] = "unknown"
@@ -493,10 +495,11 @@ def _check_assessed(
         return profile
     if profile_id:
         profile = None
-        if profile_id.isdecimal() and len(profile_id) < 19:
+        wanted = parse_int(profile_id, None)
+        if wanted is not None:
             profile = session.scalars(
                 select(TargetProfile).where(
-                    TargetProfile.id == int(profile_id),
+                    TargetProfile.id == wanted,
                     _usable_profile(organization),
                     _not_a_competence_profile(_competence_profile_keys(session)),
                 )

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from campaigns import services
+from campaigns import services, team
 from campaigns.content import import_pack
-from campaigns.models import OrganizationType
+from campaigns.models import MembershipRole, OrganizationType
 from config.commands import Runtime, pass_runtime, print_json
+from config.i18n import messages_outside_requests
 from engine.content import check_pack_files, load_pack_files, read_pack_files
 
 
@@ -34,16 +35,32 @@ def org() -> None:
 def create(
     runtime: Runtime, name: str, uai: str | None, type_: str, admin_email: str, as_json: bool
 ) -> None:
-    """Create an organization and its admin."""
-    with runtime.connected_database().session() as session, session.begin():
-        created = services.create_organization(
-            session,
-            name=name,
-            type=OrganizationType(type_),
-            uai=uai,
-            admin_email=admin_email,
+    """Create an organization and invite its first admin by e-mail.
+
+    Nobody gets a role from this command: the owner of --admin-email joins by opening the
+    invitation link mailed to them (signing up through it, or signed in with the account of that
+    address), which also proves the address. The e-mail leaves with `parcours worker`."""
+    with (
+        messages_outside_requests(),
+        runtime.connected_database().session() as session,
+        session.begin(),
+    ):
+        organization = services.create_organization(
+            session, name=name, type=OrganizationType(type_), uai=uai
         )
-        organization, admin = created.organization, created.admin
+        address = services.normalize_email(admin_email)
+        has_account = services.find_user_by_login(session, address) is not None
+        invited = team.add_member(
+            session,
+            organization,
+            email=address,
+            role=MembershipRole.ADMIN,
+            invited_by=None,
+            public_url=runtime.settings.public_url,
+        )
+        invitation = invited.invitation
+        if invitation is None:  # (never: a new organization has no members yet)
+            raise services.ServiceError(f"{address} is already a member")
         result = {
             "id": organization.id,
             "name": organization.name,
@@ -51,20 +68,23 @@ def create(
             "uai": organization.uai,
             "created_at": organization.created_at.isoformat(),
             "admin": {
-                "id": admin.id,
-                "email": admin.email,
-                "created": created.admin_created,
-                "initial_password": created.initial_password,
+                "email": address,
+                "account_exists": has_account,
+                "invitation": {
+                    "id": invitation.id,
+                    "role": invitation.role.value,
+                    "status": "pending",
+                    "expires_at": invitation.expires_at.isoformat(),
+                },
             },
         }
     if as_json:
         print_json(result)
         return
     click.echo(f"organization {result['id']} created: {organization.name}")
-    if created.initial_password:
-        click.echo(f"admin {admin.email} created; initial password: {created.initial_password}")
-    else:
-        click.echo(f"existing account {admin.email} is now its admin")
+    click.echo(
+        f"admin invitation e-mailed to {address} (valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC)"
+    )
 
 
 @click.group()

@@ -25,6 +25,7 @@ from campaigns.models import (
     TargetProfile,
     User,
 )
+from config.db import utcnow
 from engine.answers import expected_answer
 
 DEMO_UAI = "0999999Z"
@@ -245,6 +246,8 @@ def _account(session: Session, first: str, last: str, email: str) -> User:
     user = session.scalars(select(User).where(User.email == email)).one_or_none()
     if user is None:
         user = services.create_user(session, first_name=first, last_name=last, email=email)
+    # Demo addresses (example.org) are nobody's mailbox: the demo accounts count as proven.
+    user.email_verified_at = user.email_verified_at or utcnow()
     return user
 
 

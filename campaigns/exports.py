@@ -677,12 +677,33 @@ def campaign_csv(
     with_skills: bool = False,
     batch: int = BATCH,
 ) -> Iterator[bytes]:
-    """The export, chunk by chunk: the BOM and header first, then one chunk per batch of rows.
+    """The export, chunk by chunk: the BOM and header first, then one chunk per batch of rows,
+    read on `session`, which the caller owns (see `streamed_csv` for a response's body).
 
     The layout is computed before the first chunk so that errors (content missing) happen
     before the response starts."""
     layout = export_layout(session, campaign, organization, with_skills=with_skills)
     return _chunks(session, campaign.id, layout, batch)
+
+
+def streamed_csv(
+    open_session: Callable[[], Session],
+    campaign_id: int,
+    layout: ExportLayout,
+    *,
+    batch: int = BATCH,
+) -> Generator[bytes, None, None]:
+    """The body of an export response: `campaign_csv`'s chunks, read on a session the export
+    owns (`open_session()`, read-only), opened when the body starts and closed when it ends or
+    when the generator is closed, e.g. by the server's WSGI `close()` when the client goes away;
+    closing it before its first chunk opens nothing. Its second connection, if it took one
+    (`_facts_reader`), is given back first. The request's session plays no part: nothing here
+    needs the request's context, nor relies on it staying alive."""
+    session = open_session()
+    try:
+        yield from _chunks(session, campaign_id, layout, batch)
+    finally:
+        session.close()
 
 
 def _batches(

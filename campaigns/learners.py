@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from campaigns import pagination, services
+from campaigns import accounts, pagination, services
 from campaigns.models import (
     AuthenticationMethod,
     AuthenticationProvider,
@@ -157,8 +157,9 @@ def _shown(value: str) -> str:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM) when it is valid, else Windows-1252 (Excel and SIECLE)."""
-    if b"\x00" in data[:4096]:
+    """UTF-8 (with or without BOM) when it is valid, else Windows-1252 (Excel and SIECLE). A
+    NUL byte, anywhere, is no text (and no database column could hold it)."""
+    if b"\x00" in data:
         raise LearnerFileError([LineError(1, _("le fichier n’est pas un fichier CSV (texte)"))])
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -749,7 +750,7 @@ def reset_password(session: Session, learner: Learner) -> tuple[User, str]:
     user = password_account(session, learner)
     password = services.generate_password()
     services.set_password(session, user, password, must_change=True)
-    user.sessions_valid_after = utcnow()
+    accounts.revoke_sessions(session, user)
     session.flush()
     return user, password
 

@@ -107,13 +107,14 @@ class User(Base):
     last_name: Mapped[str] = mapped_column(String(255))
     # Stored lower-cased; SSO students (GAR) have none.
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    # When the owner of `email` proved it (opened a link mailed to it); None: "à confirmer".
+    # Only a proven address receives a role, a learner link or an SSO/LTI identity link.
+    email_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Generated for school students without e-mail ("prenom.nom1203").
     username: Mapped[str | None] = mapped_column(String(255), unique=True)
     locale: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
     cgu_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_signed_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # Sessions opened before this moment are no longer valid (set when the password changes).
-    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -134,6 +135,55 @@ class User(Base):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def email_proven(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random id of which only the SHA-256 is stored;
+    signing out revokes the row, so a copied cookie stops working everywhere at once. Sessions
+    end at `expires_at` whatever the activity (absolute lifetime)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Signed in with a temporary password: nothing but choosing a new one is reachable.
+    password_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+
+    __table_args__ = (Index("ix_user_sessions_expires_at", "expires_at"),)
+
+
+class AccountTokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "VERIFY_EMAIL"  # "Confirmez votre adresse e-mail"
+    RESET_PASSWORD = "RESET_PASSWORD"  # noqa: S105 - "Mot de passe oublié"
+
+
+class AccountToken(Base):
+    """A single-use, expiring link mailed to an address: only the SHA-256 of its token is
+    stored. It is bound to the address it was sent to: if the account's address changed since,
+    the link proves nothing and is refused."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[AccountTokenPurpose] = mapped_column(
+        enum_type(AccountTokenPurpose, "account_token_purpose")
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuthenticationMethod(Base):

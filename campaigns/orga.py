@@ -22,6 +22,7 @@ from campaigns import services
 from campaigns.auth import current_user, safe_next
 from campaigns.models import Campaign, MembershipRole, Organization, OrganizationType, User
 from config.db import get_session, utcnow
+from config.numbers import parse_int
 from config.security import frameable
 
 blueprint = Blueprint("orga", __name__, template_folder="templates")
@@ -145,11 +146,11 @@ def home() -> Response:
 @member_required
 def switch() -> Response:
     """Work in another of the member's organizations."""
-    wanted = request.form.get("organization_id", "")
+    wanted = parse_int(request.form.get("organization_id"), None)
     ids = {o.id for o, _role in current_workspace().organizations}
-    if not wanted.isdecimal() or int(wanted) not in ids:
+    if wanted not in ids:
         abort(404)
-    session["organization_id"] = int(wanted)
+    session["organization_id"] = wanted
     g.pop("orga_workspace", None)
     return redirect(url_for("orga.home"))
 

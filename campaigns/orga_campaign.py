@@ -18,6 +18,7 @@ from campaigns import charts, reporting
 from campaigns.models import Campaign, CampaignType, ParticipationStatus
 from campaigns.orga import current_workspace, member_required, organization_campaign
 from config.db import get_session
+from config.numbers import parse_int
 from engine.scoring import rounded_percent
 
 blueprint = Blueprint("orga_campaign", __name__, template_folder="templates")
@@ -66,8 +67,7 @@ def _page(template: str, campaign: Campaign, tab: str, **context: object) -> str
 
 
 def _positive_int(name: str, default: int) -> int:
-    value = request.args.get(name, "")
-    return int(value) if value.isdecimal() and 0 < int(value) < 1_000_000 else default
+    return parse_int(request.args.get(name), default, high=999_999)
 
 
 @blueprint.get("/orga/campagnes/<int:campaign_id>", endpoint="activity")

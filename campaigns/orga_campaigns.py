@@ -22,6 +22,7 @@ from campaigns.orga import (
     organization_campaign,
 )
 from config.db import get_session
+from config.numbers import parse_int
 
 blueprint = Blueprint("orga_campaigns", __name__, template_folder="templates")
 
@@ -109,7 +110,7 @@ def _messages(form: CampaignForm) -> dict[str, str]:
 
 
 def _page_number(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdecimal() and len(raw) < 7 else 1
+    return parse_int(raw, 1, high=999_999)
 
 
 # -- the list -------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from campaigns.learners import LearnerFileError, LoginMethod, LoginNotManaged
 from campaigns.models import Learner, ParticipationStatus
 from campaigns.orga import admin_required, current_workspace, member_required
 from config.db import get_session
+from config.numbers import parse_int
 
 blueprint = Blueprint("orga_learners", __name__, template_folder="templates")
 
@@ -49,8 +50,7 @@ def _paris_date(moment: dt.datetime | None) -> str:
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdecimal() and 0 < len(raw) < 7 else 1
+    return parse_int(request.args.get("page"), 1, high=999_999)
 
 
 def _list_args() -> dict[str, str]:
@@ -63,9 +63,9 @@ def _list_args() -> dict[str, str]:
             found[name] = value
     if request.values.get("desactives") == "1":
         found["desactives"] = "1"
-    page = request.values.get("page", "")
-    if page.isdecimal() and 0 < len(page) < 7 and int(page) > 1:
-        found["page"] = page
+    page = parse_int(request.values.get("page"), 1, high=999_999)
+    if page > 1:
+        found["page"] = str(page)
     return found
 
 

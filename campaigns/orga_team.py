@@ -33,6 +33,7 @@ from campaigns.auth import current_user, sign_in
 from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
 from campaigns.orga import admin_required, current_workspace, member_required
 from config.db import get_session, utcnow
+from config.numbers import parse_int
 from config.ratelimit import Limit, hit, release
 from config.settings import Settings
 
@@ -92,8 +93,7 @@ def _page(
 ) -> tuple[str, int]:
     ws = current_workspace()
     db = get_session()
-    page = request.args.get("page", "1")
-    number = int(page) if page.isdecimal() and 0 < int(page) < 100_000 else 1
+    number = parse_int(request.args.get("page"), 1, high=99_999)
     settings = _settings()
     return render_template(
         "orga/team/index.html",
@@ -146,8 +146,6 @@ def add() -> Response | tuple[str, int]:
     db.commit()
     if added.outcome is team.Outcome.ALREADY_MEMBER and added.user is not None:
         flash(_("%(name)s est déjà membre de l’organisation.", name=added.user.full_name), "info")
-    elif added.outcome is team.Outcome.ADDED and added.user is not None:
-        flash(_("%(name)s a rejoint l’équipe.", name=added.user.full_name), "info")
     elif added.outcome is team.Outcome.RENEWED:
         flash(
             _(
@@ -378,9 +376,9 @@ def accept(token: str) -> str | Response | tuple[str, int]:
         return _unusable(error.code)
     except services.ServiceError:
         return _unusable("unknown")
-    db.commit()
     if new_account:
         sign_in(user)
+    db.commit()
     return _joined(organization)
 
 

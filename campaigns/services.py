@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,6 +18,7 @@ from campaigns.models import (
     Campaign,
     CampaignSkill,
     CampaignType,
+    Learner,
     Membership,
     MembershipRole,
     Organization,
@@ -54,6 +54,13 @@ class InvalidInput(ServiceError):
 
 class AlreadyExists(ServiceError):
     pass
+
+
+class EmailNotProven(ServiceError):
+    """The account's e-mail address is not proven: it may not receive a role or a link."""
+
+    def __init__(self) -> None:
+        super().__init__("the account's e-mail address is not confirmed", code="unproven")
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -149,6 +156,23 @@ def create_user(
     return user
 
 
+def require_proven(user: User) -> None:
+    """Refuse a role, a learner link or an external identity link to an account whose e-mail
+    address its owner has not proven (`accounts`): someone may have signed up with an address
+    that is not theirs. Accounts without an e-mail (an identifiant the school made) have
+    nothing to prove."""
+    if user.email is not None and user.email_verified_at is None:
+        raise EmailNotProven()
+
+
+def link_learner(session: Session, learner: Learner, user: User) -> None:
+    """Attach `user` to the school's `learner` (one user per learner, one learner per user in a
+    school: the database refuses a second one)."""
+    require_proven(user)
+    learner.user_id = user.id
+    session.flush()
+
+
 def _password_method(session: Session, user: User) -> AuthenticationMethod | None:
     return session.scalars(
         select(AuthenticationMethod).where(
@@ -164,7 +188,8 @@ def must_change_password(session: Session, user: User) -> bool:
 
 
 def change_password(session: Session, user: User, *, current: str, new: str) -> None:
-    """Replace the user's password; every session opened before now stops working."""
+    """Replace the user's password after checking the current one (the caller ends the user's
+    other sessions: `accounts.revoke_sessions`)."""
     method = _password_method(session, user)
     if method is None or method.password_hash is None:
         raise InvalidInput("this account has no password", code="wrong_current")
@@ -176,8 +201,6 @@ def change_password(session: Session, user: User, *, current: str, new: str) -> 
         raise InvalidInput("the new password equals the current one", code="unchanged")
     check_password_strength(new)
     set_password(session, user, new)
-    user.sessions_valid_after = utcnow()
-    session.flush()
 
 
 def authenticate(session: Session, login: str, password: str) -> User | None:
@@ -203,15 +226,6 @@ def authenticate(session: Session, login: str, password: str) -> User | None:
 # -- organizations ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OrganizationCreated:
-    organization: Organization
-    admin: User
-    admin_created: bool
-    # Set only when the admin account was created here: give it to them once, they change it.
-    initial_password: str | None
-
-
 def normalize_uai(raw: str) -> str:
     uai = raw.strip().upper()
     if not UAI_PATTERN.match(uai):
@@ -220,14 +234,10 @@ def normalize_uai(raw: str) -> str:
 
 
 def create_organization(
-    session: Session,
-    *,
-    name: str,
-    type: OrganizationType,
-    admin_email: str,
-    uai: str | None = None,
-) -> OrganizationCreated:
-    """Create an organization and make `admin_email` its admin, creating that account if needed."""
+    session: Session, *, name: str, type: OrganizationType, uai: str | None = None
+) -> Organization:
+    """Create an organization, with nobody in it: its first admin joins by accepting an
+    invitation (`team.add_member`), as every member does."""
     name = " ".join(name.split())
     if not name:
         raise InvalidInput("the organization name is required")
@@ -237,7 +247,6 @@ def create_organization(
         if type is not OrganizationType.SCO:
             raise InvalidInput("only schools (type SCO) have a UAI")
         uai = normalize_uai(uai)
-    email = normalize_email(admin_email)
 
     duplicate = (
         select(Organization.id).where(Organization.uai == uai)
@@ -245,31 +254,16 @@ def create_organization(
         else select(Organization.id).where(Organization.uai.is_(None), Organization.name == name)
     )
     existing_id = session.scalar(duplicate)
+    what = f"UAI {uai}" if uai else f"name {name!r}"
     if existing_id is not None:
-        what = f"UAI {uai}" if uai else f"name {name!r}"
         raise AlreadyExists(f"an organization with {what} already exists (id {existing_id})")
-
     organization = Organization(name=name, type=type, uai=uai)
     try:
         with session.begin_nested():
             session.add(organization)
     except IntegrityError:  # a concurrent creation won the race
-        what = f"UAI {uai}" if uai else f"name {name!r}"
         raise AlreadyExists(f"an organization with {what} already exists") from None
-
-    admin = session.scalars(select(User).where(User.email == email)).one_or_none()
-    initial_password = None
-    admin_created = admin is None
-    if admin is None:
-        local_part = email.split("@", 1)[0][:NAME_MAX_LENGTH]
-        admin = create_user(session, first_name=local_part, last_name="-", email=email)
-        initial_password = generate_password()
-        set_password(session, admin, initial_password, must_change=True)
-    session.add(
-        Membership(organization_id=organization.id, user_id=admin.id, role=MembershipRole.ADMIN)
-    )
-    session.flush()
-    return OrganizationCreated(organization, admin, admin_created, initial_password)
+    return organization
 
 
 def organizations_of(session: Session, user: User) -> list[tuple[Organization, MembershipRole]]:

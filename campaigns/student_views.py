@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from campaigns import journey, services
-from campaigns.auth import current_user, login_required, safe_next, sign_in
+from campaigns import accounts, journey, services
+from campaigns.auth import current_user, login_required, safe_next, sign_in, sign_out
 from campaigns.models import (
     Assessment,
     AssessmentState,
@@ -29,19 +30,22 @@ from campaigns.models import (
     User,
 )
 from config.db import get_session, utcnow
-from config.ratelimit import Limit, hit, release
+from config.numbers import parse_int
+from config.ratelimit import Limit, exceeded, hit
 from config.security import frameable
 from engine.answers import Result, expected_answer
 from engine.content import Challenge, ChallengeType
 from engine.scoring import CHECKPOINT_EVERY, progress, rounded_percent
 
 blueprint = Blueprint("journey", __name__, template_folder="templates")
+T = TypeVar("T")
 
 CODE_GUESSES = Limit("campaign-code:address", max_hits=30, window=dt.timedelta(minutes=10))
 SIGN_UPS = Limit("sign-up:address", max_hits=30, window=dt.timedelta(hours=1))
 REPORTS = Limit("report:user", max_hits=20, window=dt.timedelta(hours=1))
 RULES = 4
 REPORT_CATEGORIES = ("consigne", "reponse", "affichage", "autre")
+PROPOSALS_MAX = 999  # numbers of a question's proposals read from answers: a few digits
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -75,27 +79,26 @@ def _limited(limit: Limit, key: str) -> bool:
     return not verdict.allowed
 
 
-def _find_code(code: str) -> Campaign:
-    """A campaign looked up by a code typed or pasted by a visitor: every lookup is counted
-    before it happens and given back when the code exists, so guessing stays limited."""
+def _guarded(code: str, find: Callable[[str], T | None]) -> T:
+    """What `find` gives for a code from the URL, counted as a guess when it gives nothing.
+
+    Every route that takes a code goes through here: an address that has used up its guesses
+    is refused before any lookup (so the answer tells nothing), and each miss counts. A code that
+    exists costs one read of the counter and writes nothing."""
     address = request.remote_addr or "unknown"
-    if _limited(CODE_GUESSES, address):
+    secret = current_app.config["SECRET_KEY"]
+    if exceeded(get_session(), CODE_GUESSES, address, secret=secret):
         abort(429)
     normalized = services.normalize_code(code)
-    campaign = journey.campaign_by_code(get_session(), normalized) if normalized else None
-    if campaign is None:
+    found = find(normalized) if normalized else None
+    if found is None:
+        _limited(CODE_GUESSES, address)
         abort(404)
-    release(get_session(), CODE_GUESSES, address, secret=current_app.config["SECRET_KEY"])
-    get_session().commit()
-    return campaign
+    return found
 
 
-def _campaign_or_404(code: str) -> Campaign:
-    normalized = services.normalize_code(code)
-    campaign = journey.campaign_by_code(get_session(), normalized) if normalized else None
-    if campaign is None:
-        abort(404)
-    return campaign
+def _find_code(code: str) -> Campaign:
+    return _guarded(code, lambda normalized: journey.campaign_by_code(get_session(), normalized))
 
 
 def _user() -> User:
@@ -108,11 +111,13 @@ def _user() -> User:
 def _place(code: str) -> journey.Place:
     """The campaign of this code with the signed-in user's live participation in it (404 when
     they have none: nobody reaches another student's test)."""
-    normalized = services.normalize_code(code)
-    found = journey.place(get_session(), normalized, _user()) if normalized else None
-    if found is None or found.participation is None:
-        abort(404)
-    return found
+    user = _user()
+
+    def mine(normalized: str) -> journey.Place | None:
+        found = journey.place(get_session(), normalized, user)
+        return found if found is not None and found.participation is not None else None
+
+    return _guarded(code, mine)
 
 
 def _mine(code: str) -> tuple[Campaign, Participation]:
@@ -157,19 +162,22 @@ def enter_code() -> str | Response | tuple[str, int]:
     session = get_session()
     typed = request.form.get("code", "")[:32]
     address = request.remote_addr or "unknown"
-    if _limited(CODE_GUESSES, address):
-        flash(_("Trop de codes essayés. Réessayez dans quelques minutes."), "error")
+    secret = current_app.config["SECRET_KEY"]
+    too_many = _("Trop de codes essayés. Réessayez dans quelques minutes.")
+    if exceeded(session, CODE_GUESSES, address, secret=secret):
+        flash(too_many, "error")
         return render_template("journey/enter_code.html", code=typed), 429
     code = services.normalize_code(typed)
     campaign = journey.campaign_by_code(session, code) if code else None
     if campaign is None:
+        if _limited(CODE_GUESSES, address):
+            flash(too_many, "error")
+            return render_template("journey/enter_code.html", code=typed), 429
         flash(
             _("Ce code ne correspond à aucun parcours. Vérifiez-le auprès de votre enseignant."),
             "error",
         )
         return render_template("journey/enter_code.html", code=typed), 400
-    release(session, CODE_GUESSES, address, secret=current_app.config["SECRET_KEY"])
-    session.commit()
     return redirect(url_for("journey.landing", code=campaign.code))
 
 
@@ -194,7 +202,7 @@ def landing(code: str) -> str | tuple[str, int]:
 @blueprint.post("/campagnes/<code>/commencer", endpoint="start")
 @frameable
 def start(code: str) -> Response:
-    campaign = _campaign_or_404(code)
+    campaign = _find_code(code)
     journey.ensure_open(get_session(), campaign)
     user = current_user()
     if user is None:
@@ -227,7 +235,7 @@ def _next_page(
 @frameable
 @login_required
 def external_id(code: str) -> str | Response | tuple[str, int]:
-    campaign = _campaign_or_404(code)
+    campaign = _find_code(code)
     if not campaign.external_id_label:
         return redirect(url_for("journey.landing", code=campaign.code))
     if request.method == "GET":
@@ -248,7 +256,7 @@ def external_id(code: str) -> str | Response | tuple[str, int]:
 @frameable
 @login_required
 def rules(code: str, page: int) -> str:
-    campaign = _campaign_or_404(code)
+    campaign = _find_code(code)
     if not 1 <= page <= RULES:
         abort(404)
     return render_template("journey/rules.html", campaign=campaign, page=page, pages=RULES)
@@ -291,26 +299,53 @@ def sign_up() -> str | Response | tuple[str, int]:
     if request.form.get("cgu") != "on":
         errors["cgu"] = _("Vous devez accepter les conditions d’utilisation.")
     session = get_session()
-    if not errors:
+    if errors:
+        session.rollback()
+        return render_template(
+            "journey/sign_up.html", next_url=next_url, form=form, errors=errors
+        ), 400
+    return _signed_up(form, password, next_url)
+
+
+def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
+    """Create the account, or tell the owner of an address that already has one by e-mail: the
+    answer is the same either way (a redirect to `next_url` saying a link was mailed), so the
+    form never tells whether an address has an account. A new account is signed in at once and
+    can take campaigns; its address stays "à confirmer" until the mailed link is opened."""
+    session = get_session()
+    public_url = current_app.config["PARCOURS_SETTINGS"].public_url
+    address = services.normalize_email(form["email"])
+    existing = services.find_user_by_login(session, address)
+    if existing is None:
         try:
             user = services.create_user(
                 session,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
-                email=form["email"],
+                email=address,
                 password=password,
             )
-        except services.AlreadyExists:
-            errors["email"] = _("Un compte utilise déjà cette adresse e-mail. Connectez-vous.")
-        except services.InvalidInput:
-            errors["email"] = _("Votre adresse e-mail n’est pas valide.")
+        except services.AlreadyExists:  # created meanwhile by a concurrent request
+            session.rollback()
+            existing = services.find_user_by_login(session, address)
         else:
             user.cgu_accepted_at = utcnow()
-            session.commit()
+            accounts.send_confirmation(session, user, public_url)
             sign_in(user)
-            return redirect(next_url)
-    session.rollback()
-    return render_template("journey/sign_up.html", next_url=next_url, form=form, errors=errors), 400
+    if existing is not None:
+        services.hash_password(password)  # the same work as a new account: same time
+        accounts.send_already_registered(session, existing, public_url)
+        sign_out()  # a fresh anonymous cookie, as a new account gets a fresh one
+    session.commit()
+    flash(
+        _(
+            "Un e-mail a été envoyé à %(email)s : ouvrez le lien qu’il contient pour confirmer "
+            "votre adresse.",
+            email=address,
+        ),
+        "info",
+    )
+    return redirect(next_url)
 
 
 # -- the test -----------------------------------------------------------------------------------
@@ -392,7 +427,9 @@ def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str,
 
 def _form_value(challenge: Challenge) -> str:
     if challenge.type is ChallengeType.QCM:
-        return ",".join(v for v in request.form.getlist("answer") if v.isascii() and v.isdecimal())
+        answers = request.form.getlist("answer")
+        ticked = (parse_int(v, None, low=0, high=PROPOSALS_MAX) for v in answers)
+        return ",".join(str(number) for number in ticked if number is not None)
     if challenge.type is ChallengeType.QROCM:
         values = {f.name: request.form.get(f"field-{f.name}", "")[:500] for f in challenge.fields}
         return (
@@ -491,7 +528,7 @@ def _readable_value(challenge: Challenge, value: str) -> str:
         skipped: str = _("Vous avez passé cette question.")
         return skipped
     if challenge.type in (ChallengeType.QCU, ChallengeType.QCM):
-        chosen = [int(v) for v in value.split(",") if v.strip().isascii() and v.strip().isdecimal()]
+        chosen = (parse_int(v.strip(), 0, high=PROPOSALS_MAX) for v in value.split(","))
         return " ; ".join(
             challenge.proposals[i - 1] for i in chosen if 1 <= i <= len(challenge.proposals)
         )
@@ -637,7 +674,7 @@ def my_profile() -> str:
 @frameable
 @login_required
 def collection(code: str) -> str | Response:
-    campaign = _campaign_or_404(code)
+    campaign = _find_code(code)
     if campaign.type is not CampaignType.PROFILES_COLLECTION:
         return redirect(url_for("journey.results", code=campaign.code))
     participation = _participation(campaign)

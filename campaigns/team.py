@@ -1,16 +1,19 @@
 """An organization's team: members, their roles, and invitations by e-mail.
 
 Functions take the session first, flush and never commit. Rules:
-- adding someone who has an account makes them a member at once, and tells them by e-mail;
-  anyone else gets an invitation by e-mail, valid `INVITATION_VALIDITY`, holding a random token
-  of which only the SHA-256 is stored; inviting the same address again renews it (new token, new
-  expiry: the old link stops working). Either e-mail is queued in the transaction of the change
-  (`config.mail`): it leaves if and only if the change commits;
+- nobody is attached to an organization by someone else's form: adding an address, whether or
+  not it has an account, sends an invitation by e-mail, valid `INVITATION_VALIDITY`, holding a
+  random token of which only the SHA-256 is stored; inviting the same address again renews it
+  (new token, new expiry: the old link stops working). The e-mail is queued in the transaction
+  of the change (`config.mail`): it leaves if and only if the change commits;
+- an invitation is accepted by the signed-in account of the invited address (or by a new
+  account created with it through the link). The link was mailed to that address, so using it
+  proves the address (`accounts.mark_proven`): an unproven address never receives a role;
 - an organization never loses its last admin: demoting or removing an admin first locks the
   organization's admin memberships (`SELECT … FOR UPDATE` on PostgreSQL; SQLite has one writer
   at a time), so two admins demoting each other at once cannot both succeed;
 - a person is a member of an organization once (database constraint), so accepting an
-  invitation twice, or at the same time as an admin adds them, joins once.
+  invitation twice joins once.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns import pagination, services
+from campaigns import accounts, pagination, services
 from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
 from config.db import utcnow
 from config.jobs import withdraw
@@ -37,7 +40,6 @@ from config.mail import queue_mail
 INVITATION_VALIDITY = dt.timedelta(days=7)
 TOKEN_BYTES = 32
 MEMBERS_PER_PAGE = 50
-PANEL_PATH = "/orga"  # the teacher panel's home (`orga.home`)
 
 
 class TeamError(services.ServiceError):
@@ -54,7 +56,6 @@ class InvitationUnusable(TeamError):
 
 
 class Outcome(enum.StrEnum):
-    ADDED = "added"  # an existing account became a member
     ALREADY_MEMBER = "already_member"
     INVITED = "invited"  # a new invitation was e-mailed
     RENEWED = "renewed"  # a pending invitation got a new token and expiry, e-mailed again
@@ -96,10 +97,6 @@ def absolute_link(public_url: str, path: str) -> str:
 
 def invitation_link(public_url: str, token: str) -> str:
     return absolute_link(public_url, f"/invitation/{token}")
-
-
-def panel_link(public_url: str) -> str:
-    return absolute_link(public_url, PANEL_PATH)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -191,28 +188,19 @@ def add_member(
     *,
     email: str,
     role: MembershipRole,
-    invited_by: User,
+    invited_by: User | None,
     public_url: str,
 ) -> Added:
-    """Make the owner of `email` a member with `role`, or invite them by e-mail."""
+    """Invite the owner of `email` to join with `role` (unless they already are a member): they
+    join only by opening the link mailed to them, signed in with that address's account."""
     address = services.normalize_email(email)
     user = session.scalars(select(User).where(User.email == address)).one_or_none()
-    if user is not None:
-        if not _join(session, organization, user, role):
-            return Added(Outcome.ALREADY_MEMBER, user=user)
-        for stale in session.scalars(
-            select(Invitation).where(
-                Invitation.organization_id == organization.id,
-                Invitation.email == address,
-                Invitation.accepted_at.is_(None),
-                Invitation.cancelled_at.is_(None),
-            )
-        ):
-            cancel_invitation(session, stale)  # they are a member now: the link has no use left
-        session.flush()
-        subject, body = added_mail(organization, invited_by, role, panel_link(public_url))
-        queue_mail(session, to=address, subject=subject, body=body)
-        return Added(Outcome.ADDED, user=user)
+    if user is not None and session.scalar(
+        select(Membership.id).where(
+            Membership.organization_id == organization.id, Membership.user_id == user.id
+        )
+    ):
+        return Added(Outcome.ALREADY_MEMBER, user=user)
     return _invite(session, organization, address, role, invited_by, public_url)
 
 
@@ -238,7 +226,7 @@ def _invite(
     organization: Organization,
     address: str,
     role: MembershipRole,
-    invited_by: User,
+    invited_by: User | None,
     public_url: str,
 ) -> Added:
     token, now = new_token(), utcnow()
@@ -256,7 +244,7 @@ def _invite(
         if pending is not None:
             pending.token_hash = token_hash(token)  # the previous link stops working
             pending.role = role
-            pending.invited_by_id = invited_by.id
+            pending.invited_by_id = invited_by.id if invited_by else None
             pending.created_at = now
             pending.expires_at = now + INVITATION_VALIDITY
             session.flush()
@@ -269,7 +257,7 @@ def _invite(
                     email=address,
                     role=role,
                     token_hash=token_hash(token),
-                    invited_by_id=invited_by.id,
+                    invited_by_id=invited_by.id if invited_by else None,
                     created_at=now,
                     expires_at=now + INVITATION_VALIDITY,
                 )
@@ -293,28 +281,29 @@ def _role_name(role: MembershipRole) -> str:
     return name
 
 
-def _team_mail(*paragraphs: str) -> str:
-    """The body of the team's e-mails: greeting, paragraphs (a link on its own line), signature."""
-    lines = [_("Bonjour,"), ""]
-    for paragraph in paragraphs:
-        lines += [paragraph, ""]
-    return "\n".join([*lines, "-- ", "Parcours"])
-
-
 def invitation_mail(
-    organization: Organization, inviter: User, invitation: Invitation, link: str
+    organization: Organization, inviter: User | None, invitation: Invitation, link: str
 ) -> tuple[str, str]:
     subject = _(
         "Invitation à rejoindre %(organization)s sur Parcours", organization=organization.name
     )
-    body = _team_mail(
-        _(
+    if inviter is not None:
+        invited = _(
             "%(inviter)s vous invite à rejoindre l’organisation « %(organization)s » sur "
             "Parcours, en tant que %(role)s.",
             inviter=inviter.full_name,
             organization=organization.name,
             role=_role_name(invitation.role),
-        ),
+        )
+    else:  # an organization created by the instance's administrators
+        invited = _(
+            "Vous êtes invité à rejoindre l’organisation « %(organization)s » sur Parcours, en "
+            "tant que %(role)s.",
+            organization=organization.name,
+            role=_role_name(invitation.role),
+        )
+    body = accounts.mail_body(
+        invited,
         _(
             "Pour accepter l’invitation, ouvrez ce lien (valable jusqu’au %(date)s) :",
             date=format_datetime(invitation.expires_at, "short"),
@@ -322,31 +311,6 @@ def invitation_mail(
         + "\n"
         + link,
         _("Si vous n’attendiez pas cette invitation, ignorez simplement ce message."),
-    )
-    return subject, body
-
-
-def added_mail(
-    organization: Organization, added_by: User, role: MembershipRole, link: str
-) -> tuple[str, str]:
-    """The e-mail to someone who had an account and was made a member at once."""
-    subject = _(
-        "Vous avez rejoint l’organisation %(organization)s sur Parcours",
-        organization=organization.name,
-    )
-    body = _team_mail(
-        _(
-            "%(inviter)s a ajouté votre compte à l’organisation « %(organization)s » sur "
-            "Parcours, avec le rôle « %(role)s ».",
-            inviter=added_by.full_name,
-            organization=organization.name,
-            role=_role_name(role),
-        ),
-        _("Vous y avez accès dès maintenant, depuis l’espace organisation :") + "\n" + link,
-        _(
-            "Si vous pensez qu’il s’agit d’une erreur, prévenez un administrateur de "
-            "l’organisation."
-        ),
     )
     return subject, body
 
@@ -378,6 +342,11 @@ def accept_invitation(session: Session, token: str, user: User) -> tuple[Invitat
     organization = session.get(Organization, invitation.organization_id)
     if organization is None or organization.archived_at is not None:
         raise InvitationUnusable("the organization is archived", code="cancelled")
+    if user.email != invitation.email:
+        raise InvitationUnusable("the invitation is for another address", code="other_address")
+    # The link was mailed to this address: whoever holds it and the account owns both.
+    accounts.mark_proven(session, user, invitation.email)
+    services.require_proven(user)
     joined = _join(session, organization, user, invitation.role)
     invitation.accepted_at = utcnow()
     invitation.accepted_by_id = user.id

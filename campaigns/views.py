@@ -1,8 +1,20 @@
-"""Accounts: sign in, sign out and the signed-in person's page."""
+"""Accounts: sign in, sign out, the signed-in person's page, password change, confirming the
+e-mail address and choosing a new password through a mailed link.
+
+Password guessing is slowed down without letting anyone lock a user out (README, "Security"):
+- every attempt counts against the client address (`SIGN_IN_PER_ADDRESS`);
+- an attempt from a browser where this login signed in before (it holds a device cookie for
+  it) counts against that browser only (`SIGN_IN_PER_DEVICE`);
+- any other attempt counts against the login (`SIGN_IN_PER_LOGIN`): a flood of wrong passwords
+  shuts unknown browsers out for a while, never the owner's own browsers.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 
 from flask import (
     Blueprint,
@@ -17,18 +29,130 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.wrappers import Response
 
-from campaigns import services
-from campaigns.auth import current_user, login_required, safe_next, sign_in, sign_out
+from campaigns import accounts, services
+from campaigns.auth import (
+    current_session,
+    current_user,
+    login_required,
+    password_changed,
+    safe_next,
+    sign_in,
+    sign_out,
+)
+from campaigns.models import AccountTokenPurpose
 from config.db import get_session
 from config.i18n import set_user_locale_source
 from config.ratelimit import Limit, hit, release
+from config.settings import Settings
 
 blueprint = Blueprint("campaigns", __name__, template_folder="templates")
 
 SIGN_IN_PER_LOGIN = Limit("sign-in:login", max_hits=10, window=dt.timedelta(minutes=15))
+SIGN_IN_PER_DEVICE = Limit("sign-in:device", max_hits=10, window=dt.timedelta(minutes=15))
 SIGN_IN_PER_ADDRESS = Limit("sign-in:address", max_hits=50, window=dt.timedelta(minutes=15))
+CURRENT_PASSWORD_GUESSES = Limit(
+    "password-change:user", max_hits=5, window=dt.timedelta(minutes=15)
+)
+RESET_REQUESTS_PER_ADDRESS = Limit("reset:address", max_hits=10, window=dt.timedelta(hours=1))
+RESET_REQUESTS_PER_EMAIL = Limit("reset:email", max_hits=3, window=dt.timedelta(hours=1))
+CONFIRMATIONS_PER_USER = Limit("confirm:user", max_hits=5, window=dt.timedelta(hours=1))
+LINK_GUESSES = Limit("account-link:address", max_hits=20, window=dt.timedelta(minutes=10))
+
+DEVICE_COOKIE = "parcours_device"
+DEVICE_LIFETIME = dt.timedelta(days=180)
+DEVICE_LOGINS = 5  # logins remembered per browser (a family computer)
+
+LINK_ERRORS = {
+    "unknown": _l(
+        "Ce lien n’est pas valide. Si vous avez reçu plusieurs messages, utilisez le lien du "
+        "plus récent."
+    ),
+    "expired": _l("Ce lien a expiré. Demandez-en un nouveau."),
+    "used": _l("Ce lien a déjà été utilisé."),
+    "stale": _l("Ce lien a été envoyé à une adresse qui n’est plus celle du compte."),
+    "limited": _l("Trop de liens essayés. Réessayez dans quelques minutes."),
+}
+LINK_STATUS = {"unknown": 404, "limited": 429}
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["PARCOURS_SETTINGS"]
+    return settings
+
+
+def _secret() -> str:
+    secret: str = current_app.config["SECRET_KEY"]
+    return secret
+
+
+def _address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _limited(limit: Limit, key: str) -> bool:
+    """Count one attempt (committed at once, so parallel requests see it); True when over."""
+    db = get_session()
+    verdict = hit(db, limit, key, secret=_secret())
+    db.commit()
+    return not verdict.allowed
+
+
+# -- device cookies -------------------------------------------------------------------------------
+
+
+def _devices() -> URLSafeSerializer:
+    return URLSafeSerializer(_secret(), salt="parcours-device")
+
+
+def _login_tag(login: str) -> str:
+    """The login as a device cookie names it: a keyed hash, never the address itself."""
+    return hmac.new(_secret().encode(), login.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _device_entries() -> list[list[str]]:
+    raw = request.cookies.get(DEVICE_COOKIE, "")
+    if not raw or len(raw) > 4096:
+        return []
+    try:
+        entries = _devices().loads(raw)
+    except BadSignature:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [
+        e
+        for e in entries
+        if isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) for v in e)
+    ]
+
+
+def _device_of(login: str) -> str | None:
+    """This browser's device id for `login`, when the login signed in here before."""
+    tag = _login_tag(login)
+    return next((device for known, device in _device_entries() if known == tag), None)
+
+
+def _remember_device(response: Response, login: str) -> None:
+    """Trust this browser for `login` from now on (a new device id, the oldest forgotten)."""
+    tag = _login_tag(login)
+    entries = [e for e in _device_entries() if e[0] != tag]
+    entries = [[tag, secrets.token_urlsafe(16)], *entries][:DEVICE_LOGINS]
+    settings = _settings()
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _devices().dumps(entries),
+        max_age=int(DEVICE_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=settings.https,
+        samesite="None" if settings.https else "Lax",
+        path="/",
+    )
+
+
+# -- sign in and out ------------------------------------------------------------------------------
 
 
 @blueprint.route("/connexion", methods=["GET", "POST"], endpoint="sign_in")
@@ -42,65 +166,121 @@ def sign_in_page() -> str | Response | tuple[str, int]:
 
     login = request.form.get("login", "").strip()[:320]
     password = request.form.get("password", "")[:1024]
-    session = get_session()
-    secret: str = current_app.config["SECRET_KEY"]
-    address = request.remote_addr or "unknown"
+    key = login.lower()
+    db = get_session()
+    secret, address = _secret(), _address()
+    device = _device_of(key)
     # Counted (and committed) before the slow password check, so parallel guesses see each
     # other; given back on success, so a whole school behind one address signs in freely.
-    per_login = hit(session, SIGN_IN_PER_LOGIN, login.lower(), secret=secret)
-    per_address = hit(session, SIGN_IN_PER_ADDRESS, address, secret=secret)
-    session.commit()
-    if not (per_login.allowed and per_address.allowed):
+    if device is not None:
+        counted = [(SIGN_IN_PER_DEVICE, device)]
+    else:
+        counted = [(SIGN_IN_PER_LOGIN, key), (SIGN_IN_PER_ADDRESS, address)]
+    verdicts = [hit(db, limit, value, secret=secret) for limit, value in counted]
+    db.commit()
+    if not all(v.allowed for v in verdicts):
         flash(_("Trop de tentatives de connexion. Réessayez dans 15 minutes."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 429
 
-    user = services.authenticate(session, login, password) if login and password else None
+    user = services.authenticate(db, login, password) if login and password else None
     if user is None:
         flash(_("L’adresse e-mail, l’identifiant ou le mot de passe est incorrect."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 401
 
-    release(session, SIGN_IN_PER_LOGIN, login.lower(), secret=secret)
-    release(session, SIGN_IN_PER_ADDRESS, address, secret=secret)
-    must_change = services.must_change_password(session, user)
-    if next_url == account and services.organizations_of(session, user):
+    for limit, value in counted:
+        release(db, limit, value, secret=secret)
+    must_change = services.must_change_password(db, user)
+    if next_url == account and services.organizations_of(db, user):
         next_url = url_for("orga.home")  # teachers land in their panel
-    session.commit()
-    sign_in(user)
+    sign_in(user, password_change_required=must_change)
+    db.commit()
     if must_change:
-        return redirect(url_for("campaigns.change_password", next=next_url))
-    return redirect(next_url)
+        response = redirect(url_for("campaigns.change_password", next=next_url))
+    else:
+        response = redirect(next_url)
+    _remember_device(response, key)
+    return response
 
 
-@blueprint.route("/mon-compte/mot-de-passe", methods=["GET", "POST"], endpoint="change_password")
+@blueprint.post("/deconnexion", endpoint="sign_out")
+def sign_out_page() -> Response:
+    sign_out()
+    get_session().commit()
+    flash(_("Vous êtes déconnecté."), "info")
+    return redirect(url_for("core.home"))
+
+
+# -- the account ----------------------------------------------------------------------------------
+
+
+@blueprint.get("/mon-compte")
 @login_required
-def change_password_page() -> str | Response | tuple[str, int]:
+def account() -> str:
+    user = current_user()
+    if user is None:  # login_required saw to it; keeps type checkers informed
+        abort(401)
+    organizations = services.organizations_of(get_session(), user)
+    return render_template("campaigns/account.html", user=user, organizations=organizations)
+
+
+@blueprint.post("/mon-compte/confirmer", endpoint="resend_confirmation")
+@login_required
+def resend_confirmation() -> Response:
     user = current_user()
     if user is None:
         abort(401)
-    next_url = safe_next(request.values.get("next"), url_for("campaigns.account"))
-    session = get_session()
-    required = services.must_change_password(session, user)
-    if request.method == "GET":
-        return render_template(
-            "campaigns/change_password.html", next_url=next_url, required=required
+    if user.email is not None and user.email_verified_at is None:
+        if _limited(CONFIRMATIONS_PER_USER, str(user.id)):
+            flash(_("Trop de messages envoyés. Réessayez dans une heure."), "error")
+            return redirect(url_for("campaigns.account"), 303)
+        db = get_session()
+        accounts.send_confirmation(db, user, _settings().public_url)
+        db.commit()
+        flash(
+            _("Un lien de confirmation a été envoyé à %(email)s.", email=user.email),
+            "info",
         )
+    return redirect(url_for("campaigns.account"), 303)
+
+
+def _link_refused(code: str) -> tuple[str, int]:
+    get_session().rollback()
+    message = LINK_ERRORS.get(code, LINK_ERRORS["unknown"])
+    status = LINK_STATUS.get(code, 410)
+    return render_template("campaigns/link_refused.html", message=message), status
+
+
+def _link_guess_limited() -> bool:
+    return _limited(LINK_GUESSES, _address())
+
+
+@blueprint.route("/mon-compte/confirmer/<token>", methods=["GET", "POST"], endpoint="confirm_email")
+def confirm_email(token: str) -> str | Response | tuple[str, int]:
+    """The link in the "confirmez votre adresse" e-mail. GET shows a button, so that a mail
+    scanner that opens links does not use it up; POST proves the address."""
+    if _link_guess_limited():
+        return _link_refused("limited")
+    db = get_session()
     try:
-        services.change_password(
-            session,
-            user,
-            current=request.form.get("current_password", "")[:1024],
-            new=request.form.get("new_password", "")[:1024],
-        )
-    except services.InvalidInput as error:
-        session.rollback()
-        flash(str(PASSWORD_ERRORS.get(error.code, PASSWORD_ERRORS["weak"])), "error")
-        return render_template(
-            "campaigns/change_password.html", next_url=next_url, required=required
-        ), 400
-    session.commit()
-    sign_in(user)  # this session stays valid; every other one is revoked
-    flash(_("Votre mot de passe a été modifié."), "info")
-    return redirect(next_url)
+        found, _user = accounts.find_link(db, AccountTokenPurpose.VERIFY_EMAIL, token)
+    except accounts.LinkUnusable as error:
+        return _link_refused(error.code)
+    release(db, LINK_GUESSES, _address(), secret=_secret())
+    db.commit()
+    if request.method == "GET":
+        return render_template("campaigns/confirm_email.html", email=found.email, token=token)
+    try:
+        accounts.confirm_email(db, token)
+    except accounts.LinkUnusable as error:  # used meanwhile
+        return _link_refused(error.code)
+    db.commit()
+    flash(_("Votre adresse e-mail est confirmée."), "info")
+    if current_user() is not None:
+        return redirect(url_for("campaigns.account"), 303)
+    return redirect(url_for("campaigns.sign_in"), 303)
+
+
+# -- passwords ------------------------------------------------------------------------------------
 
 
 PASSWORD_ERRORS = {
@@ -113,21 +293,107 @@ PASSWORD_ERRORS = {
 }
 
 
-@blueprint.post("/deconnexion", endpoint="sign_out")
-def sign_out_page() -> Response:
-    sign_out()
-    flash(_("Vous êtes déconnecté."), "info")
-    return redirect(url_for("core.home"))
-
-
-@blueprint.get("/mon-compte")
+@blueprint.route("/mon-compte/mot-de-passe", methods=["GET", "POST"], endpoint="change_password")
 @login_required
-def account() -> str:
-    user = current_user()
-    if user is None:  # login_required saw to it; keeps type checkers informed
+def change_password_page() -> str | Response | tuple[str, int]:
+    user, row = current_user(), current_session()
+    if user is None or row is None:
         abort(401)
-    organizations = services.organizations_of(get_session(), user)
-    return render_template("campaigns/account.html", user=user, organizations=organizations)
+    next_url = safe_next(request.values.get("next"), url_for("campaigns.account"))
+    required = row.password_change_required
+    if request.method == "GET":
+        return render_template(
+            "campaigns/change_password.html", next_url=next_url, required=required
+        )
+
+    def page(message: object, status: int) -> tuple[str, int]:
+        flash(str(message), "error")
+        return render_template(
+            "campaigns/change_password.html", next_url=next_url, required=required
+        ), status
+
+    db = get_session()
+    # Counted before the check: a stolen session cannot try current passwords one after the
+    # other (given back when the current password was right).
+    if _limited(CURRENT_PASSWORD_GUESSES, str(user.id)):
+        return page(_("Trop de tentatives. Réessayez dans 15 minutes."), 429)
+    try:
+        services.change_password(
+            db,
+            user,
+            current=request.form.get("current_password", "")[:1024],
+            new=request.form.get("new_password", "")[:1024],
+        )
+    except services.InvalidInput as error:
+        db.rollback()
+        if error.code != "wrong_current":
+            release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
+            db.commit()
+        return page(PASSWORD_ERRORS.get(error.code, PASSWORD_ERRORS["weak"]), 400)
+    release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
+    accounts.revoke_sessions(db, user, keep=row)  # this session stays; every other one ends
+    password_changed(row)
+    db.commit()
+    flash(_("Votre mot de passe a été modifié."), "info")
+    return redirect(next_url)
+
+
+@blueprint.route("/mot-de-passe-oublie", methods=["GET", "POST"], endpoint="forgotten_password")
+def forgotten_password() -> str | Response | tuple[str, int]:
+    """Ask for a link to choose a new password. The answer is the same whether the address has
+    an account or not; only its owner learns, by e-mail."""
+    if request.method == "GET":
+        return render_template("campaigns/forgotten_password.html", email="", sent=False)
+    typed = request.form.get("email", "").strip()[:320]
+    try:
+        address = services.normalize_email(typed)
+    except services.InvalidInput:
+        flash(_("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."), "error")
+        return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 400
+    if _limited(RESET_REQUESTS_PER_ADDRESS, _address()):
+        flash(_("Trop de demandes depuis cette adresse. Réessayez plus tard."), "error")
+        return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 429
+    db = get_session()
+    if not _limited(RESET_REQUESTS_PER_EMAIL, address):  # no mail bombing: 3 an hour at most
+        accounts.request_password_reset(db, address, _settings().public_url)
+        db.commit()
+    return render_template("campaigns/forgotten_password.html", email=address, sent=True)
+
+
+@blueprint.route("/mot-de-passe-oublie/<token>", methods=["GET", "POST"], endpoint="reset_password")
+def reset_password(token: str) -> str | Response | tuple[str, int]:
+    """The link in the "mot de passe oublié" e-mail: choose a new password. It proves the
+    address and ends every session of the account (someone else's included)."""
+    if _link_guess_limited():
+        return _link_refused("limited")
+    db = get_session()
+    try:
+        found, _user = accounts.find_link(db, AccountTokenPurpose.RESET_PASSWORD, token)
+    except accounts.LinkUnusable as error:
+        return _link_refused(error.code)
+    release(db, LINK_GUESSES, _address(), secret=_secret())
+    db.commit()
+    if request.method == "GET":
+        return render_template("campaigns/reset_password.html", email=found.email, token=token)
+    try:
+        user = accounts.reset_password(db, token, request.form.get("new_password", "")[:1024])
+    except accounts.LinkUnusable as error:
+        return _link_refused(error.code)
+    except services.InvalidInput:
+        db.rollback()
+        flash(str(PASSWORD_ERRORS["weak"]), "error")
+        return render_template("campaigns/reset_password.html", email=found.email, token=token), 400
+    db.commit()
+    sign_in(user)
+    db.commit()
+    flash(_("Votre mot de passe a été modifié."), "info")
+    response = redirect(url_for("campaigns.account"), 303)
+    if user.email:
+        _remember_device(response, user.email)
+    return response
+
+
+# -- wiring ---------------------------------------------------------------------------------------
 
 
 @blueprint.app_context_processor

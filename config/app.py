@@ -5,18 +5,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from campaigns import orga, orga_campaign, orga_campaigns, orga_exports, orga_learners, orga_team
+from campaigns import (
+    accounts,
+    orga,
+    orga_campaign,
+    orga_campaigns,
+    orga_exports,
+    orga_learners,
+    orga_team,
+)
+from campaigns.auth import init_auth
 from campaigns.student_views import blueprint as journey_blueprint
 from campaigns.views import blueprint as campaigns_blueprint
 from config import views
 from config.db import Database, close_session
 from config.i18n import init_i18n
 from config.logging import init_request_ids
+from config.numbers import BoundedIntConverter
 from config.security import add_frame_origins_source, init_security
 from config.settings import Settings
 from lti_tool.services import platform_origins
@@ -25,6 +33,8 @@ from lti_tool.services import platform_origins
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("config", static_url_path="/static")
+    # Before any route is added: ids in URLs are bounded (config/numbers.py).
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(
         PARCOURS_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
@@ -39,7 +49,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         SESSION_COOKIE_SAMESITE="None" if settings.https else "Lax",
         # Browsers that block third-party cookies still keep a partitioned one (CHIPS).
         SESSION_COOKIE_PARTITIONED=settings.https,
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        # The cookie lives as long as the server-side session, which ends a fixed time after
+        # sign-in (`campaigns.accounts`); it is not re-sent, nor extended, on every response.
+        PERMANENT_SESSION_LIFETIME=accounts.SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         # A student may stay long on one question: the token lives as long as the session.
         WTF_CSRF_TIME_LIMIT=None,
@@ -59,6 +72,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     init_request_ids(app)
     init_security(app)
     init_i18n(app)
+    init_auth(app)
     add_frame_origins_source(app, platform_origins)
 
     app.register_blueprint(views.blueprint)

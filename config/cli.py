@@ -154,6 +154,7 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
 @pass_runtime
 def worker(runtime: Runtime, once: bool, poll: float) -> None:
     """Deliver queued jobs (grade passback…) until stopped."""
+    from campaigns.accounts import purge_ended
     from config.jobs import run_due_jobs, run_forever
     from config.ratelimit import purge_expired
 
@@ -167,7 +168,7 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_forever(database, stop=stop, poll_seconds=poll, maintenance=[purge_expired])
+    run_forever(database, stop=stop, poll_seconds=poll, maintenance=[purge_expired, purge_ended])
 
 
 @cli.group()

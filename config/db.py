@@ -2,7 +2,9 @@
 
 One `Database` per process holds the engine and the session factory. A web request gets one
 session (`get_session()`), created on first use and closed when the request ends; views commit,
-services only flush. Nothing here connects at import or at app creation.
+services only flush. Work that outlives the view (a streamed export) opens a session of its own
+(`Database.read_only_session()`) and closes it itself. Nothing here connects at import or at app
+creation.
 """
 
 from __future__ import annotations
@@ -70,38 +72,55 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Execution option of connections that only read: on SQLite their transactions begin deferred.
+READ_ONLY = "parcours_read_only"
+
+
 class Database:
     """The engine and session factory of one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pool_timeout: float = 30) -> None:
         self.url: URL = parse_database_url(settings.database_url)
-        self.engine: Engine = build_engine(self.url, pool_size=settings.database_pool_size)
+        self.engine: Engine = build_engine(
+            self.url, pool_size=settings.database_pool_size, pool_timeout=pool_timeout
+        )
         self.sessionmaker: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
         return self.sessionmaker()
 
+    def read_only_session(self) -> Session:
+        """A session for long work that only reads (a streamed export), not tied to a request:
+        the caller closes it. Its connections carry `READ_ONLY`: on SQLite its transactions take
+        no write lock, so writers keep going while it reads (WAL). It must not write."""
+        return self.sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}))
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def build_engine(url: URL, *, pool_size: int = 5) -> Engine:
+def build_engine(url: URL, *, pool_size: int = 5, pool_timeout: float = 30) -> Engine:
+    """The engine; `pool_timeout` is how long a checkout waits for a pooled connection (tests
+    lower it to fail fast when connections leak)."""
     if url.drivername.startswith("sqlite"):
         path = sqlite_file(url)
+        pooled: dict[str, Any] = {}
         if path is not None:
+            pooled["pool_timeout"] = pool_timeout  # a file: a QueuePool (memory: one connection)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise ConfigError(
                     f"DATABASE_URL: cannot create the folder of {path}: {error.strerror}"
                 ) from None
-        engine = create_engine(url, connect_args={"timeout": 15})
+        engine = create_engine(url, connect_args={"timeout": 15}, **pooled)
         _make_sqlite_transactional(engine)
         return engine
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "parcours"},
@@ -115,8 +134,10 @@ def _make_sqlite_transactional(engine: Engine) -> None:
     this is SQLAlchemy's documented remedy. Transactions take the write lock when they begin
     (BEGIN IMMEDIATE): a transaction that read first and wrote later could otherwise fail at once
     with "database is locked" when another thread wrote in between; this way it waits its turn.
-    SQLite serialises writers anyway; PostgreSQL is the database for concurrency. Foreign keys
-    are off by default in SQLite: turn them on.
+    SQLite serialises writers anyway; PostgreSQL is the database for concurrency. Connections
+    marked `READ_ONLY` begin deferred (plain BEGIN): a long read then holds no lock writers
+    wait for, only its snapshot of the WAL. Foreign keys are off by default in SQLite: turn
+    them on.
     """
 
     @event.listens_for(engine, "connect")
@@ -132,7 +153,8 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _is_file(url: URL) -> bool:
@@ -181,6 +203,12 @@ def _first_line(error: DBAPIError) -> str:
     message = str(error.orig) if error.orig is not None else str(error)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error.orig).__name__
+
+
+def current_database() -> Database:
+    """The app's `Database` (for work that outlives the request: it keeps no request state)."""
+    database: Database = current_app.extensions["parcours.database"]
+    return database
 
 
 def get_session() -> Session:

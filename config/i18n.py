@@ -9,11 +9,12 @@ committed, so an installed copy speaks English without build tools.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask, current_app, request, session, url_for
+from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask.sansio.app import App
 from flask_babel import Babel, get_locale
 from markupsafe import Markup
@@ -55,12 +56,22 @@ def french_spacing(text: str) -> str:
     return Markup(spaced) if isinstance(text, Markup) else spaced  # noqa: S704 (already escaped)
 
 
+# What Werkzeug leaves unencoded in the query strings it builds (`next=/mon-compte`).
+_QUERY_SAFE = "!$'()*,/:;?@"
+
+
 def url_in_language(lang: str) -> str:
-    """The current page in another language (its query string kept)."""
+    """The current page in another language (its query string kept).
+
+    The query string is copied, never handed to `url_for`: there `_method`, `_external`,
+    `_scheme` or `_anchor` would be taken as its keywords (an error, or a link to another
+    scheme or host), and a name of the route's own variables would replace the path's value."""
+    query = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+    query.append(("lang", lang))
+    encoded = urlencode(query, safe=_QUERY_SAFE)
     if request.endpoint is None:
-        return f"?lang={lang}"
-    values: dict[str, Any] = {**(request.view_args or {}), **request.args.to_dict(), "lang": lang}
-    return url_for(request.endpoint, **values)
+        return f"?{encoded}"
+    return f"{url_for(request.endpoint, **(request.view_args or {}))}?{encoded}"
 
 
 def set_user_locale_source(app: App, source: Callable[[], str | None]) -> None:
@@ -78,3 +89,16 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["url_in_language"] = url_in_language
     app.jinja_env.filters["french_spacing"] = french_spacing
+
+
+@contextmanager
+def messages_outside_requests() -> Iterator[None]:
+    """Translated texts and dates for a command (an e-mail queued by `parcours org create`):
+    French, Paris time, as a request without preferences would get them."""
+    if has_request_context():
+        yield
+        return
+    app = Flask("parcours-messages")
+    init_i18n(app)
+    with app.test_request_context("/"):
+        yield

@@ -1,8 +1,10 @@
 """Rate limits on guessable things (passwords, campaign codes), shared by every process.
 
 Counters live in the database in fixed windows: one atomic upsert per hit, so any number of
-workers on any number of hosts see the same count. Count an attempt *before* checking it (and
-commit), then `release` it if it turns out fine: parallel guesses then see each other. Keys are
+workers on any number of hosts see the same count. For a slow check (a password), count an
+attempt *before* checking it (and commit), then `release` it if it turns out fine: parallel
+guesses then see each other. For a cheap lookup on a hot path (a campaign code on every page of
+the test), refuse first when `exceeded`, then count only the misses. Keys are
 keyed hashes (HMAC with the app's secret): they may hold e-mails or IP addresses, which must not
 be stored, nor be recoverable by hashing candidates.
 """
@@ -14,7 +16,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, delete, update
+from sqlalchemy import Integer, String, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -74,6 +76,20 @@ def hit(
     hits: int = session.execute(statement).scalar_one()
     retry_after = int((start + limit.window - now).total_seconds()) + 1
     return Verdict(allowed=hits <= limit.max_hits, hits=hits, retry_after_seconds=retry_after)
+
+
+def exceeded(
+    session: Session, limit: Limit, key: str, *, secret: str, now: dt.datetime | None = None
+) -> bool:
+    """Whether `key` has used up its attempts in the current window (a read: counts nothing)."""
+    now = now or utcnow()
+    hits = session.scalar(
+        select(RateLimitCounter.hits).where(
+            RateLimitCounter.key_hash == _key_hash(limit, key, secret),
+            RateLimitCounter.window_start == _window_start(now, limit.window),
+        )
+    )
+    return (hits or 0) >= limit.max_hits
 
 
 def release(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
@@ -47,7 +47,16 @@ def add_frame_origins_source(app: Flask, source: FrameOriginsSource) -> None:
 
 def init_security(app: Flask) -> None:
     csrf.init_app(app)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_set_security_headers)
+
+
+def _refuse_nul_characters() -> None:
+    """No text of ours holds a NUL character (PostgreSQL cannot even store one): a path, query
+    string or form carrying one is malformed (400), before any view compares it with a column."""
+    fields = (*request.args.items(multi=True), *request.form.items(multi=True))
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in fields):
+        abort(400)
 
 
 def _is_frameable() -> bool:

@@ -103,7 +103,8 @@ def matches(typed: str, solutions: tuple[str, ...], tolerances: tuple[str, ...])
 
 def _indexes(value: str) -> set[int] | None:
     parts = [p.strip() for p in value.split(",") if p.strip()]
-    if not parts or not all(p.isascii() and p.isdecimal() for p in parts):
+    # A proposal's number is a few ASCII digits (and int() refuses thousands of them).
+    if not parts or not all(p.isascii() and p.isdecimal() and len(p) <= 3 for p in parts):
         return None
     return {int(p) for p in parts}
 

@@ -146,6 +146,11 @@ class BoundDatabase(Database):
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
 
+    def read_only_session(self) -> Session:
+        """On the test's connection too (it sees the test's data); closing it keeps the test's
+        transaction."""
+        return self.session()
+
 
 @pytest.fixture
 def bound_database(database: Database, connection: Connection) -> BoundDatabase:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from campaigns import services
 from campaigns.models import (
     Assessment,
     AssessmentState,
     AssessmentType,
     Campaign,
     CampaignType,
+    Membership,
+    MembershipRole,
     Organization,
     OrganizationType,
     Participation,
@@ -20,6 +24,7 @@ from campaigns.models import (
     TargetProfileTube,
     User,
 )
+from config.db import utcnow
 
 _sequence = itertools.count(1)
 
@@ -95,3 +100,34 @@ def assessment(session: Session, participation: Participation, **fields) -> Asse
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Founded:
+    organization: Organization
+    admin: User
+
+
+def organization_with_admin(
+    session: Session,
+    *,
+    name: str,
+    type: OrganizationType,
+    admin_email: str,
+    uai: str | None = None,
+    password: str | None = None,
+) -> Founded:
+    """An organization and its admin, an account with a proven address (as if they had accepted
+    the invitation `parcours org create` sends)."""
+    organization = services.create_organization(session, name=name, type=type, uai=uai)
+    admin = services.find_user_by_login(session, admin_email) or services.create_user(
+        session, first_name=admin_email.split("@")[0], last_name="-", email=admin_email
+    )
+    admin.email_verified_at = utcnow()
+    if password is not None:
+        services.set_password(session, admin, password)
+    session.add(
+        Membership(organization_id=organization.id, user_id=admin.id, role=MembershipRole.ADMIN)
+    )
+    session.flush()
+    return Founded(organization, admin)

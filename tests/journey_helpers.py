@@ -9,13 +9,14 @@ from campaigns import journey, services
 from campaigns.content import import_pack
 from campaigns.models import CampaignType, OrganizationType, TargetProfile
 from engine.content import BUNDLED_PACK
+from tests.factories import organization_with_admin
 
 STUDENT_PASSWORD = "Eleve-Motdepasse-1"
 
 
 def school(session: Session, *, uai: str = "0750101A"):
     import_pack(session, BUNDLED_PACK)
-    created = services.create_organization(
+    created = organization_with_admin(
         session,
         name=f"Collège {uai}",
         type=OrganizationType.SCO,

@@ -5,13 +5,14 @@ import pytest
 from campaigns import services
 from campaigns.models import OrganizationType
 from tests.conftest import csrf_token
+from tests.factories import organization_with_admin
 
 PASSWORD = "Correct-Horse-9"
 
 
 @pytest.fixture
 def teacher(db_session):
-    created = services.create_organization(
+    created = organization_with_admin(
         db_session,
         name="Collège Jean Moulin",
         type=OrganizationType.SCO,
@@ -124,25 +125,16 @@ def test_successful_sign_ins_do_not_use_up_the_address_allowance(client, teacher
         client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/mon-compte")})
 
 
-def test_an_initial_password_must_be_changed_at_first_sign_in(app, client, db_session):
-    created = services.create_organization(
-        db_session,
-        name="Lycée Neuf",
-        type=OrganizationType.SCO,
-        uai="0750002B",
-        admin_email="n@l.fr",
-    )
+def test_a_temporary_password_must_be_changed_at_first_sign_in(app, client, db_session, teacher):
+    temporary = "Provisoire-2026"
+    services.set_password(db_session, teacher, temporary, must_change=True)
     db_session.commit()
-    first = sign_in(client, "n@l.fr", created.initial_password)
+    first = sign_in(client, "prof@college.example", temporary)
     assert first.headers["Location"].startswith("/mon-compte/mot-de-passe")
     form = csrf_token(client, "/mon-compte/mot-de-passe")
     weak = client.post(
         "/mon-compte/mot-de-passe",
-        data={
-            "csrf_token": form,
-            "current_password": created.initial_password,
-            "new_password": "short",
-        },
+        data={"csrf_token": form, "current_password": temporary, "new_password": "short"},
     )
     assert weak.status_code == 400
     assert "au moins 8 caractères" in weak.get_data(as_text=True)
@@ -150,13 +142,13 @@ def test_an_initial_password_must_be_changed_at_first_sign_in(app, client, db_se
         "/mon-compte/mot-de-passe",
         data={
             "csrf_token": form,
-            "current_password": created.initial_password,
+            "current_password": temporary,
             "new_password": "Mon-Vrai-Mot-2026",
         },
     )
     assert changed.status_code == 302
-    assert not services.must_change_password(db_session, created.admin)
-    assert sign_in(app.test_client(), "n@l.fr", created.initial_password).status_code == 401
+    assert not services.must_change_password(db_session, teacher)
+    assert sign_in(app.test_client(), "prof@college.example", temporary).status_code == 401
 
 
 def test_changing_the_password_signs_out_every_other_session(app, teacher):

@@ -6,9 +6,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from campaigns.models import Learner, Membership, Organization, User
+from campaigns import services
+from campaigns.models import Invitation, Learner, Membership, Organization, User
 from config.cli import cli
 from config.db import Database
+from config.jobs import Job
 from config.settings import Settings
 
 ORG_ARGS = [
@@ -51,16 +53,31 @@ def count(database_url, model):
         database.dispose()
 
 
-def test_org_create_prints_the_organization_as_json(database_url):
+def invitations(database_url):
+    database = Database(Settings(database_url=database_url))
+    try:
+        with database.session() as session:
+            return session.scalars(select(Invitation).order_by(Invitation.id)).all()
+    finally:
+        database.dispose()
+
+
+def test_org_create_prints_the_organization_and_the_admin_invitation_as_json(database_url):
     result = run(database_url, *ORG_ARGS)
     assert result.exit_code == 0, result.output
     created = json.loads(result.stdout)
     assert created["name"] == "Collège Pix"
     assert created["uai"] == "0123456A"
     assert created["type"] == "SCO"
-    assert created["admin"]["email"] == "a@b.fr"
-    assert created["admin"]["created"] is True
-    assert len(created["admin"]["initial_password"]) >= 12
+    admin = created["admin"]
+    assert admin["email"] == "a@b.fr" and admin["account_exists"] is False
+    assert admin["invitation"]["role"] == "ADMIN" and admin["invitation"]["status"] == "pending"
+    # Nobody got a role or an account: the invitation was e-mailed (queued for the worker).
+    assert count(database_url, User) == 0
+    assert count(database_url, Membership) == 0
+    [invitation] = invitations(database_url)
+    assert invitation.id == admin["invitation"]["id"] and invitation.email == "a@b.fr"
+    assert count(database_url, Job) == 1
 
 
 def test_the_same_org_twice_fails_in_one_line_and_duplicates_nothing(database_url):
@@ -71,12 +88,15 @@ def test_the_same_org_twice_fails_in_one_line_and_duplicates_nothing(database_ur
     assert again.stderr.strip().count("\n") == 0
     assert "0123456A" in again.stderr and "already exists" in again.stderr
     assert count(database_url, Organization) == 1
-    assert count(database_url, User) == 1
-    assert count(database_url, Membership) == 1
+    assert len(invitations(database_url)) == 1
+    assert count(database_url, Job) == 1
 
 
-def test_an_existing_account_becomes_admin_without_a_new_password(database_url):
-    assert run(database_url, *ORG_ARGS).exit_code == 0
+def test_an_existing_account_gets_a_pending_admin_invitation_not_the_role(database_url):
+    database = Database(Settings(database_url=database_url))
+    with database.session() as session, session.begin():
+        services.create_user(session, first_name="A", last_name="B", email="a@b.fr")
+    database.dispose()
     second = run(
         database_url,
         *["org", "create", "--name", "Lycée Pix", "--uai", "0123457B"],
@@ -84,10 +104,11 @@ def test_an_existing_account_becomes_admin_without_a_new_password(database_url):
     )
     assert second.exit_code == 0, second.output
     admin = json.loads(second.stdout)["admin"]
-    assert admin["created"] is False
-    assert admin["initial_password"] is None
+    assert admin["account_exists"] is True
+    assert admin["invitation"]["status"] == "pending"
+    assert "initial_password" not in admin
     assert count(database_url, User) == 1
-    assert count(database_url, Membership) == 2
+    assert count(database_url, Membership) == 0
 
 
 @pytest.mark.parametrize(

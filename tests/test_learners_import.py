@@ -9,6 +9,7 @@ from sqlalchemy import event, func, select
 from campaigns import learners, services
 from campaigns.learners import LearnerFileError, import_learners, read_learner_file
 from campaigns.models import Learner, OrganizationType
+from tests.factories import organization_with_admin
 
 HEADER = "Nom;Prénom;Date de naissance;Division;INE"
 
@@ -19,7 +20,7 @@ def csv_bytes(*lines: str, header: str = HEADER, encoding: str = "utf-8") -> byt
 
 @pytest.fixture
 def school(db_session):
-    return services.create_organization(
+    return organization_with_admin(
         db_session,
         name="Collège Import",
         type=OrganizationType.SCO,
@@ -119,6 +120,12 @@ def test_missing_columns_are_named():
         (b"", "Ligne 1 : le fichier est vide"),
         (HEADER.encode(), "Ligne 1 : le fichier ne contient aucun élève"),
         (b"\x00\x01PK\x03\x04", "Ligne 1 : le fichier n’est pas un fichier CSV (texte)"),
+        (  # a NUL byte far in (no database column could hold it)
+            csv_bytes(
+                *[f"Nom{i};Léa;01/02/2011;3A;" for i in range(300)], "Nul\x00;Léa;1/2/2011;;"
+            ),
+            "Ligne 1 : le fichier n’est pas un fichier CSV (texte)",
+        ),
     ],
 )
 def test_empty_and_binary_files_are_refused(data, expected):
@@ -247,7 +254,7 @@ def test_two_rows_matching_one_learner_are_refused(db_session, school):
 
 
 def test_learners_of_other_schools_are_never_touched(db_session, school):
-    other = services.create_organization(
+    other = organization_with_admin(
         db_session,
         name="Autre",
         type=OrganizationType.SCO,
@@ -262,7 +269,7 @@ def test_learners_of_other_schools_are_never_touched(db_session, school):
 
 
 def test_only_schools_import_learners(db_session):
-    company = services.create_organization(
+    company = organization_with_admin(
         db_session, name="Entreprise", type=OrganizationType.PRO, admin_email="pro@example.org"
     ).organization
     with pytest.raises(services.InvalidInput, match="SCO"):

@@ -118,3 +118,65 @@ def test_an_invalid_knowledge_index_left_by_a_failed_build_is_built_again(scratc
         assert indexes[new]["column_names"] == ["user_id", "skill_id", "created_at", "id"]
     finally:
         database.dispose()
+
+
+def test_migration_0006_proves_only_addresses_proven_by_an_accepted_invitation(scratch_databases):
+    """Existing accounts start unproven, except those that accepted an invitation sent to their
+    current address; their rows (and everything that refers to them) are kept."""
+    from config.migrations import upgrade
+
+    database = Database(Settings(database_url=scratch_databases.new("accounts_0006")))
+    try:
+        upgrade(database, "0005")
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, first_name, last_name, email, locale, created_at,"
+                    " updated_at) VALUES"
+                    " (1, 'A', 'Invitée', 'a@example.org', 'fr', :now, :now),"
+                    " (2, 'B', 'Inscrite', 'b@example.org', 'fr', :now, :now),"
+                    " (3, 'C', 'Changée', 'c-new@example.org', 'fr', :now, :now),"
+                    " (4, 'D', 'Identifiant', NULL, 'fr', :now, :now)"
+                ),
+                {"now": "2026-11-01 10:00:00+00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO authentication_methods (user_id, provider, password_hash,"
+                    " must_change_password, created_at) VALUES (2, 'PASSWORD', 'x', false, :now)"
+                ),
+                {"now": "2026-11-01 10:00:00+00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, type, uses_gar, created_at)"
+                    " VALUES (1, 'École', 'PRO', false, :now)"
+                ),
+                {"now": "2026-11-01 10:00:00+00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO invitations (organization_id, email, role, token_hash,"
+                    " created_at, expires_at, accepted_at, accepted_by_id) VALUES"
+                    " (1, 'a@example.org', 'MEMBER', 'h1', :now, :later, :accepted, 1),"
+                    " (1, 'c-old@example.org', 'MEMBER', 'h3', :now, :later, :accepted, 3),"
+                    " (1, 'b@example.org', 'MEMBER', 'h2', :now, :later, NULL, NULL)"
+                ),
+                {
+                    "now": "2026-11-01 10:00:00+00:00",
+                    "later": "2026-11-08 10:00:00+00:00",
+                    "accepted": "2026-11-02 09:00:00+00:00",
+                },
+            )
+        upgrade(database)
+        with database.engine.connect() as connection:
+            proven = dict(
+                connection.execute(
+                    text("SELECT id, email_verified_at IS NOT NULL FROM users ORDER BY id")
+                ).all()
+            )
+            methods = connection.execute(text("SELECT count(*) FROM authentication_methods"))
+            assert methods.scalar() == 1
+        assert proven == {1: True, 2: False, 3: False, 4: False}
+    finally:
+        database.dispose()

@@ -21,6 +21,7 @@ from config.migrations import upgrade
 from config.settings import Settings
 from engine.content import BUNDLED_PACK
 from tests.conftest import TEST_SECRET
+from tests.factories import organization_with_admin
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -44,7 +45,7 @@ def live_site(scratch_databases) -> Iterator[LiveSite]:
     upgrade(database)
     with database.session() as session, session.begin():
         import_pack(session, BUNDLED_PACK)
-        created = services.create_organization(
+        created = organization_with_admin(
             session,
             name="Collège du Navigateur",
             type=OrganizationType.SCO,

@@ -7,12 +7,18 @@ import csv
 import datetime as dt
 import io
 import os
+import sqlite3
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
+from flask import Flask
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+from werkzeug.test import EnvironBuilder
 
 from campaigns import exports, journey, services
 from campaigns.exports import decimal_cell, export_filename, rate_cell, text_cell
@@ -25,10 +31,13 @@ from campaigns.models import (
     OrganizationType,
     ParticipationStatus,
 )
+from config.app import create_app
 from config.db import Database
 from config.migrations import upgrade
-from config.settings import Settings
+from config.settings import Settings, sqlite_file
 from engine.content import load_pack
+from tests.conftest import TEST_SECRET
+from tests.factories import organization_with_admin
 from tests.journey_helpers import assessment_campaign
 from tests.orga_helpers import sign_in, take_test, teacher, world
 
@@ -277,7 +286,7 @@ def test_external_id_column_and_formula_injection(client, db_session):
 
 def test_no_class_column_outside_schools_and_names_from_the_account(client, db_session):
     world(db_session)  # imports the content
-    created = services.create_organization(
+    created = organization_with_admin(
         db_session, name="Université Test", type=OrganizationType.SUP, admin_email="sup@example.org"
     )
     from tests.orga_helpers import TEACHER_PASSWORD
@@ -590,3 +599,144 @@ def test_on_postgresql_the_facts_are_read_on_a_second_connection_with_the_same_r
             busy.dispose()
     finally:
         database.dispose()
+
+
+# -- the export's connections: a real engine and pool, committed data -----------------------------
+
+
+@dataclass
+class Served:
+    database: Database
+    app: Flask
+    email: str  # the teacher's
+    url: str  # the campaign's export
+
+
+@pytest.fixture
+def served(scratch_databases) -> Iterator[Served]:
+    """An app on a real engine, as a worker runs it: a pool of two connections on PostgreSQL (and
+    as many overflow), a file in WAL mode on SQLite, committed data in a database of its own, and
+    the teacher signed in through the sign-in form."""
+    url = scratch_databases.new("export_pool")
+    settings = Settings(
+        database_url=url, secret_key=TEST_SECRET, testing=True, database_pool_size=2
+    )
+    database = Database(settings, pool_timeout=2)  # a leak fails in seconds, not after 30
+    try:
+        upgrade(database)
+        with database.session() as session, session.begin():
+            w = world(session)
+            for n, (name, share, answers) in enumerate(
+                [("Bernard", True, None), ("Armand", False, None), ("Chevalier", True, 2)]
+            ):
+                user = pupil(session, w.school, name, n=n + 1)
+                take_test(session, w.campaign, user, seed=n, share=share, answers=answers)
+            email, campaign_id = w.admin.email, w.campaign.id
+        app = create_app(settings, database=database)
+        yield Served(database, app, email, f"/orga/campagnes/{campaign_id}/export.csv")
+    finally:
+        database.dispose()
+
+
+def signed_in(served: Served):
+    client = served.app.test_client()
+    sign_in(client, served.email)
+    return client
+
+
+def write_at_once(database: Database) -> None:
+    """A write on a connection of its own, outside the pool, that gives up at once when another
+    transaction holds what it needs (SQLite: the write lock)."""
+    if database.engine.dialect.name == "sqlite":
+        connection = sqlite3.connect(sqlite_file(database.url), timeout=0.2, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # "database is locked" while a writer holds it
+            connection.execute("UPDATE organizations SET name = name")
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+        return
+    engine = create_engine(database.url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            connection.execute(text("UPDATE organizations SET name = name"))
+    finally:
+        engine.dispose()
+
+
+def idle_in_transaction(database: Database) -> int:
+    """PostgreSQL sessions of this database that hold a transaction and do nothing."""
+    engine = create_engine(database.url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def assert_nothing_held(served: Served) -> None:
+    """What users notice after an export: another connection writes at once, a sign-in (which
+    writes) works, /healthz answers 200; and the pool has every connection back."""
+    write_at_once(served.database)
+    client = signed_in(served)
+    assert client.get("/healthz").status_code == 200
+    if served.database.engine.dialect.name == "postgresql":
+        assert idle_in_transaction(served.database) == 0
+    assert served.database.engine.pool.checkedout() == 0
+
+
+def first_rows(served: Served, client) -> object:
+    """Starts an export and reads its header and first rows; the response, still open."""
+    response = client.get(served.url, buffered=False)
+    assert response.status_code == 200
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"\xef\xbb\xbfNom de l'organisation")
+    assert b"Bernard" in next(chunks)  # the export is under way: reading on its connection(s)
+    return response
+
+
+def test_a_complete_export_gives_its_connections_back(served):
+    response = signed_in(served).get(served.url)
+    assert response.status_code == 200
+    assert [row[5] for row in parse(response)[1:]] == ["Armand", "Bernard", "Chevalier"]
+    assert_nothing_held(served)
+
+
+def test_an_export_the_client_leaves_gives_its_connections_back(served):
+    client = signed_in(served)
+    response = first_rows(served, client)
+    on_postgresql = served.database.engine.dialect.name == "postgresql"
+    # The rows' connection and, on PostgreSQL, the facts' one (the pool had two idle).
+    assert served.database.engine.pool.checkedout() == (2 if on_postgresql else 1)
+    write_at_once(served.database)  # writers keep going while an export reads (SQLite: WAL)
+    response.close()  # the client goes away: the server closes the response
+    assert_nothing_held(served)
+    # Closed before its body started: a HEAD request, and a GET whose body is never read.
+    assert client.head(served.url).status_code == 200
+    cookie = client.get_cookie(served.app.config["SESSION_COOKIE_NAME"])
+    environ = EnvironBuilder(
+        path=served.url, headers={"Cookie": f"{cookie.key}={cookie.value}"}
+    ).get_environ()
+    statuses: list[str] = []
+    body = served.app(environ, lambda status, _headers, _exc_info=None: statuses.append(status))
+    body.close()
+    assert statuses == ["200 OK"]
+    assert_nothing_held(served)
+
+
+def test_twenty_exports_in_a_row_with_a_pool_of_two(served):
+    client = signed_in(served)
+    for n in range(20):
+        if n % 2:
+            first_rows(served, client).close()
+        else:
+            response = client.get(served.url + ("?acquis=1" if n % 4 == 0 else ""))
+            assert response.status_code == 200
+            assert len(parse(response)) == 1 + 3
+    assert_nothing_held(served)

@@ -16,6 +16,7 @@ from campaigns.models import (
     OrganizationType,
 )
 from tests.conftest import csrf_token
+from tests.factories import organization_with_admin
 from tests.journey_helpers import assessment_campaign
 from tests.orga_helpers import TEACHER_PASSWORD, sign_in, take_test, teacher, world
 
@@ -331,7 +332,17 @@ def test_a_member_gives_a_temporary_password_shown_once(client, db_session):
     user = services.find_user_by_login(db_session, "ana@example.org")
     db_session.refresh(user)
     assert services.must_change_password(db_session, user)
-    assert user.sessions_valid_after is not None
+    # (The student's open sessions end: tests/test_account_trust.py.)
+
+
+def revoked_sessions(db_session, user):
+    from campaigns.models import UserSession
+
+    return db_session.scalars(
+        select(UserSession).where(
+            UserSession.user_id == user.id, UserSession.revoked_at.is_not(None)
+        )
+    ).all()
 
 
 def app_client(client):
@@ -368,7 +379,7 @@ def test_single_sign_on_students_and_students_without_account_are_refused(client
         )
     }
     assert kinds == {AuthenticationProvider.SAML, AuthenticationProvider.LTI}
-    assert db_session.get(type(user), user.id).sessions_valid_after is None
+    assert not revoked_sessions(db_session, user)
     nobody = client.post(f"/orga/eleves/{never.id}/mot-de-passe", data={"csrf_token": token})
     assert nobody.status_code == 409
     assert "jamais connecté" in nobody.get_data(as_text=True)
@@ -497,7 +508,7 @@ def test_no_confirmation_is_offered_for_a_login_the_school_does_not_manage(clien
         page = response.get_data(as_text=True)
         assert text in page and "Confirmer" not in page and f'action="{path}"' not in page
     db_session.expire_all()
-    assert db_session.get(type(user), user.id).sessions_valid_after is None
+    assert not revoked_sessions(db_session, user)
     assert try_sign_in(app_client(client), w.other_admin.email, TEACHER_PASSWORD)
 
 
@@ -506,7 +517,7 @@ def test_no_confirmation_is_offered_for_a_login_the_school_does_not_manage(clien
 
 def test_other_organizations_list_their_participants(client, db_session):
     w = world(db_session)
-    company = services.create_organization(
+    company = organization_with_admin(
         db_session, name="Entreprise Démo", type=OrganizationType.PRO, admin_email="rh@example.org"
     ).organization
     hr = teacher(db_session, company, email="rh2@example.org", role=MembershipRole.ADMIN)

@@ -1,0 +1,298 @@
+"""Accounts you can trust: signed-in sessions kept in the database, proven e-mail addresses and
+the single-use links mailed to prove them or to choose a new password.
+
+Functions take the session first, flush and never commit. Rules:
+- a browser is signed in by a `UserSession` row: the cookie holds a random token of which only
+  the SHA-256 is stored. Signing out revokes the row; a password change or reset revokes every
+  other row of the user. Sessions end `SESSION_LIFETIME` after sign-in whatever the activity;
+- an e-mail address is proven only when a link mailed to it was opened (`confirm_email`,
+  `reset_password`, or an invitation accepted by the account of that address). Only a proven
+  address receives a role, a learner link or an external identity link
+  (`services.require_proven`);
+- links are random tokens stored hashed, valid once, for a limited time, and only for the
+  address they were sent to (an account whose address changed since cannot use them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from campaigns import services
+from campaigns.models import AccountToken, AccountTokenPurpose, User, UserSession
+from config.db import execute_dml, utcnow
+from config.mail import queue_mail
+
+SESSION_LIFETIME = dt.timedelta(hours=12)
+VALIDITY = {
+    AccountTokenPurpose.VERIFY_EMAIL: dt.timedelta(days=3),
+    AccountTokenPurpose.RESET_PASSWORD: dt.timedelta(hours=1),
+}
+TOKEN_BYTES = 32
+
+CONFIRM_PATH = "/mon-compte/confirmer/"
+RESET_PATH = "/mot-de-passe-oublie/"
+FORGOTTEN_PATH = "/mot-de-passe-oublie"
+SIGN_IN_PATH = "/connexion"
+
+
+class LinkUnusable(services.ServiceError):
+    """A mailed link that cannot be used; `code`: unknown, expired, used or stale."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link(public_url: str, path: str) -> str:
+    """A link for an e-mail, on the configured public address (never the request's Host)."""
+    return f"{public_url.rstrip('/')}{path}"
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    session: UserSession
+
+
+def open_session(
+    session: Session, user: User, *, password_change_required: bool = False
+) -> tuple[str, UserSession]:
+    """A new signed-in session for `user`: the token for the cookie, and its row."""
+    token, now = new_token(), utcnow()
+    row = UserSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + SESSION_LIFETIME,
+        password_change_required=password_change_required,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def signed_in(session: Session, token: str) -> SignedIn | None:
+    """The user of a live session token (one query), or None: unknown, revoked or expired."""
+    if not token or len(token) > 128:
+        return None
+    row = session.execute(
+        select(User, UserSession)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.token_hash == token_hash(token),
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > utcnow(),
+        )
+    ).one_or_none()
+    return SignedIn(row[0], row[1]) if row is not None else None
+
+
+def end_session(session: Session, token: str) -> None:
+    execute_dml(
+        session,
+        update(UserSession)
+        .where(UserSession.token_hash == token_hash(token), UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False),
+    )
+
+
+def revoke_sessions(session: Session, user: User, *, keep: UserSession | None = None) -> int:
+    """End every open session of `user` (but `keep`, the one making the change)."""
+    statement = update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        statement = statement.where(UserSession.id != keep.id)
+    return execute_dml(
+        session,
+        statement.values(revoked_at=utcnow()).execution_options(synchronize_session=False),
+    ).rowcount
+
+
+def purge_ended(session: Session, *, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
+    """Forget sessions and mailed links that ended (expired, revoked or used) more than
+    `older_than` ago (`parcours worker` runs this now and then)."""
+    cutoff = utcnow() - older_than
+    sessions = execute_dml(
+        session,
+        delete(UserSession).where(
+            or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff)
+        ),
+    ).rowcount
+    links = execute_dml(
+        session,
+        delete(AccountToken).where(
+            or_(AccountToken.expires_at < cutoff, AccountToken.used_at < cutoff)
+        ),
+    ).rowcount
+    return sessions + links
+
+
+# -- proven addresses -----------------------------------------------------------------------------
+
+
+def mark_proven(session: Session, user: User, address: str) -> None:
+    """The owner of `address` just showed they read it (a link mailed to it was used)."""
+    if user.email == address and user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        session.flush()
+
+
+# -- mailed links ---------------------------------------------------------------------------------
+
+
+def _issue(session: Session, user: User, purpose: AccountTokenPurpose) -> str:
+    """A new link for `user`'s current address; earlier unused links of the same kind stop
+    working (only the newest e-mail's link is valid)."""
+    if user.email is None:
+        raise services.InvalidInput("this account has no e-mail address")
+    now = utcnow()
+    execute_dml(
+        session,
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+        )
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False),
+    )
+    token = new_token()
+    row = AccountToken(
+        user_id=user.id,
+        purpose=purpose,
+        email=user.email,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + VALIDITY[purpose],
+    )
+    session.add(row)
+    session.flush()
+    return token
+
+
+def find_link(
+    session: Session, purpose: AccountTokenPurpose, token: str, *, lock: bool = False
+) -> tuple[AccountToken, User]:
+    """The usable link of this token and its user; `LinkUnusable` otherwise."""
+    if not token or len(token) > 128:
+        raise LinkUnusable("unknown link", code="unknown")
+    query = (
+        select(AccountToken, User)
+        .join(User, User.id == AccountToken.user_id)
+        .where(AccountToken.token_hash == token_hash(token), AccountToken.purpose == purpose)
+    )
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).one_or_none()
+    if row is None:
+        raise LinkUnusable("unknown link", code="unknown")
+    found, user = row
+    if found.used_at is not None:
+        raise LinkUnusable("the link was used", code="used")
+    if found.expires_at <= utcnow():
+        raise LinkUnusable("the link expired", code="expired")
+    if user.email != found.email:
+        raise LinkUnusable("the account's address changed since", code="stale")
+    return found, user
+
+
+def send_confirmation(session: Session, user: User, public_url: str) -> None:
+    """Mail a "confirmez votre adresse" link to `user`'s address (a new one each time)."""
+    if user.email is None or user.email_verified_at is not None:
+        return
+    token = _issue(session, user, AccountTokenPurpose.VERIFY_EMAIL)
+    subject = _("Confirmez votre adresse e-mail sur Parcours")
+    body = mail_body(
+        _("Pour confirmer que cette adresse e-mail est bien la vôtre, ouvrez ce lien :")
+        + "\n"
+        + link(public_url, CONFIRM_PATH + token),
+        _(
+            "Tant que votre adresse n’est pas confirmée, vous pouvez passer des parcours, mais "
+            "aucune organisation ne peut vous donner de rôle."
+        ),
+        _("Si vous n’avez pas créé de compte sur Parcours, ignorez simplement ce message."),
+    )
+    queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"verify:{user.id}")
+
+
+def confirm_email(session: Session, token: str) -> User:
+    """Use a confirmation link: the address it was sent to is proven."""
+    found, user = find_link(session, AccountTokenPurpose.VERIFY_EMAIL, token, lock=True)
+    found.used_at = utcnow()
+    mark_proven(session, user, found.email)
+    return user
+
+
+def send_already_registered(session: Session, user: User, public_url: str) -> None:
+    """Someone signed up with the address of an existing account: tell its owner, not them."""
+    if user.email is None:
+        return
+    subject = _("Vous avez déjà un compte sur Parcours")
+    body = mail_body(
+        _(
+            "Quelqu’un (vous, sans doute) a voulu créer un compte sur Parcours avec cette "
+            "adresse e-mail. Vous avez déjà un compte : connectez-vous avec cette adresse."
+        )
+        + "\n"
+        + link(public_url, SIGN_IN_PATH),
+        _("Si vous avez oublié votre mot de passe, choisissez-en un nouveau ici :")
+        + "\n"
+        + link(public_url, FORGOTTEN_PATH),
+        _("Si ce n’était pas vous, ignorez ce message : votre compte n’a pas changé."),
+    )
+    queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"known:{user.id}")
+
+
+def request_password_reset(session: Session, address: str, public_url: str) -> None:
+    """Mail a "choisir un nouveau mot de passe" link to the account of `address`, if any (the
+    caller answers the same way either way)."""
+    user = session.scalars(select(User).where(User.email == address)).one_or_none()
+    if user is None or user.email is None:
+        return
+    token = _issue(session, user, AccountTokenPurpose.RESET_PASSWORD)
+    subject = _("Choisissez un nouveau mot de passe sur Parcours")
+    body = mail_body(
+        _("Pour choisir un nouveau mot de passe, ouvrez ce lien (valable une heure) :")
+        + "\n"
+        + link(public_url, RESET_PATH + token),
+        _("Si vous n’avez rien demandé, ignorez ce message : votre mot de passe ne change pas."),
+    )
+    queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"reset:{user.id}")
+
+
+def reset_password(session: Session, token: str, new_password: str) -> User:
+    """Use a reset link: the new password replaces the old one (no change required), the
+    address is proven, and every session of the account ends (someone else's included)."""
+    found, user = find_link(session, AccountTokenPurpose.RESET_PASSWORD, token, lock=True)
+    services.check_password_strength(new_password)
+    services.set_password(session, user, new_password)
+    found.used_at = utcnow()
+    mark_proven(session, user, found.email)
+    revoke_sessions(session, user)
+    session.flush()
+    return user
+
+
+def mail_body(*paragraphs: str) -> str:
+    """Greeting, paragraphs (a link on its own line), signature."""
+    lines = [_("Bonjour,"), ""]
+    for paragraph in paragraphs:
+        lines += [paragraph, ""]
+    return "\n".join([*lines, "-- ", "Parcours"])
