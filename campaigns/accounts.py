@@ -4,11 +4,12 @@ the single-use links mailed to prove them or to choose a new password.
 Functions take the session first, flush and never commit. Rules:
 - a browser is signed in by a `UserSession` row: the cookie holds a random token of which only
   the SHA-256 is stored. Signing out revokes the row; a password change or reset revokes every
-  other row of the user. Sessions end `SESSION_LIFETIME` after sign-in whatever the activity;
-- an e-mail address is proven only when a link mailed to it was opened (`confirm_email`,
-  `reset_password`, or an invitation accepted by the account of that address). Only a proven
-  address receives a role, a learner link or an external identity link
-  (`services.require_proven`);
+  row of the user (the browser that changed it goes on under a new one). Sessions end `SESSION_LIFETIME` after sign-in whatever the activity;
+- an e-mail address is proven only when a link mailed to it was used together with the
+  account's password: `confirm_email` from the account's own session, `reset_password` (which
+  replaces the password and ends every session), or an invitation accepted by the signed-in
+  account of that address. Only a proven address receives a role, a learner link or an
+  external identity link (`services.require_proven`);
 - links are random tokens stored hashed, valid once, for a limited time, and only for the
   address they were sent to (an account whose address changed since cannot use them).
 """
@@ -232,9 +233,12 @@ def send_confirmation(session: Session, user: User, public_url: str) -> None:
     queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"verify:{user.id}")
 
 
-def confirm_email(session: Session, token: str) -> User:
-    """Use a confirmation link: the address it was sent to is proven."""
+def confirm_email(session: Session, token: str, signed_in: User) -> User:
+    """Use a confirmation link, from the account's own session: the address it was sent to is
+    proven (the link shows the mailbox is theirs, the session that the account is)."""
     found, user = find_link(session, AccountTokenPurpose.VERIFY_EMAIL, token, lock=True)
+    if user.id != signed_in.id:
+        raise LinkUnusable("the link is for another account", code="other_account")
     found.used_at = utcnow()
     mark_proven(session, user, found.email)
     return user
@@ -277,6 +281,23 @@ def request_password_reset(session: Session, address: str, public_url: str) -> N
     queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"reset:{user.id}")
 
 
+def password_replaced(session: Session, user: User) -> None:
+    """After a new password: every session of the account ends, and "mot de passe oublié"
+    links sent before stop working."""
+    revoke_sessions(session, user)
+    execute_dml(
+        session,
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == AccountTokenPurpose.RESET_PASSWORD,
+            AccountToken.used_at.is_(None),
+        )
+        .values(expires_at=utcnow())
+        .execution_options(synchronize_session=False),
+    )
+
+
 def reset_password(session: Session, token: str, new_password: str) -> User:
     """Use a reset link: the new password replaces the old one (no change required), the
     address is proven, and every session of the account ends (someone else's included)."""
@@ -285,7 +306,7 @@ def reset_password(session: Session, token: str, new_password: str) -> User:
     services.set_password(session, user, new_password)
     found.used_at = utcnow()
     mark_proven(session, user, found.email)
-    revoke_sessions(session, user)
+    password_replaced(session, user)
     session.flush()
     return user
 

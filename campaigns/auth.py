@@ -64,6 +64,19 @@ def sign_in(user: User, *, password_change_required: bool = False) -> None:
     g.signed_in = accounts.SignedIn(user, row)
 
 
+def anonymous_like_signed_in() -> None:
+    """A fresh cookie shaped like a new session's (a random session id that names no session):
+    for answers that must not tell a signed-in visitor from an anonymous one by their cookie
+    (sign-up with an address that has an account)."""
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session[SESSION_KEY] = accounts.new_token()
+    if lang:
+        session["lang"] = lang
+    g.signed_in = None
+
+
 def sign_out() -> None:
     """End the session in the database and clear the cookie. The caller commits."""
     token = session.get(SESSION_KEY)
@@ -74,11 +87,6 @@ def sign_out() -> None:
     if lang:
         session["lang"] = lang
     g.signed_in = None
-
-
-def password_changed(row: UserSession) -> None:
-    """This session chose its own password: it may go everywhere again."""
-    row.password_change_required = False
 
 
 def login_required(view: F) -> F:

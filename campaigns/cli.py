@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns import services, team
 from campaigns.content import import_pack
-from campaigns.models import MembershipRole, OrganizationType
+from campaigns.models import MembershipRole, Organization, OrganizationType
 from config.commands import Runtime, pass_runtime, print_json
 from config.i18n import messages_outside_requests
 from engine.content import check_pack_files, load_pack_files, read_pack_files
@@ -48,43 +50,87 @@ def create(
         organization = services.create_organization(
             session, name=name, type=OrganizationType(type_), uai=uai
         )
-        address = services.normalize_email(admin_email)
-        has_account = services.find_user_by_login(session, address) is not None
-        invited = team.add_member(
-            session,
-            organization,
-            email=address,
-            role=MembershipRole.ADMIN,
-            invited_by=None,
-            public_url=runtime.settings.public_url,
-        )
-        invitation = invited.invitation
-        if invitation is None:  # (never: a new organization has no members yet)
-            raise services.ServiceError(f"{address} is already a member")
+        invitation = _invite_admin(session, runtime, organization, admin_email)
         result = {
             "id": organization.id,
             "name": organization.name,
             "type": organization.type.value,
             "uai": organization.uai,
             "created_at": organization.created_at.isoformat(),
-            "admin": {
-                "email": address,
-                "account_exists": has_account,
-                "invitation": {
-                    "id": invitation.id,
-                    "role": invitation.role.value,
-                    "status": "pending",
-                    "expires_at": invitation.expires_at.isoformat(),
-                },
-            },
+            "admin": invitation,
         }
     if as_json:
         print_json(result)
         return
     click.echo(f"organization {result['id']} created: {organization.name}")
-    click.echo(
-        f"admin invitation e-mailed to {address} (valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC)"
+    click.echo(f"admin invitation e-mailed to {invitation['email']} ({invitation['outcome']})")
+
+
+@org.command("invite-admin")
+@click.option("--org", "org_ref", required=True, help="Organization id or UAI.")
+@click.option("--email", required=True, help="E-mail of the admin to invite.")
+@click.option("--json", "as_json", is_flag=True, help="Print the invitation as JSON.")
+@pass_runtime
+def invite_admin(runtime: Runtime, org_ref: str, email: str, as_json: bool) -> None:
+    """Invite an admin to an organization by e-mail (or renew a pending invitation: a new link,
+    the old one stops working), e.g. when the first admin's invitation expired. As with
+    `org create`, nobody gets a role until the owner of the address accepts."""
+    with (
+        messages_outside_requests(),
+        runtime.connected_database().session() as session,
+        session.begin(),
+    ):
+        organization = _organization(session, org_ref)
+        invitation = _invite_admin(session, runtime, organization, email)
+        result = {"organization": {"id": organization.id, "uai": organization.uai}, **invitation}
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"admin invitation e-mailed to {invitation['email']} ({invitation['outcome']})")
+
+
+def _invite_admin(
+    session: Session, runtime: Runtime, organization: Organization, email: str
+) -> dict[str, object]:
+    """Queue an ADMIN invitation to `email`; what a script needs to know of it (no token)."""
+    address = services.normalize_email(email)
+    has_account = services.find_user_by_login(session, address) is not None
+    invited = team.add_member(
+        session,
+        organization,
+        email=address,
+        role=MembershipRole.ADMIN,
+        invited_by=None,
+        public_url=runtime.settings.public_url,
     )
+    invitation = invited.invitation
+    if invitation is None:
+        raise services.AlreadyExists(f"{address} is already a member of this organization")
+    return {
+        "email": address,
+        "account_exists": has_account,
+        "outcome": invited.outcome.value,
+        "invitation": {
+            "id": invitation.id,
+            "role": invitation.role.value,
+            "status": "pending",
+            "expires_at": invitation.expires_at.isoformat(),
+        },
+    }
+
+
+def _organization(session: Session, reference: str) -> Organization:
+    """An organization named by its id or its UAI (one-line error otherwise)."""
+    reference = reference.strip()
+    query = select(Organization).where(
+        Organization.id == int(reference)
+        if reference.isdecimal() and len(reference) < 10
+        else Organization.uai == reference.upper()
+    )
+    organization = session.scalars(query).one_or_none()
+    if organization is None:
+        raise services.InvalidInput(f"no organization with id or UAI {reference!r}")
+    return organization
 
 
 @click.group()
@@ -158,22 +204,11 @@ def learners() -> None:
 def learners_import(runtime: Runtime, org_ref: str, file: Path, as_json: bool) -> None:
     """Import a school's learner list (SIECLE-like CSV: nom, prénom, date de naissance,
     division, INE). All or nothing; learners missing from the file are disabled."""
-    from sqlalchemy import select
-
     from campaigns.learners import import_learners
-    from campaigns.models import Organization
 
     data = file.read_bytes()
     with runtime.connected_database().session() as session, session.begin():
-        reference = org_ref.strip()
-        query = select(Organization).where(
-            Organization.id == int(reference)
-            if reference.isdecimal() and len(reference) < 10
-            else Organization.uai == reference.upper()
-        )
-        organization = session.scalars(query).one_or_none()
-        if organization is None:
-            raise services.InvalidInput(f"no organization with id or UAI {reference!r}")
+        organization = _organization(session, org_ref)
         report = import_learners(session, organization, data)
         result: dict[str, object] = {
             "organization": {"id": organization.id, "uai": organization.uai}

@@ -74,7 +74,8 @@ def current_workspace() -> Workspace:
 
 
 def member_required(view: F) -> F:
-    """Signed in, member of an organization, terms of use accepted; framable in an LMS."""
+    """Signed in, member of an organization with a proven address, terms of use accepted;
+    framable in an LMS."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -83,6 +84,11 @@ def member_required(view: F) -> F:
             return redirect(url_for("campaigns.sign_in", next=request.full_path.rstrip("?")))
         if workspace() is None:
             return render_template("orga/not_a_member.html"), 403
+        if user.email is not None and user.email_verified_at is None:
+            # A role held by an address nobody proved (a member from before addresses were
+            # proven, perhaps someone who signed up with another person's address) waits for the
+            # owner of the address to confirm it.
+            return render_template("orga/unproven.html", user=user), 403
         if user.cgu_accepted_at is None:
             return redirect(url_for("orga.terms", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)

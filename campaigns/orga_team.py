@@ -179,6 +179,16 @@ def change_role(membership_id: int) -> Response | tuple[str, int]:
         db.rollback()
         flash(str(LAST_ADMIN), "error")
         return _page(409)
+    except services.EmailNotProven:
+        db.rollback()
+        flash(
+            _(
+                "Ce membre n’a pas encore confirmé son adresse e-mail : il ne peut pas devenir "
+                "administrateur avant de l’avoir fait."
+            ),
+            "error",
+        )
+        return _page(409)
     except services.ServiceError:
         db.rollback()
         abort(404)

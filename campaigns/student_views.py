@@ -18,7 +18,13 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from campaigns import accounts, journey, services
-from campaigns.auth import current_user, login_required, safe_next, sign_in, sign_out
+from campaigns.auth import (
+    anonymous_like_signed_in,
+    current_user,
+    login_required,
+    safe_next,
+    sign_in,
+)
 from campaigns.models import (
     Assessment,
     AssessmentState,
@@ -40,8 +46,12 @@ from engine.scoring import CHECKPOINT_EVERY, progress, rounded_percent
 blueprint = Blueprint("journey", __name__, template_folder="templates")
 T = TypeVar("T")
 
-CODE_GUESSES = Limit("campaign-code:address", max_hits=30, window=dt.timedelta(minutes=10))
+# Unknown campaign codes: per address (a school is often one address: a higher ceiling) and,
+# for a signed-in visitor, per account.
+CODE_GUESSES = Limit("campaign-code:address", max_hits=100, window=dt.timedelta(minutes=10))
+CODE_GUESSES_PER_USER = Limit("campaign-code:user", max_hits=30, window=dt.timedelta(minutes=10))
 SIGN_UPS = Limit("sign-up:address", max_hits=30, window=dt.timedelta(hours=1))
+KNOWN_ADDRESS_MAILS = Limit("sign-up:known-email", max_hits=3, window=dt.timedelta(hours=1))
 REPORTS = Limit("report:user", max_hits=20, window=dt.timedelta(hours=1))
 RULES = 4
 REPORT_CATEGORIES = ("consigne", "reponse", "affichage", "autre")
@@ -79,21 +89,42 @@ def _limited(limit: Limit, key: str) -> bool:
     return not verdict.allowed
 
 
-def _guarded(code: str, find: Callable[[str], T | None]) -> T:
+def _guess_limits() -> list[tuple[Limit, str]]:
+    """The counters a code guess counts against: the address, and the account if signed in."""
+    limits = [(CODE_GUESSES, request.remote_addr or "unknown")]
+    user = current_user()
+    if user is not None:
+        limits.append((CODE_GUESSES_PER_USER, str(user.id)))
+    return limits
+
+
+def _out_of_guesses() -> bool:
+    """Whether this visitor used up a guess allowance (a read: counts nothing)."""
+    secret = current_app.config["SECRET_KEY"]
+    return any(exceeded(get_session(), limit, key, secret=secret) for limit, key in _guess_limits())
+
+
+def _count_miss() -> bool:
+    """Count an unknown code (committed at once); True when an allowance is now used up."""
+    over = [_limited(limit, key) for limit, key in _guess_limits()]
+    return any(over)
+
+
+def _guarded(code: str, find: Callable[[str], T | None], *, reveals: bool = True) -> T:
     """What `find` gives for a code from the URL, counted as a guess when it gives nothing.
 
-    Every route that takes a code goes through here: an address that has used up its guesses
-    is refused before any lookup (so the answer tells nothing), and each miss counts. A code that
-    exists costs one read of the counter and writes nothing."""
-    address = request.remote_addr or "unknown"
-    secret = current_app.config["SECRET_KEY"]
-    if exceeded(get_session(), CODE_GUESSES, address, secret=secret):
+    Every route that takes a code goes through here, and every miss counts. Where the answer
+    tells whether a code exists (`reveals`: landing page, start, rules…), a visitor out of
+    guesses is refused before any lookup, so the answer tells nothing. The pages of a test
+    under way find only the student's own participation (an unknown code and someone else's
+    campaign both answer 404): they count misses but never refuse a student their own test,
+    whatever others behind the same address guessed. A code that exists writes nothing."""
+    if reveals and _out_of_guesses():
         abort(429)
     normalized = services.normalize_code(code)
     found = find(normalized) if normalized else None
     if found is None:
-        _limited(CODE_GUESSES, address)
-        abort(404)
+        abort(429 if _count_miss() else 404)
     return found
 
 
@@ -117,7 +148,7 @@ def _place(code: str) -> journey.Place:
         found = journey.place(get_session(), normalized, user)
         return found if found is not None and found.participation is not None else None
 
-    return _guarded(code, mine)
+    return _guarded(code, mine, reveals=False)
 
 
 def _mine(code: str) -> tuple[Campaign, Participation]:
@@ -161,16 +192,14 @@ def enter_code() -> str | Response | tuple[str, int]:
         return render_template("journey/enter_code.html", code="")
     session = get_session()
     typed = request.form.get("code", "")[:32]
-    address = request.remote_addr or "unknown"
-    secret = current_app.config["SECRET_KEY"]
     too_many = _("Trop de codes essayés. Réessayez dans quelques minutes.")
-    if exceeded(session, CODE_GUESSES, address, secret=secret):
+    if _out_of_guesses():
         flash(too_many, "error")
         return render_template("journey/enter_code.html", code=typed), 429
     code = services.normalize_code(typed)
     campaign = journey.campaign_by_code(session, code) if code else None
     if campaign is None:
-        if _limited(CODE_GUESSES, address):
+        if _count_miss():
             flash(too_many, "error")
             return render_template("journey/enter_code.html", code=typed), 429
         flash(
@@ -334,8 +363,9 @@ def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
             sign_in(user)
     if existing is not None:
         services.hash_password(password)  # the same work as a new account: same time
-        accounts.send_already_registered(session, existing, public_url)
-        sign_out()  # a fresh anonymous cookie, as a new account gets a fresh one
+        if not _limited(KNOWN_ADDRESS_MAILS, address):  # no mail bombing through this form
+            accounts.send_already_registered(session, existing, public_url)
+        anonymous_like_signed_in()  # the same cookie as a new account gets
     session.commit()
     flash(
         _(

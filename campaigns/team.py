@@ -410,6 +410,8 @@ def change_role(
         return membership
     if membership.role is MembershipRole.ADMIN and admins == [membership.id]:
         raise LastAdmin()
+    if role is MembershipRole.ADMIN:
+        services.require_proven(membership.user)  # no new role for an unproven address
     membership.role = role
     session.flush()
     return membership

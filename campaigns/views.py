@@ -2,11 +2,11 @@
 e-mail address and choosing a new password through a mailed link.
 
 Password guessing is slowed down without letting anyone lock a user out (README, "Security"):
-- every attempt counts against the client address (`SIGN_IN_PER_ADDRESS`);
 - an attempt from a browser where this login signed in before (it holds a device cookie for
   it) counts against that browser only (`SIGN_IN_PER_DEVICE`);
-- any other attempt counts against the login (`SIGN_IN_PER_LOGIN`): a flood of wrong passwords
-  shuts unknown browsers out for a while, never the owner's own browsers.
+- any other attempt counts against the login (`SIGN_IN_PER_LOGIN`) and the client address
+  (`SIGN_IN_PER_ADDRESS`): a flood of wrong passwords shuts unknown browsers out for a while,
+  never the owner's own browsers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from campaigns import accounts, services
@@ -37,7 +37,6 @@ from campaigns.auth import (
     current_session,
     current_user,
     login_required,
-    password_changed,
     safe_next,
     sign_in,
     sign_out,
@@ -103,8 +102,10 @@ def _limited(limit: Limit, key: str) -> bool:
 # -- device cookies -------------------------------------------------------------------------------
 
 
-def _devices() -> URLSafeSerializer:
-    return URLSafeSerializer(_secret(), salt="parcours-device")
+def _devices() -> URLSafeTimedSerializer:
+    """Device cookies are signed and dated: one older than `DEVICE_LIFETIME` is not trusted,
+    whatever the browser kept."""
+    return URLSafeTimedSerializer(_secret(), salt="parcours-device")
 
 
 def _login_tag(login: str) -> str:
@@ -117,8 +118,8 @@ def _device_entries() -> list[list[str]]:
     if not raw or len(raw) > 4096:
         return []
     try:
-        entries = _devices().loads(raw)
-    except BadSignature:
+        entries = _devices().loads(raw, max_age=int(DEVICE_LIFETIME.total_seconds()))
+    except BadSignature:  # forged, altered or too old (SignatureExpired is a BadSignature)
         return []
     if not isinstance(entries, list):
         return []
@@ -256,28 +257,40 @@ def _link_guess_limited() -> bool:
 
 @blueprint.route("/mon-compte/confirmer/<token>", methods=["GET", "POST"], endpoint="confirm_email")
 def confirm_email(token: str) -> str | Response | tuple[str, int]:
-    """The link in the "confirmez votre adresse" e-mail. GET shows a button, so that a mail
-    scanner that opens links does not use it up; POST proves the address."""
+    """The link in the "confirmez votre adresse" e-mail. It proves the address only to the
+    account's own signed-in session: the link proves the mailbox, the session the password. So
+    the owner of an address that someone else signed up with cannot prove that person's account
+    by clicking (they are offered "mot de passe oublié", which takes the account back). GET
+    shows a button, so that a mail scanner that opens links does not use it up."""
     if _link_guess_limited():
         return _link_refused("limited")
     db = get_session()
     try:
-        found, _user = accounts.find_link(db, AccountTokenPurpose.VERIFY_EMAIL, token)
+        found, owner = accounts.find_link(db, AccountTokenPurpose.VERIFY_EMAIL, token)
     except accounts.LinkUnusable as error:
         return _link_refused(error.code)
     release(db, LINK_GUESSES, _address(), secret=_secret())
     db.commit()
+    user = current_user()
+    if user is None or user.id != owner.id:
+        return render_template(
+            "campaigns/confirm_email.html",
+            email=found.email,
+            token=token,
+            signed_in_elsewhere=user is not None,
+            own_account=False,
+        ), 403 if request.method == "POST" else 200
     if request.method == "GET":
-        return render_template("campaigns/confirm_email.html", email=found.email, token=token)
+        return render_template(
+            "campaigns/confirm_email.html", email=found.email, token=token, own_account=True
+        )
     try:
-        accounts.confirm_email(db, token)
+        accounts.confirm_email(db, token, user)
     except accounts.LinkUnusable as error:  # used meanwhile
         return _link_refused(error.code)
     db.commit()
     flash(_("Votre adresse e-mail est confirmée."), "info")
-    if current_user() is not None:
-        return redirect(url_for("campaigns.account"), 303)
-    return redirect(url_for("campaigns.sign_in"), 303)
+    return redirect(url_for("campaigns.account"), 303)
 
 
 # -- passwords ------------------------------------------------------------------------------------
@@ -331,8 +344,9 @@ def change_password_page() -> str | Response | tuple[str, int]:
             db.commit()
         return page(PASSWORD_ERRORS.get(error.code, PASSWORD_ERRORS["weak"]), 400)
     release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
-    accounts.revoke_sessions(db, user, keep=row)  # this session stays; every other one ends
-    password_changed(row)
+    # Every session ends, this one included: it goes on under a new session id.
+    accounts.password_replaced(db, user)
+    sign_in(user)
     db.commit()
     flash(_("Votre mot de passe a été modifié."), "info")
     return redirect(next_url)

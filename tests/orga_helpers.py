@@ -34,6 +34,7 @@ def teacher(
         session, first_name=first_name, last_name=last_name, email=email
     )
     services.set_password(session, user, TEACHER_PASSWORD)
+    user.email_verified_at = utcnow()  # as after accepting the invitation mailed to them
     if terms:
         user.cgu_accepted_at = utcnow()
     session.add(Membership(organization_id=organization.id, user_id=user.id, role=role))

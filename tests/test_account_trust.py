@@ -177,14 +177,34 @@ def test_signing_up_mails_a_single_use_confirmation_link(app, client, db_session
     [mail] = mails(db_session, "lea@example.org")
     assert mail["subject"] == "Confirmez votre adresse e-mail sur Parcours"
     path = link_in(mail)
-    other_browser = app.test_client()  # opened from the mailbox, signed in or not
-    assert "Je confirme mon adresse" in other_browser.get(path).get_data(as_text=True)
-    assert user_of(db_session, "lea@example.org").email_verified_at is None  # GET changes nothing
-    assert post(other_browser, path, form_page=path).status_code == 303
+    # Opened in a browser not signed in to the account, the link proves nothing: sign in first.
+    other_browser = app.test_client()
+    page = other_browser.get(path).get_data(as_text=True)
+    assert "Je confirme mon adresse" not in page and "connectez-vous" in page
+    assert post(other_browser, path, form_page="/connexion").status_code == 403
+    assert user_of(db_session, "lea@example.org").email_verified_at is None
+    # The account's own session confirms it (GET shows a button and changes nothing).
+    assert "Je confirme mon adresse" in client.get(path).get_data(as_text=True)
+    assert user_of(db_session, "lea@example.org").email_verified_at is None
+    assert post(client, path, form_page=path).status_code == 303
     assert user_of(db_session, "lea@example.org").email_verified_at is not None
     assert "confirmée" in client.get("/mon-compte").get_data(as_text=True)
-    again = other_browser.get(path)
+    again = client.get(path)
     assert again.status_code == 410 and "déjà été utilisé" in again.get_data(as_text=True)
+
+
+def test_the_owner_clicking_the_link_does_not_prove_an_account_someone_else_made(app, db_session):
+    attacker = app.test_client()
+    sign_up(attacker, "victime@example.org", ATTACKER_PASSWORD)
+    path = link_in(mails(db_session, "victime@example.org")[-1])
+    victim = app.test_client()  # the real owner opens the e-mail and clicks
+    page = victim.get(path).get_data(as_text=True)
+    assert "Choisissez un nouveau mot de passe" in page  # the way to take the account back
+    assert post(victim, path, form_page="/connexion").status_code == 403
+    victim_with_own_account = app.test_client()
+    sign_up(victim_with_own_account, "autre@example.org", VICTIM_PASSWORD)
+    assert post(victim_with_own_account, path, form_page="/mon-compte").status_code == 403
+    assert user_of(db_session, "victime@example.org").email_verified_at is None
 
 
 def test_a_confirmation_link_expires_and_proves_only_the_address_it_was_sent_to(
@@ -347,6 +367,10 @@ def test_ended_sessions_are_purged(db_session, school_admin):
 # -- 5. campaign-code guessing --------------------------------------------------------------------
 
 
+def guess(n: int) -> str:
+    return f"ABCDEF{n % 8 + 2}{n // 8 % 8 + 2}2"
+
+
 @pytest.mark.parametrize(
     ("method", "template"),
     [
@@ -354,17 +378,13 @@ def test_ended_sessions_are_purged(db_session, school_admin):
         ("POST", "/campagnes/{code}/commencer"),
         ("GET", "/campagnes/{code}/regles/1"),
         ("GET", "/campagnes/{code}/identifiant"),
-        ("GET", "/campagnes/{code}/evaluation"),
-        ("GET", "/campagnes/{code}/checkpoint"),
-        ("GET", "/campagnes/{code}/resultats"),
-        ("POST", "/campagnes/{code}/envoi"),
         ("GET", "/campagnes/{code}/profil"),
     ],
 )
-def test_code_guessing_is_counted_on_every_route_that_takes_a_code(
+def test_code_guessing_is_counted_on_every_route_that_tells_a_code_exists(
     app, client, db_session, method, template
 ):
-    from campaigns.student_views import CODE_GUESSES
+    from campaigns.student_views import CODE_GUESSES_PER_USER
 
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher, external_id_label="INE")
@@ -373,13 +393,60 @@ def test_code_guessing_is_counted_on_every_route_that_takes_a_code(
     sign_in(client, "eleve1@example.org", STUDENT_PASSWORD)
     token = csrf_token(client, "/mes-parcours")
     data = {"csrf_token": token} if method == "POST" else None
-    for n in range(CODE_GUESSES.max_hits):
-        guess = f"ABCDEF{n % 8 + 2}{n // 8 % 8 + 2}2"
-        response = client.open(template.format(code=guess), method=method, data=data)
+    for n in range(CODE_GUESSES_PER_USER.max_hits):
+        response = client.open(template.format(code=guess(n)), method=method, data=data)
         assert response.status_code == 404, (n, response.status_code)
     # Out of guesses: even the right code is refused, so the answer tells nothing.
     real = client.open(template.format(code=campaign.code), method=method, data=data)
     assert real.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("method", "template"),
+    [
+        ("GET", "/campagnes/{code}/evaluation"),
+        ("GET", "/campagnes/{code}/checkpoint"),
+        ("GET", "/campagnes/{code}/resultats"),
+        ("POST", "/campagnes/{code}/envoi"),
+        ("POST", "/campagnes/{code}/ameliorer"),
+        ("POST", "/campagnes/{code}/repasser"),
+        ("POST", "/campagnes/{code}/signalement"),
+    ],
+)
+def test_code_guessing_is_counted_on_the_pages_of_a_test(app, client, db_session, method, template):
+    from campaigns.student_views import CODE_GUESSES_PER_USER
+
+    organization, teacher = school(db_session)
+    assessment_campaign(db_session, organization, teacher)
+    student(db_session)
+    db_session.commit()
+    sign_in(client, "eleve1@example.org", STUDENT_PASSWORD)
+    data = {"csrf_token": csrf_token(client, "/mes-parcours")} if method == "POST" else None
+    statuses = [
+        client.open(template.format(code=guess(n)), method=method, data=data).status_code
+        for n in range(CODE_GUESSES_PER_USER.max_hits + 2)
+    ]
+    assert statuses == [404] * CODE_GUESSES_PER_USER.max_hits + [429, 429]
+
+
+def test_guesses_behind_the_same_address_never_stop_a_student_in_a_test(app, client, db_session):
+    from campaigns.student_views import CODE_GUESSES
+
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    student(db_session)
+    db_session.commit()
+    sign_in(client, "eleve1@example.org", STUDENT_PASSWORD)
+    start = post(client, f"/campagnes/{campaign.code}/commencer", form_page="/mes-parcours")
+    assert start.status_code == 302
+    question = f"/campagnes/{campaign.code}/evaluation"
+    assert client.get(question).status_code == 200
+    classmate = app.test_client()  # same school, same address
+    for n in range(CODE_GUESSES.max_hits + 2):
+        classmate.get(f"/campagnes/{guess(n)}")
+    assert classmate.get(f"/campagnes/{campaign.code}").status_code == 429
+    assert client.get(question).status_code == 200  # the test goes on
+    assert client.get(f"/campagnes/{campaign.code}/resultats").status_code == 302
 
 
 def test_a_known_code_costs_no_guess(client, db_session):
@@ -450,10 +517,30 @@ def test_a_trusted_browser_is_limited_on_its_own(app, db_session, school_admin):
     for _ in range(SIGN_IN_PER_DEVICE.max_hits):
         assert sign_in(browser, "direction@jaures.example", "Mauvais-0000").status_code == 401
     assert sign_in(browser, "direction@jaures.example", ADMIN_PASSWORD).status_code == 429
-    # The device cookie cannot be forged nor moved to another login.
+
+
+def test_a_device_cookie_cannot_be_forged_nor_used_for_another_login(app, db_session, school_admin):
+    from campaigns.views import SIGN_IN_PER_LOGIN
+
+    services.create_user(
+        db_session, first_name="Autre", last_name="Compte", email="autre@jaures.example",
+        password=VICTIM_PASSWORD,
+    )  # fmt: skip
+    db_session.commit()
+    other_login_browser = app.test_client()  # trusted, but for another login
+    assert sign_in(other_login_browser, "autre@jaures.example", VICTIM_PASSWORD).status_code == 302
+    post(other_login_browser, "/deconnexion", form_page="/mon-compte")
+    attacker = app.test_client()
+    for _ in range(SIGN_IN_PER_LOGIN.max_hits):
+        sign_in(attacker, "direction@jaures.example", "Mauvais-0000")
     forged = app.test_client()
-    forged.set_cookie("parcours_device", "forged.value")
-    assert sign_in(forged, "direction@jaures.example", ADMIN_PASSWORD).status_code == 302
+    forged.set_cookie("parcours_device", "W1siYWJjIiwiZGVmIl1d.forged-signature")
+    assert sign_in(forged, "direction@jaures.example", ADMIN_PASSWORD).status_code == 429
+    assert (
+        sign_in(other_login_browser, "direction@jaures.example", ADMIN_PASSWORD).status_code == 429
+    )
+    # …while the other login's own browser is still trusted for it.
+    assert sign_in(other_login_browser, "autre@jaures.example", VICTIM_PASSWORD).status_code == 302
 
 
 # -- 8. sign-up does not tell who has an account --------------------------------------------------
@@ -462,10 +549,23 @@ def test_a_trusted_browser_is_limited_on_its_own(app, db_session, school_admin):
 def test_sign_up_answers_the_same_for_a_known_address_and_mails_its_owner(
     app, db_session, school_admin
 ):
-    known = sign_up(app.test_client(), "direction@jaures.example", "Autre-Motdepasse-3")
-    new = sign_up(app.test_client(), "nouveau@jaures.example", "Autre-Motdepasse-3")
+    known_browser, new_browser = app.test_client(), app.test_client()
+    known = sign_up(known_browser, "direction@jaures.example", "Autre-Motdepasse-3")
+    new = sign_up(new_browser, "nouveau@jaures.example", "Autre-Motdepasse-3")
     assert known.status_code == new.status_code == 302
     assert known.headers["Location"] == new.headers["Location"]
+    # The cookies are alike too (Flask's session cookie is signed, not encrypted: readable).
+    serializer = app.session_interface.get_signing_serializer(app)
+
+    def cookie(browser, address):
+        content = serializer.loads(browser.get_cookie("parcours_session").value)
+        flashes = [(category, text.replace(address, "X")) for category, text in content["_flashes"]]
+        return sorted(content), flashes, len(content["sid"])
+
+    assert cookie(known_browser, "direction@jaures.example") == cookie(
+        new_browser, "nouveau@jaures.example"
+    )
+    # (What the account can do next necessarily differs: README, "Security".)
     [owner_mail] = mails(db_session, "direction@jaures.example")
     assert owner_mail["subject"] == "Vous avez déjà un compte sur Parcours"
     assert "/mot-de-passe-oublie" in owner_mail["body"]
@@ -547,3 +647,97 @@ def test_an_invitation_is_proof_of_the_address_it_was_sent_to(app, db_session, s
         select(Invitation).where(Invitation.email == "nouvelle@jaures.example")
     ).one()
     assert accepted.accepted_at is not None
+
+
+# -- roles held by addresses nobody proved (from before migration 0006) ---------------------------
+
+
+def test_an_unproven_member_reaches_no_panel_and_cannot_be_made_admin(
+    app, db_session, school_admin
+):
+    legacy = services.create_user(
+        db_session, first_name="Ancien", last_name="Membre", email="ancien@jaures.example",
+        password=VICTIM_PASSWORD,
+    )  # fmt: skip
+    legacy.cgu_accepted_at = legacy.created_at
+    membership = Membership(
+        organization_id=school_admin.organization.id, user_id=legacy.id, role=MembershipRole.MEMBER
+    )
+    db_session.add(membership)
+    db_session.commit()
+    browser = app.test_client()
+    sign_in(browser, "ancien@jaures.example", VICTIM_PASSWORD)
+    for path in ("/orga", "/orga/campagnes", "/orga/equipe"):
+        page = browser.get(path)
+        assert page.status_code == 403 and "Confirmez votre adresse e-mail" in page.get_data(
+            as_text=True
+        )
+    admin = app.test_client()
+    sign_in(admin, "direction@jaures.example", ADMIN_PASSWORD)
+    promoted = post(
+        admin,
+        f"/orga/equipe/membres/{membership.id}/role",
+        {"role": "ADMIN"},
+        form_page="/orga/equipe",
+    )
+    assert promoted.status_code == 409
+    assert "n’a pas encore confirmé son adresse" in promoted.get_data(as_text=True)
+    db_session.refresh(membership)
+    assert membership.role is MembershipRole.MEMBER
+    # Once the owner confirms from their own session, the panel opens.
+    post(browser, "/mon-compte/confirmer", form_page="/mon-compte")
+    path = link_in(mails(db_session, "ancien@jaures.example")[-1])
+    assert post(browser, path, form_page=path).status_code == 303
+    assert browser.get("/orga/campagnes").status_code == 200
+
+
+def test_a_password_change_renews_the_session_id_and_voids_reset_links(
+    app, client, db_session, school_admin
+):
+    post(
+        app.test_client(),
+        "/mot-de-passe-oublie",
+        {"email": "direction@jaures.example"},
+        form_page="/mot-de-passe-oublie",
+    )
+    reset = link_in(mails(db_session, "direction@jaures.example")[-1])
+    sign_in(client, "direction@jaures.example", ADMIN_PASSWORD)
+    before = client.get_cookie("parcours_session").value
+    changed = post(
+        client,
+        "/mon-compte/mot-de-passe",
+        {"current_password": ADMIN_PASSWORD, "new_password": "Tout-Nouveau-55"},
+        form_page="/mon-compte/mot-de-passe",
+    )
+    assert changed.status_code == 302
+    assert client.get("/mon-compte").status_code == 200  # still signed in…
+    stale = app.test_client()
+    stale.set_cookie("parcours_session", before)
+    assert stale.get("/mon-compte").status_code == 302  # …under a new session id
+    assert app.test_client().get(reset).status_code == 410
+
+
+def test_an_old_device_cookie_is_not_trusted(app, db_session, school_admin):
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from campaigns import views
+
+    class SignedLongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(accounts.utcnow().timestamp() - views.DEVICE_LIFETIME.total_seconds()) - 60
+
+    with app.test_request_context():
+        tag = views._login_tag("direction@jaures.example")
+
+    def device_cookie(signer):
+        serializer = URLSafeTimedSerializer(app.secret_key, salt="parcours-device", signer=signer)
+        return serializer.dumps([[tag, "device-id"]])
+
+    attacker = app.test_client()
+    for _ in range(views.SIGN_IN_PER_LOGIN.max_hits):
+        sign_in(attacker, "direction@jaures.example", "Mauvais-0000")
+    recent, old = app.test_client(), app.test_client()
+    recent.set_cookie("parcours_device", device_cookie(TimestampSigner))
+    old.set_cookie("parcours_device", device_cookie(SignedLongAgo))
+    assert sign_in(old, "direction@jaures.example", ADMIN_PASSWORD).status_code == 429
+    assert sign_in(recent, "direction@jaures.example", ADMIN_PASSWORD).status_code == 302

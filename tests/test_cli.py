@@ -111,6 +111,28 @@ def test_an_existing_account_gets_a_pending_admin_invitation_not_the_role(databa
     assert count(database_url, Membership) == 0
 
 
+def test_invite_admin_renews_an_expired_first_admin_invitation(database_url):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    [first] = invitations(database_url)
+    database = Database(Settings(database_url=database_url))
+    with database.session() as session, session.begin():
+        session.get(Invitation, first.id).expires_at = first.created_at  # expired
+    database.dispose()
+    renewed = run(
+        database_url, "org", "invite-admin", "--org", "0123456a", "--email", "a@b.fr", "--json"
+    )
+    assert renewed.exit_code == 0, renewed.output
+    result = json.loads(renewed.stdout)
+    assert result["outcome"] == "renewed" and result["invitation"]["id"] == first.id
+    [again] = invitations(database_url)
+    assert again.expires_at > first.expires_at and again.token_hash != first.token_hash
+    assert "token" not in renewed.stdout  # the link goes to the mailbox only
+    # Only the newest link waits in the outbox (the first e-mail had not left).
+    assert count(database_url, Job) == 1 and count(database_url, Membership) == 0
+    unknown = run(database_url, "org", "invite-admin", "--org", "9999999Z", "--email", "a@b.fr")
+    assert unknown.exit_code != 0 and "no organization" in unknown.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

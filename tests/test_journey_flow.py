@@ -115,12 +115,15 @@ def test_a_typed_code_leads_to_the_landing_page(client, setting):
 
 
 def test_guessing_codes_is_rate_limited(client, setting):
+    from campaigns.student_views import CODE_GUESSES
+
     token = csrf_token(client, "/campagnes")
+    allowed = CODE_GUESSES.max_hits
     statuses = [
         client.post("/campagnes", data={"code": f"ABCDEF{n:03d}", "csrf_token": token}).status_code
-        for n in range(31)
+        for n in range(allowed + 1)
     ]
-    assert statuses[:30] == [400] * 30 and statuses[30] == 429
+    assert statuses[:allowed] == [400] * allowed and statuses[allowed] == 429
 
 
 def test_an_archived_campaign_is_closed(client, setting, db_session):
@@ -339,8 +342,12 @@ def test_enter_in_a_field_submits_the_answer_not_a_skip(client, setting, db_sess
 
 
 def test_guessing_codes_in_the_address_is_limited_too(client, setting):
+    from campaigns.student_views import CODE_GUESSES
+
     _, _, campaign = setting
-    statuses = [client.get(f"/campagnes/ABCDEF{n:03d}").status_code for n in range(30)]
+    statuses = [
+        client.get(f"/campagnes/ABCDEF{n:03d}").status_code for n in range(CODE_GUESSES.max_hits)
+    ]
     assert set(statuses) == {404}
     assert client.get(f"/campagnes/{campaign.code}").status_code == 429  # even a right one
 
