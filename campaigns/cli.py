@@ -8,9 +8,9 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import services, team
+from campaigns import district, services, team
 from campaigns.content import import_pack
-from campaigns.models import MembershipRole, Organization, OrganizationType
+from campaigns.models import Organization, OrganizationType, User
 from config.commands import Runtime, pass_runtime, print_json
 from config.i18n import messages_outside_requests
 from engine.content import check_pack_files, load_pack_files, read_pack_files
@@ -47,10 +47,18 @@ def create(
         runtime.connected_database().session() as session,
         session.begin(),
     ):
-        organization = services.create_organization(
-            session, name=name, type=OrganizationType(type_), uai=uai
+        has_account = _has_account(session, admin_email)
+        founded = district.create_organization(
+            session,
+            name=name,
+            type=OrganizationType(type_),
+            uai=uai,
+            admin_email=admin_email,
+            public_url=runtime.settings.public_url,
+            actor=district.COMMAND_LINE,
         )
-        invitation = _invite_admin(session, runtime, organization, admin_email)
+        organization = founded.organization
+        invitation = _invitation(founded.invitation, admin_email, has_account)
         result = {
             "id": organization.id,
             "name": organization.name,
@@ -81,7 +89,15 @@ def invite_admin(runtime: Runtime, org_ref: str, email: str, as_json: bool) -> N
         session.begin(),
     ):
         organization = _organization(session, org_ref)
-        invitation = _invite_admin(session, runtime, organization, email)
+        has_account = _has_account(session, email)
+        invited = district.invite_admin(
+            session,
+            organization,
+            email=email,
+            public_url=runtime.settings.public_url,
+            actor=district.COMMAND_LINE,
+        )
+        invitation = _invitation(invited, email, has_account)
         result = {"organization": {"id": organization.id, "uai": organization.uai}, **invitation}
     if as_json:
         print_json(result)
@@ -89,20 +105,13 @@ def invite_admin(runtime: Runtime, org_ref: str, email: str, as_json: bool) -> N
     click.echo(f"admin invitation e-mailed to {invitation['email']} ({invitation['outcome']})")
 
 
-def _invite_admin(
-    session: Session, runtime: Runtime, organization: Organization, email: str
-) -> dict[str, object]:
-    """Queue an ADMIN invitation to `email`; what a script needs to know of it (no token)."""
+def _has_account(session: Session, email: str) -> bool:
+    return services.find_user_by_login(session, services.normalize_email(email)) is not None
+
+
+def _invitation(invited: team.Added, email: str, has_account: bool) -> dict[str, object]:
+    """What a script needs to know of an ADMIN invitation (never its token)."""
     address = services.normalize_email(email)
-    has_account = services.find_user_by_login(session, address) is not None
-    invited = team.add_member(
-        session,
-        organization,
-        email=address,
-        role=MembershipRole.ADMIN,
-        invited_by=None,
-        public_url=runtime.settings.public_url,
-    )
     invitation = invited.invitation
     if invitation is None:
         raise services.AlreadyExists(f"{address} is already a member of this organization")
@@ -131,6 +140,68 @@ def _organization(session: Session, reference: str) -> Organization:
     if organization is None:
         raise services.InvalidInput(f"no organization with id or UAI {reference!r}")
     return organization
+
+
+@click.group()
+def admins() -> None:
+    """District (instance) administrators: the only people who reach /admin."""
+
+
+def _admin_result(user: User, outcome: str) -> dict[str, object]:
+    return {"user_id": user.id, "email": user.email, "name": user.full_name, "outcome": outcome}
+
+
+@admins.command("grant")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_runtime
+def admins_grant(runtime: Runtime, email: str, as_json: bool) -> None:
+    """Make the account of EMAIL an instance administrator (its address must be confirmed)."""
+    with runtime.connected_database().session() as session, session.begin():
+        user, granted = district.grant(session, email, actor=district.COMMAND_LINE)
+        result = _admin_result(user, "granted" if granted else "already_admin")
+    if as_json:
+        print_json(result)
+        return
+    state = "is now" if granted else "already was"
+    click.echo(f"{result['email']} {state} an instance administrator")
+
+
+@admins.command("revoke")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_runtime
+def admins_revoke(runtime: Runtime, email: str, as_json: bool) -> None:
+    """Take the instance administrator role back from EMAIL (never from the last one)."""
+    with runtime.connected_database().session() as session, session.begin():
+        user = district.revoke(session, email, actor=district.COMMAND_LINE)
+        result = _admin_result(user, "revoked")
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{result['email']} is no longer an instance administrator")
+
+
+@admins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@pass_runtime
+def admins_list(runtime: Runtime, as_json: bool) -> None:
+    """The instance administrators, oldest first."""
+    with runtime.connected_database().session() as session:
+        rows = [
+            {
+                "user_id": row.user_id,
+                "email": row.email,
+                "name": row.name,
+                "granted_at": row.granted_at.isoformat(),
+            }
+            for row in district.instance_admins(session)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['email']}\t{row['name']}\tsince {row['granted_at']}")
 
 
 @click.group()

@@ -28,10 +28,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    exists,
     false,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from config.db import Base, JSONDocument, UTCDateTime, enum_type, utcnow
 
@@ -627,6 +628,57 @@ class KnowledgeElement(Base):
         UniqueConstraint("assessment_id", "skill_id"),
         CheckConstraint("earned_pix >= 0 AND earned_pix <= 8", name="earned_pix_range"),
         CheckConstraint("status = 'validated' OR earned_pix = 0", name="pix_only_when_validated"),
+    )
+
+
+# -- district administration ----------------------------------------------------------------------
+
+
+class InstanceAdmin(Base):
+    """A district (instance-wide) administrator: the only people who reach `/admin`. Granted and
+    revoked on the command line (`parcours admins`), only to accounts with a proven address."""
+
+    __tablename__ = "instance_admins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None: granted on the command line (or by someone whose account is gone).
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+# Read with the user, in the same statement (an EXISTS on the unique index): the header shows
+# "Administration" to instance administrators on every page without a query of its own.
+User.is_instance_admin = column_property(exists().where(InstanceAdmin.user_id == User.id))
+
+
+class AuditEntry(Base):
+    """One district-administration action, written in the transaction of the action itself.
+
+    Append-only (the database refuses updates, except the actor's id set to NULL when that
+    account is deleted, and deletions): who acted is copied into `actor_label` and the object
+    into `object_type`, `object_id` and `object_label`, so an entry outlives both. `details`
+    holds what changed; never a secret, a token or a password."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    actor_label: Mapped[str] = mapped_column(String(600))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    object_label: Mapped[str] = mapped_column(String(600), default="", server_default="")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+    __table_args__ = (
+        Index("ix_audit_entries_created_at", "created_at"),
+        Index("ix_audit_entries_object_type_object_id", "object_type", "object_id"),
+        Index("ix_audit_entries_action", "action"),
     )
 
 

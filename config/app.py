@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from campaigns import (
     accounts,
+    admin,
     orga,
     orga_campaign,
     orga_campaigns,
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.register_blueprint(journey_blueprint)
     for panel in (orga, orga_campaigns, orga_campaign, orga_exports, orga_team, orga_learners):
         app.register_blueprint(panel.blueprint)
+    app.register_blueprint(admin.blueprint)
     views.register_error_handlers(app)
     return app

@@ -15,7 +15,7 @@ import click
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaigns.cli import content, learners, org
+from campaigns.cli import admins, content, learners, org
 from campaigns.services import ServiceError
 from config import mail  # noqa: F401 (registers the "mail.send" job handler for the worker)
 from config.commands import Runtime, fail, one_line, pass_runtime, print_json
@@ -224,6 +224,7 @@ def jobs_retry(runtime: Runtime, kind: str | None) -> None:
 
 
 cli.add_command(org)
+cli.add_command(admins)
 cli.add_command(content)
 cli.add_command(learners)
 

@@ -337,3 +337,90 @@ def test_learners_import_refuses_organizations_that_are_not_schools(database_url
     result = run(database_url, "learners", "import", "--org", org_id, str(path))
     assert result.exit_code != 0
     assert "SCO" in result.stderr and count(database_url, Learner) == 0
+
+
+# -- parcours admins ------------------------------------------------------------------------------
+
+
+def _account(database_url, email, *, proven=True):
+    from config.db import utcnow
+
+    database = Database(Settings(database_url=database_url))
+    with database.session() as session, session.begin():
+        user = services.create_user(session, first_name="Dominique", last_name="D", email=email)
+        if proven:
+            user.email_verified_at = utcnow()
+    database.dispose()
+
+
+def _audit(database_url):
+    from campaigns.models import AuditEntry
+
+    database = Database(Settings(database_url=database_url))
+    try:
+        with database.session() as session:
+            rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+            return [(e.action, e.actor_user_id, e.actor_label, e.object_label) for e in rows]
+    finally:
+        database.dispose()
+
+
+def test_admins_grant_list_and_revoke(database_url):
+    _account(database_url, "one@example.org")
+    _account(database_url, "two@example.org")
+    granted = run(database_url, "admins", "grant", "One@Example.org", "--json")
+    assert granted.exit_code == 0, granted.output
+    assert json.loads(granted.stdout)["outcome"] == "granted"
+    again = run(database_url, "admins", "grant", "one@example.org", "--json")
+    assert json.loads(again.stdout)["outcome"] == "already_admin"
+    assert run(database_url, "admins", "grant", "two@example.org").exit_code == 0
+    listed = json.loads(run(database_url, "admins", "list", "--json").stdout)
+    assert [row["email"] for row in listed] == ["one@example.org", "two@example.org"]
+    revoked = run(database_url, "admins", "revoke", "one@example.org", "--json")
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.stdout)["outcome"] == "revoked"
+    assert [
+        r["email"] for r in json.loads(run(database_url, "admins", "list", "--json").stdout)
+    ] == ["two@example.org"]
+    # Every change is in the audit log, by the command line; "already" changed nothing.
+    assert [(action, actor, label) for action, actor, label, _ in _audit(database_url)] == [
+        ("instance_admin.grant", None, "command line"),
+        ("instance_admin.grant", None, "command line"),
+        ("instance_admin.revoke", None, "command line"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["grant", "nobody@example.org"], "no account with the e-mail address nobody@example.org"),
+        (["grant", "unproven@example.org"], "is not confirmed yet"),
+        (["grant", "not an address"], "invalid e-mail address"),
+        (["revoke", "nobody@example.org"], "no account"),
+        (["revoke", "unproven@example.org"], "is not an instance administrator"),
+        (["revoke", "one@example.org"], "the last instance administrator cannot be revoked"),
+    ],
+)
+def test_admins_bad_input_is_refused_in_one_line(database_url, args, message):
+    _account(database_url, "one@example.org")
+    _account(database_url, "unproven@example.org", proven=False)
+    assert run(database_url, "admins", "grant", "one@example.org").exit_code == 0
+    result = run(database_url, "admins", *args, "--json")
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert len(_audit(database_url)) == 1  # the first grant only
+    listed = json.loads(run(database_url, "admins", "list", "--json").stdout)
+    assert [row["email"] for row in listed] == ["one@example.org"]
+
+
+def test_org_commands_write_the_audit_log(database_url):
+    assert run(database_url, *ORG_ARGS).exit_code == 0
+    assert (
+        run(database_url, "org", "invite-admin", "--org", "0123456A", "--email", "c@d.fr").exit_code
+        == 0
+    )
+    assert [(a, actor, label) for a, actor, label, _ in _audit(database_url)] == [
+        ("organization.create", None, "command line"),
+        ("organization.invite_admin", None, "command line"),
+    ]

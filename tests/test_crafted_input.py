@@ -23,12 +23,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import IntegerConverter
 
-from campaigns import journey
+from campaigns import journey, services
 from campaigns.models import Invitation, Learner, Membership, MembershipRole
 from config.db import utcnow
 from engine.content import ChallengeType
 from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, student
-from tests.orga_helpers import sign_in, take_test, world
+from tests.orga_helpers import TEACHER_PASSWORD, sign_in, take_test, world
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits
 CRAFTED_NUMBERS = (HUGE, str(2**63), str(2**64), str(2**31))
@@ -109,6 +109,12 @@ FORM_FIELDS = (
     "division",
     "desactives",
     "par_page",
+    "uai",
+    "admin_email",
+    "etat",
+    "acteur",
+    "objet",
+    "objet_id",
 )
 CRAFTED_FORMS = (HUGE, str(2**64), "９", "\x00")  # each form: every field holds this value
 # Learner lists (sent with every form): a NUL character past the first 4 KB, huge values.
@@ -130,6 +136,7 @@ class Walk:
     real: dict[str, list[str]]  # a real value (or two) for each URL variable
     form: dict[str, str] = field(default_factory=dict)  # real values sent with crafted ones
     skip: tuple[str, ...] = ()  # endpoints (or their beginnings) this walk leaves to another
+    only: tuple[str, ...] = ()  # when given, the endpoints (or their beginnings) walked
     failures: dict[tuple[str, str, str], list] = field(default_factory=dict)
     statuses: dict[str, set[int]] = field(default_factory=dict)
     requests: int = 0
@@ -138,6 +145,8 @@ class Walk:
     def rules(self) -> Iterator:
         for rule in sorted(self.app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
             if rule.endpoint.startswith(("static", *self.skip)):
+                continue
+            if self.only and not rule.endpoint.startswith(self.only):
                 continue
             missing = set(rule.arguments) - set(self.real)
             assert not missing, f"{rule.rule}: add a real value for {missing} to this test"
@@ -276,6 +285,7 @@ def scene(db_session):
         "learner_id": [str(learner.id)],
         "membership_id": [str(membership.id)],
         "invitation_id": [str(invitation.id)],
+        "organization_id": [str(w.school.id), str(w.other.id)],
     }
     form = {"challenge_id": current.id}
     return w, someone, real, form
@@ -296,8 +306,8 @@ def _no_rate_limits(monkeypatch):
                 monkeypatch.setattr(module, name, Limit(value.name, 10**9, value.window))
 
 
-def _report(walk: Walk) -> None:
-    assert walk.requests > 200, "the walk tried too little"
+def _report(walk: Walk, *, at_least: int = 200) -> None:
+    assert walk.requests > at_least, "the walk tried too little"
     limited = sorted(e for e, seen in walk.statuses.items() if seen == {429})
     assert not limited, f"routes that only answered 429 (their views never ran): {limited}"
     lines = [
@@ -336,6 +346,21 @@ def test_students_crafted_requests_never_fail(app, client, scene):
     walk = Walk(app, client, real, form, skip=skip)
     walk.run()
     _report(walk)
+
+
+def test_instance_admins_crafted_requests_never_fail(app, client, scene, db_session):
+    from campaigns.models import InstanceAdmin
+
+    w, _someone, real, form = scene
+    services.set_password(db_session, w.other_admin, TEACHER_PASSWORD)
+    db_session.add(InstanceAdmin(user_id=w.other_admin.id, granted_at=utcnow()))
+    db_session.commit()
+    sign_in(client, w.other_admin.email)
+    app.config["WTF_CSRF_ENABLED"] = False
+    walk = Walk(app, client, real, form, only=("admin.",))
+    walk.run()
+    assert 200 in walk.statuses["admin.journal"]  # an instance admin: the views ran
+    _report(walk, at_least=150)
 
 
 def test_the_language_link_keeps_the_query_string_as_a_query_string(client):
