@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import services
+from campaigns import district, services
 from campaigns.models import (
     Campaign,
     CampaignType,
@@ -31,6 +31,8 @@ from engine.answers import expected_answer
 DEMO_UAI = "0999999Z"
 DEMO_ORGANIZATION = "Collège Parcours (démo)"
 DEMO_TEACHER = ("Camille", "Martin", "enseignant.demo@example.org")
+# A district administrator (`/admin`), member of no organization.
+DEMO_DISTRICT_ADMIN = ("Dominique", "Rectorat", "admin.demo@example.org")
 DEMO_STUDENTS = [
     ("Léa", "Bernard", "lea.demo@example.org", dt.date(2011, 3, 14), "4e B"),
     ("Hugo", "Petit", "hugo.demo@example.org", dt.date(2011, 7, 2), "4e B"),
@@ -149,6 +151,11 @@ def seed_demo(session: Session) -> DemoSeed:
             )
         )
     seed.logins.append(_new_password(session, "teacher", teacher))
+
+    first, last, email = DEMO_DISTRICT_ADMIN
+    district_admin = _account(session, first, last, email)
+    district.grant(session, email, actor=district.COMMAND_LINE)
+    seed.logins.append(_new_password(session, "district", district_admin))
 
     for first, last, email, birthdate, division in DEMO_STUDENTS:
         student = _account(session, first, last, email)

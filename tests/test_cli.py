@@ -193,6 +193,7 @@ def test_demo_seeds_once_and_prints_logins(database_url):
     seeded = json.loads(first.stdout)
     roles = [login["role"] for login in seeded["logins"]]
     assert roles.count("teacher") == 1 and roles.count("student") >= 3
+    assert roles.count("district") == 1  # reaches /admin
     counts = [count(database_url, m) for m in (Organization, User, Learner, Membership)]
 
     second = run(database_url, "demo", "--no-serve", "--json")
