@@ -56,7 +56,8 @@ def token_hash(token: str) -> str:
 
 
 def link(public_url: str, path: str) -> str:
-    """A link for an e-mail, on the configured public address (never the request's Host)."""
+    """A link for an e-mail: built on the configured public address, never on the request's
+    Host header (which a client chooses)."""
     return f"{public_url.rstrip('/')}{path}"
 
 

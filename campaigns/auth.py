@@ -13,12 +13,13 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from campaigns import accounts
 from campaigns.models import User, UserSession
 from config.db import get_session
+from config.ratelimit import Limit, hit
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_KEY = "sid"
@@ -113,6 +114,15 @@ def enforce_password_change() -> Response | None:
 
 def init_auth(app: Flask) -> None:
     app.before_request(enforce_password_change)
+
+
+def over_limit(limit: Limit, key: str) -> bool:
+    """Count one attempt of this request (committed at once, so parallel requests see it);
+    True when `key` is now over `limit`."""
+    db = get_session()
+    verdict = hit(db, limit, key, secret=current_app.config["SECRET_KEY"])
+    db.commit()
+    return not verdict.allowed
 
 
 def safe_next(target: str | None, default: str) -> str:

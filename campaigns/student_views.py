@@ -22,6 +22,7 @@ from campaigns.auth import (
     anonymous_like_signed_in,
     current_user,
     login_required,
+    over_limit,
     safe_next,
     sign_in,
 )
@@ -37,7 +38,7 @@ from campaigns.models import (
 )
 from config.db import get_session, utcnow
 from config.numbers import parse_int
-from config.ratelimit import Limit, exceeded, hit
+from config.ratelimit import Limit, exceeded
 from config.security import frameable
 from engine.answers import Result, expected_answer
 from engine.content import Challenge, ChallengeType
@@ -81,14 +82,6 @@ def _refused(error: journey.ServiceError) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
 
-def _limited(limit: Limit, key: str) -> bool:
-    """Count one attempt (committed at once, so parallel requests see it); True when over."""
-    session = get_session()
-    verdict = hit(session, limit, key, secret=current_app.config["SECRET_KEY"])
-    session.commit()
-    return not verdict.allowed
-
-
 def _guess_limits() -> list[tuple[Limit, str]]:
     """The counters a code guess counts against: the address, and the account if signed in."""
     limits = [(CODE_GUESSES, request.remote_addr or "unknown")]
@@ -106,7 +99,7 @@ def _out_of_guesses() -> bool:
 
 def _count_miss() -> bool:
     """Count an unknown code (committed at once); True when an allowance is now used up."""
-    over = [_limited(limit, key) for limit, key in _guess_limits()]
+    over = [over_limit(limit, key) for limit, key in _guess_limits()]
     return any(over)
 
 
@@ -303,7 +296,7 @@ def sign_up() -> str | Response | tuple[str, int]:
         if current_user() is not None:
             return redirect(next_url)
         return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={})
-    if _limited(SIGN_UPS, request.remote_addr or "unknown"):
+    if over_limit(SIGN_UPS, request.remote_addr or "unknown"):
         flash(_("Trop d’inscriptions depuis cette adresse. Réessayez plus tard."), "error")
         return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={}), 429
     errors: dict[str, str] = {}
@@ -363,7 +356,7 @@ def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
             sign_in(user)
     if existing is not None:
         services.hash_password(password)  # the same work as a new account: same time
-        if not _limited(KNOWN_ADDRESS_MAILS, address):  # no mail bombing through this form
+        if not over_limit(KNOWN_ADDRESS_MAILS, address):  # no mail bombing through this form
             accounts.send_already_registered(session, existing, public_url)
         anonymous_like_signed_in()  # the same cookie as a new account gets
     session.commit()
@@ -479,7 +472,7 @@ def report(code: str) -> Response:
     if assessment is None:
         abort(404)
     challenge_id = request.form.get("challenge_id", "")
-    if _limited(REPORTS, str(_user().id)):
+    if over_limit(REPORTS, str(_user().id)):
         abort(429)
     if challenge_id != assessment.current_challenge_id and not journey.was_answered(
         get_session(), assessment, challenge_id

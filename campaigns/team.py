@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,7 +36,6 @@ from config.jobs import withdraw
 from config.mail import queue_mail
 
 INVITATION_VALIDITY = dt.timedelta(days=7)
-TOKEN_BYTES = 32
 MEMBERS_PER_PAGE = 50
 
 
@@ -79,24 +76,11 @@ class MemberRow:
 
 
 # -- tokens ---------------------------------------------------------------------------------------
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def absolute_link(public_url: str, path: str) -> str:
-    """A link for an e-mail: built on the configured public address, never on the request's
-    Host header (which a client chooses)."""
-    return f"{public_url.rstrip('/')}{path}"
+# Random tokens stored hashed, like every mailed link (`accounts.new_token`, `accounts.token_hash`).
 
 
 def invitation_link(public_url: str, token: str) -> str:
-    return absolute_link(public_url, f"/invitation/{token}")
+    return accounts.link(public_url, f"/invitation/{token}")
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -162,7 +146,7 @@ def pending_invitation_in(
 def invitation_by_token(session: Session, token: str, *, lock: bool = False) -> Invitation | None:
     if not token or len(token) > 128:
         return None
-    query = select(Invitation).where(Invitation.token_hash == token_hash(token))
+    query = select(Invitation).where(Invitation.token_hash == accounts.token_hash(token))
     if lock:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
@@ -229,7 +213,7 @@ def _invite(
     invited_by: User | None,
     public_url: str,
 ) -> Added:
-    token, now = new_token(), utcnow()
+    token, now = accounts.new_token(), utcnow()
     for _attempt in range(3):
         pending = session.scalars(
             select(Invitation)
@@ -242,7 +226,7 @@ def _invite(
             .with_for_update()
         ).one_or_none()
         if pending is not None:
-            pending.token_hash = token_hash(token)  # the previous link stops working
+            pending.token_hash = accounts.token_hash(token)  # the previous link stops working
             pending.role = role
             pending.invited_by_id = invited_by.id if invited_by else None
             pending.created_at = now
@@ -256,7 +240,7 @@ def _invite(
                     organization_id=organization.id,
                     email=address,
                     role=role,
-                    token_hash=token_hash(token),
+                    token_hash=accounts.token_hash(token),
                     invited_by_id=invited_by.id if invited_by else None,
                     created_at=now,
                     expires_at=now + INVITATION_VALIDITY,

@@ -21,6 +21,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -37,11 +38,12 @@ from campaigns.auth import (
     current_session,
     current_user,
     login_required,
+    over_limit,
     safe_next,
     sign_in,
     sign_out,
 )
-from campaigns.models import AccountTokenPurpose
+from campaigns.models import AccountToken, AccountTokenPurpose, User
 from config.db import get_session
 from config.i18n import set_user_locale_source
 from config.ratelimit import Limit, hit, release
@@ -89,14 +91,6 @@ def _secret() -> str:
 
 def _address() -> str:
     return request.remote_addr or "unknown"
-
-
-def _limited(limit: Limit, key: str) -> bool:
-    """Count one attempt (committed at once, so parallel requests see it); True when over."""
-    db = get_session()
-    verdict = hit(db, limit, key, secret=_secret())
-    db.commit()
-    return not verdict.allowed
 
 
 # -- device cookies -------------------------------------------------------------------------------
@@ -231,7 +225,7 @@ def resend_confirmation() -> Response:
     if user is None:
         abort(401)
     if user.email is not None and user.email_verified_at is None:
-        if _limited(CONFIRMATIONS_PER_USER, str(user.id)):
+        if over_limit(CONFIRMATIONS_PER_USER, str(user.id)):
             flash(_("Trop de messages envoyés. Réessayez dans une heure."), "error")
             return redirect(url_for("campaigns.account"), 303)
         db = get_session()
@@ -251,8 +245,19 @@ def _link_refused(code: str) -> tuple[str, int]:
     return render_template("campaigns/link_refused.html", message=message), status
 
 
-def _link_guess_limited() -> bool:
-    return _limited(LINK_GUESSES, _address())
+def _usable_link(purpose: AccountTokenPurpose, token: str) -> tuple[AccountToken, User]:
+    """The mailed link of `token` and its account, or the page refusing it (aborts). Unknown
+    tokens are counted per address; a usable one gives its attempt back."""
+    if over_limit(LINK_GUESSES, _address()):
+        abort(make_response(*_link_refused("limited")))
+    db = get_session()
+    try:
+        found, owner = accounts.find_link(db, purpose, token)
+    except accounts.LinkUnusable as error:
+        abort(make_response(*_link_refused(error.code)))
+    release(db, LINK_GUESSES, _address(), secret=_secret())
+    db.commit()
+    return found, owner
 
 
 @blueprint.route("/mon-compte/confirmer/<token>", methods=["GET", "POST"], endpoint="confirm_email")
@@ -262,15 +267,8 @@ def confirm_email(token: str) -> str | Response | tuple[str, int]:
     the owner of an address that someone else signed up with cannot prove that person's account
     by clicking (they are offered "mot de passe oublié", which takes the account back). GET
     shows a button, so that a mail scanner that opens links does not use it up."""
-    if _link_guess_limited():
-        return _link_refused("limited")
+    found, owner = _usable_link(AccountTokenPurpose.VERIFY_EMAIL, token)
     db = get_session()
-    try:
-        found, owner = accounts.find_link(db, AccountTokenPurpose.VERIFY_EMAIL, token)
-    except accounts.LinkUnusable as error:
-        return _link_refused(error.code)
-    release(db, LINK_GUESSES, _address(), secret=_secret())
-    db.commit()
     user = current_user()
     if user is None or user.id != owner.id:
         return render_template(
@@ -328,7 +326,7 @@ def change_password_page() -> str | Response | tuple[str, int]:
     db = get_session()
     # Counted before the check: a stolen session cannot try current passwords one after the
     # other (given back when the current password was right).
-    if _limited(CURRENT_PASSWORD_GUESSES, str(user.id)):
+    if over_limit(CURRENT_PASSWORD_GUESSES, str(user.id)):
         return page(_("Trop de tentatives. Réessayez dans 15 minutes."), 429)
     try:
         services.change_password(
@@ -364,11 +362,11 @@ def forgotten_password() -> str | Response | tuple[str, int]:
     except services.InvalidInput:
         flash(_("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."), "error")
         return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 400
-    if _limited(RESET_REQUESTS_PER_ADDRESS, _address()):
+    if over_limit(RESET_REQUESTS_PER_ADDRESS, _address()):
         flash(_("Trop de demandes depuis cette adresse. Réessayez plus tard."), "error")
         return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 429
     db = get_session()
-    if not _limited(RESET_REQUESTS_PER_EMAIL, address):  # no mail bombing: 3 an hour at most
+    if not over_limit(RESET_REQUESTS_PER_EMAIL, address):  # no mail bombing: 3 an hour at most
         accounts.request_password_reset(db, address, _settings().public_url)
         db.commit()
     return render_template("campaigns/forgotten_password.html", email=address, sent=True)
@@ -378,15 +376,8 @@ def forgotten_password() -> str | Response | tuple[str, int]:
 def reset_password(token: str) -> str | Response | tuple[str, int]:
     """The link in the "mot de passe oublié" e-mail: choose a new password. It proves the
     address and ends every session of the account (someone else's included)."""
-    if _link_guess_limited():
-        return _link_refused("limited")
+    found, _user = _usable_link(AccountTokenPurpose.RESET_PASSWORD, token)
     db = get_session()
-    try:
-        found, _user = accounts.find_link(db, AccountTokenPurpose.RESET_PASSWORD, token)
-    except accounts.LinkUnusable as error:
-        return _link_refused(error.code)
-    release(db, LINK_GUESSES, _address(), secret=_secret())
-    db.commit()
     if request.method == "GET":
         return render_template("campaigns/reset_password.html", email=found.email, token=token)
     try:
