@@ -99,14 +99,15 @@ def gunicorn(
 def school_with_admin(session, *, name: str, uai: str, admin_email: str):  # type: ignore[no-untyped-def]
     """A school and its admin (a proven address, as after accepting the invitation that
     `parcours org create` sends): (organization, admin)."""
-    from campaigns import services
-    from campaigns.models import Membership, MembershipRole, OrganizationType
+    from campaigns.accounts import users
+    from campaigns.shared import organizations
+    from campaigns.shared.models import Membership, MembershipRole, OrganizationType
     from config.db import utcnow
 
-    organization = services.create_organization(
+    organization = organizations.create_organization(
         session, name=name, type=OrganizationType.SCO, uai=uai
     )
-    admin = services.create_user(session, first_name="Prof", last_name="Banc", email=admin_email)
+    admin = users.create_user(session, first_name="Prof", last_name="Banc", email=admin_email)
     admin.email_verified_at = utcnow()
     session.add(
         Membership(organization_id=organization.id, user_id=admin.id, role=MembershipRole.ADMIN)

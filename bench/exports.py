@@ -103,9 +103,11 @@ def simulated_results(pack: Any, skills: list[Any], k: int) -> dict[str, Any]:
 def seed(database_url: str, participations: int, analysis: int) -> dict[str, int]:
     """Migrate, import the content, create the school, its admin and the two campaigns through
     the services, then the participants in bulk. Returns the campaign ids."""
-    from campaigns import journey, services
-    from campaigns.content import import_pack
-    from campaigns.models import CampaignType, TargetProfile
+    from campaigns.accounts import users
+    from campaigns.journey import services as journey
+    from campaigns.orga import campaign_admin
+    from campaigns.shared.content import import_pack
+    from campaigns.shared.models import CampaignType, TargetProfile
     from config.db import Database, utcnow
     from config.migrations import upgrade
     from config.settings import Settings
@@ -118,14 +120,14 @@ def seed(database_url: str, participations: int, analysis: int) -> dict[str, int
         organization, admin = school_with_admin(
             session, name="Lycée du Banc d’essai", uai="0759999X", admin_email=ADMIN_EMAIL
         )
-        services.set_password(session, admin, PASSWORD)
+        users.set_password(session, admin, PASSWORD)
         admin.cgu_accepted_at = utcnow()
         profile = session.scalars(
             select(TargetProfile).where(TargetProfile.content_key == "tp-cycle4")
         ).one()
         campaigns = {}
         for key, name in (("export", "Export 100 000"), ("analysis", "Analyse 20 000")):
-            campaign = services.create_campaign(
+            campaign = campaign_admin.create_campaign(
                 session, organization=organization, creator=admin, name=name,
                 type=CampaignType.ASSESSMENT, target_profile=profile, title=name,
                 external_id_label="Numéro élève",

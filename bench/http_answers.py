@@ -154,9 +154,10 @@ SIDES = ("server", "database", "clients")
 
 def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
     """Migrate, import the bundled content, create the campaign and the students."""
-    from campaigns import services
-    from campaigns.content import import_pack
-    from campaigns.models import CampaignType, TargetProfile
+    from campaigns.accounts import users
+    from campaigns.orga import campaign_admin
+    from campaigns.shared.content import import_pack
+    from campaigns.shared.models import CampaignType, TargetProfile
     from config.db import Database
     from config.migrations import upgrade
     from config.settings import Settings
@@ -172,17 +173,17 @@ def seed(database_url: str, students: int) -> tuple[str, dict[str, object]]:
         profile = session.scalars(
             select(TargetProfile).where(TargetProfile.content_key == "tp-cycle4")
         ).one()
-        campaign = services.create_campaign(
+        campaign = campaign_admin.create_campaign(
             session, organization=organization, creator=admin, name="Banc d’essai",
             type=CampaignType.ASSESSMENT, target_profile=profile, title="Banc d’essai",
         )  # fmt: skip
         code = campaign.code
-        password_hash = services.hash_password(PASSWORD)  # one hash, shared: seeding stays quick
+        password_hash = users.hash_password(PASSWORD)  # one hash, shared: seeding stays quick
         for n in range(students):
-            user = services.create_user(
+            user = users.create_user(
                 session, first_name="Élève", last_name=f"N{n}", email=f"eleve{n}@banc.example"
             )
-            services.set_password(session, user, "x")
+            users.set_password(session, user, "x")
             user.authentication_methods[0].password_hash = password_hash  # type: ignore[index]
     database.dispose()
     return code, {"campaign": code}

@@ -8,9 +8,12 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import district, services, team
-from campaigns.content import import_pack
-from campaigns.models import Organization, OrganizationType, User
+from campaigns.accounts import users
+from campaigns.district import services as district
+from campaigns.orga import team
+from campaigns.shared.content import import_pack
+from campaigns.shared.errors import AlreadyExists, InvalidInput
+from campaigns.shared.models import Organization, OrganizationType, User
 from config.commands import Runtime, pass_runtime, print_json
 from config.i18n import messages_outside_requests
 from engine.content import check_pack_files, load_pack_files, read_pack_files
@@ -106,15 +109,15 @@ def invite_admin(runtime: Runtime, org_ref: str, email: str, as_json: bool) -> N
 
 
 def _has_account(session: Session, email: str) -> bool:
-    return services.find_user_by_login(session, services.normalize_email(email)) is not None
+    return users.find_user_by_login(session, users.normalize_email(email)) is not None
 
 
 def _invitation(invited: team.Added, email: str, has_account: bool) -> dict[str, object]:
     """What a script needs to know of an ADMIN invitation (never its token)."""
-    address = services.normalize_email(email)
+    address = users.normalize_email(email)
     invitation = invited.invitation
     if invitation is None:
-        raise services.AlreadyExists(f"{address} is already a member of this organization")
+        raise AlreadyExists(f"{address} is already a member of this organization")
     return {
         "email": address,
         "account_exists": has_account,
@@ -138,7 +141,7 @@ def _organization(session: Session, reference: str) -> Organization:
     )
     organization = session.scalars(query).one_or_none()
     if organization is None:
-        raise services.InvalidInput(f"no organization with id or UAI {reference!r}")
+        raise InvalidInput(f"no organization with id or UAI {reference!r}")
     return organization
 
 
@@ -275,7 +278,7 @@ def learners() -> None:
 def learners_import(runtime: Runtime, org_ref: str, file: Path, as_json: bool) -> None:
     """Import a school's learner list (SIECLE-like CSV: nom, prénom, date de naissance,
     division, INE). All or nothing; learners missing from the file are disabled."""
-    from campaigns.learners import import_learners
+    from campaigns.orga.learners import import_learners
 
     data = file.read_bytes()
     with runtime.connected_database().session() as session, session.begin():

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import district, services
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.district import services as district
+from campaigns.orga import campaign_admin
+from campaigns.shared.models import (
     Campaign,
     CampaignType,
     Learner,
@@ -188,7 +190,9 @@ def _take_part(
     seed: int,
 ) -> None:
     """A simulated student answers the demo campaigns (once: nothing happens the second time)."""
-    from campaigns import journey  # the journey imports the content, which imports services
+    from campaigns.journey import (
+        services as journey,  # the journey imports the content, which imports services
+    )
 
     rng = random.Random(seed)  # noqa: S311 (simulated answers, not secrets)
     for campaign in campaigns:
@@ -236,7 +240,7 @@ def _campaign(
         if profile_key
         else None
     )
-    return services.create_campaign(
+    return campaign_admin.create_campaign(
         session,
         organization=organization,
         creator=teacher,
@@ -252,15 +256,15 @@ def _campaign(
 def _account(session: Session, first: str, last: str, email: str) -> User:
     user = session.scalars(select(User).where(User.email == email)).one_or_none()
     if user is None:
-        user = services.create_user(session, first_name=first, last_name=last, email=email)
+        user = users.create_user(session, first_name=first, last_name=last, email=email)
     # Demo addresses (example.org) are nobody's mailbox: the demo accounts count as proven.
     user.email_verified_at = user.email_verified_at or utcnow()
     return user
 
 
 def _new_password(session: Session, role: str, user: User) -> Login:
-    password = services.generate_password()
-    services.set_password(session, user, password)
+    password = users.generate_password()
+    users.set_password(session, user, password)
     return Login(role=role, name=user.full_name, login=user.email or "", password=password)
 
 

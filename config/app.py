@@ -8,19 +8,19 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from campaigns import (
-    accounts,
-    admin,
-    orga,
-    orga_campaign,
-    orga_campaigns,
-    orga_exports,
-    orga_learners,
-    orga_team,
+from campaigns.accounts import sessions
+from campaigns.accounts import views as account_views
+from campaigns.accounts.auth import init_auth
+from campaigns.district import views as district_views
+from campaigns.journey import views as journey_views
+from campaigns.orga import (
+    access,
+    campaign_admin_views,
+    exports_views,
+    learners_views,
+    reporting_views,
+    team_views,
 )
-from campaigns.auth import init_auth
-from campaigns.student_views import blueprint as journey_blueprint
-from campaigns.views import blueprint as campaigns_blueprint
 from config import views
 from config.db import Database, close_session
 from config.i18n import init_i18n
@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Browsers that block third-party cookies still keep a partitioned one (CHIPS).
         SESSION_COOKIE_PARTITIONED=settings.https,
         # The cookie lives as long as the server-side session, which ends a fixed time after
-        # sign-in (`campaigns.accounts`); it is not re-sent, nor extended, on every response.
-        PERMANENT_SESSION_LIFETIME=accounts.SESSION_LIFETIME,
+        # sign-in (`campaigns.accounts.sessions`); it is not re-sent, nor extended, on every response.
+        PERMANENT_SESSION_LIFETIME=sessions.SESSION_LIFETIME,
         SESSION_REFRESH_EACH_REQUEST=False,
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         # A student may stay long on one question: the token lives as long as the session.
@@ -77,10 +77,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     add_frame_origins_source(app, platform_origins)
 
     app.register_blueprint(views.blueprint)
-    app.register_blueprint(campaigns_blueprint)
-    app.register_blueprint(journey_blueprint)
-    for panel in (orga, orga_campaigns, orga_campaign, orga_exports, orga_team, orga_learners):
-        app.register_blueprint(panel.blueprint)
-    app.register_blueprint(admin.blueprint)
+    for module in (account_views, journey_views):  # accounts, then the student journey
+        app.register_blueprint(module.blueprint)
+    for module in (  # the teacher panel (Orga)
+        access,
+        campaign_admin_views,
+        reporting_views,
+        exports_views,
+        team_views,
+        learners_views,
+    ):
+        app.register_blueprint(module.blueprint)
+    app.register_blueprint(district_views.blueprint)
     views.register_error_handlers(app)
     return app

@@ -16,7 +16,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.cli import admins, content, learners, org
-from campaigns.services import ServiceError
+from campaigns.shared.errors import ServiceError
 from config import mail  # noqa: F401 (registers the "mail.send" job handler for the worker)
 from config.commands import Runtime, fail, one_line, pass_runtime, print_json
 from config.db import describe
@@ -124,8 +124,8 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
 @pass_runtime
 def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) -> None:
     """Create or upgrade the database, seed the demo organization and people, then serve."""
-    from campaigns.content import import_pack
     from campaigns.demo import seed_demo
+    from campaigns.shared.content import import_pack
     from config.migrations import upgrade
     from engine.content import BUNDLED_PACK
 
@@ -154,7 +154,7 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
 @pass_runtime
 def worker(runtime: Runtime, once: bool, poll: float) -> None:
     """Deliver queued jobs (grade passback…) until stopped."""
-    from campaigns.accounts import purge_ended
+    from campaigns.accounts.sessions import purge_ended
     from config.jobs import run_due_jobs, run_forever
     from config.ratelimit import purge_expired
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import campaigns.models  # noqa: F401 - registers the tables
+import campaigns.shared.models  # noqa: F401 - registers the tables
 import config.jobs
 import config.ratelimit  # noqa: F401
 import lti_tool.models  # noqa: F401

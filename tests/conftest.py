@@ -189,7 +189,7 @@ def csrf_token(client: FlaskClient, path: str) -> str:
 def _forget_campaign_contents():
     """Campaign contents are cached per process by campaign id; a rolled-back SQLite test gives
     the same id to the next test's campaign, so each test starts with an empty cache."""
-    from campaigns import journey
+    from campaigns.journey import services as journey
 
     journey._profiles.clear()
     yield

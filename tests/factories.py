@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from campaigns import services
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.shared import organizations
+from campaigns.shared.models import (
     Assessment,
     AssessmentState,
     AssessmentType,
@@ -119,13 +120,13 @@ def organization_with_admin(
 ) -> Founded:
     """An organization and its admin, an account with a proven address (as if they had accepted
     the invitation `parcours org create` sends)."""
-    organization = services.create_organization(session, name=name, type=type, uai=uai)
-    admin = services.find_user_by_login(session, admin_email) or services.create_user(
+    organization = organizations.create_organization(session, name=name, type=type, uai=uai)
+    admin = users.find_user_by_login(session, admin_email) or users.create_user(
         session, first_name=admin_email.split("@")[0], last_name="-", email=admin_email
     )
     admin.email_verified_at = utcnow()
     if password is not None:
-        services.set_password(session, admin, password)
+        users.set_password(session, admin, password)
     session.add(
         Membership(organization_id=organization.id, user_id=admin.id, role=MembershipRole.ADMIN)
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import journey, services
-from campaigns.content import import_pack
-from campaigns.models import CampaignType, OrganizationType, TargetProfile
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.orga import campaign_admin
+from campaigns.shared.content import import_pack
+from campaigns.shared.models import CampaignType, OrganizationType, TargetProfile
 from engine.content import BUNDLED_PACK
 from tests.factories import organization_with_admin
 
@@ -33,7 +35,7 @@ def profile(session: Session, key: str = "tp-competence-4.3") -> TargetProfile:
 def assessment_campaign(
     session: Session, organization, teacher, *, key: str = "tp-competence-4.3", **fields
 ):
-    return services.create_campaign(
+    return campaign_admin.create_campaign(
         session,
         organization=organization,
         creator=teacher,
@@ -46,7 +48,7 @@ def assessment_campaign(
 
 
 def student(session: Session, n: int = 1):
-    return services.create_user(
+    return users.create_user(
         session,
         first_name="Léa",
         last_name=f"Élève{n}",

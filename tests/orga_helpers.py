@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from campaigns import journey, services
-from campaigns.models import Campaign, Membership, MembershipRole, Organization, User
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.shared.models import Campaign, Membership, MembershipRole, Organization, User
 from config.db import utcnow
 from engine.answers import expected_answer
 from engine.content import ChallengeType
@@ -30,10 +31,10 @@ def teacher(
     terms: bool = True,
 ) -> User:
     """A member of `organization` with a known password (terms of use accepted by default)."""
-    user = services.find_user_by_login(session, email) or services.create_user(
+    user = users.find_user_by_login(session, email) or users.create_user(
         session, first_name=first_name, last_name=last_name, email=email
     )
-    services.set_password(session, user, TEACHER_PASSWORD)
+    users.set_password(session, user, TEACHER_PASSWORD)
     user.email_verified_at = utcnow()  # as after accepting the invitation mailed to them
     if terms:
         user.cgu_accepted_at = utcnow()
@@ -103,7 +104,7 @@ def world(session: Session) -> World:
     """A school with an admin and a member, each owning a campaign; another school with its
     admin and campaign (for authorization tests). Everybody's password is TEACHER_PASSWORD."""
     organization, admin = school(session, uai="0750201A")
-    services.set_password(session, admin, TEACHER_PASSWORD)
+    users.set_password(session, admin, TEACHER_PASSWORD)
     admin.first_name, admin.last_name, admin.cgu_accepted_at = "Alice", "Admin", utcnow()
     member = teacher(session, organization, email="membre@example.org", last_name="Membre")
     campaign = assessment_campaign(session, organization, admin, name="Évaluation 3e A")
@@ -111,7 +112,7 @@ def world(session: Session) -> World:
         session, organization, member, name="Évaluation 4e B", owner=member
     )
     other, other_admin = school(session, uai="0750202B")
-    services.set_password(session, other_admin, TEACHER_PASSWORD)
+    users.set_password(session, other_admin, TEACHER_PASSWORD)
     other_admin.cgu_accepted_at = utcnow()
     other_campaign = assessment_campaign(session, other, other_admin, name="Autre collège")
     session.flush()

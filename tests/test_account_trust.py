@@ -10,8 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from campaigns import accounts, services
-from campaigns.models import (
+from campaigns.accounts import links, sessions, users
+from campaigns.shared.models import (
     Invitation,
     Learner,
     Membership,
@@ -218,8 +218,8 @@ def test_a_confirmation_link_expires_and_proves_only_the_address_it_was_sent_to(
     assert app.test_client().get(path).status_code == 410
     user.email = "lea@example.org"
     db_session.commit()
-    later = accounts.utcnow() + dt.timedelta(days=4)
-    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    later = links.utcnow() + dt.timedelta(days=4)
+    monkeypatch.setattr(links, "utcnow", lambda: later)
     expired = app.test_client().get(path)
     assert expired.status_code == 410 and "expiré" in expired.get_data(as_text=True)
     assert app.test_client().get("/mon-compte/confirmer/pas-un-vrai-lien").status_code == 404
@@ -240,22 +240,20 @@ def test_an_unproven_address_never_gets_a_learner_link(db_session, school_admin)
         organization_id=school_admin.organization.id, first_name="Eve", last_name="Martin"
     )
     db_session.add(learner)
-    unproven = services.create_user(
+    unproven = users.create_user(
         db_session, first_name="Eve", last_name="Martin", email="eve@example.org"
     )
-    with pytest.raises(services.EmailNotProven):
-        services.link_learner(db_session, learner, unproven)
+    with pytest.raises(users.EmailNotProven):
+        users.link_learner(db_session, learner, unproven)
     assert learner.user_id is None
-    unproven.email_verified_at = accounts.utcnow()
-    services.link_learner(db_session, learner, unproven)
+    unproven.email_verified_at = sessions.utcnow()
+    users.link_learner(db_session, learner, unproven)
     assert learner.user_id == unproven.id
     # An account the school made (an identifiant, no e-mail) has nothing to prove.
     other = Learner(organization_id=school_admin.organization.id, first_name="Ali", last_name="B")
     db_session.add(other)
-    no_email = services.create_user(
-        db_session, first_name="Ali", last_name="B", username="ali.b0101"
-    )
-    services.link_learner(db_session, other, no_email)
+    no_email = users.create_user(db_session, first_name="Ali", last_name="B", username="ali.b0101")
+    users.link_learner(db_session, other, no_email)
     assert other.user_id == no_email.id
 
 
@@ -266,7 +264,7 @@ def test_a_temporary_password_reaches_nothing_but_the_change_form(app, client, d
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)
     pupil = student(db_session)
-    services.set_password(db_session, pupil, "Temporaire-123", must_change=True)
+    users.set_password(db_session, pupil, "Temporaire-123", must_change=True)
     db_session.commit()
     assert (
         sign_in(client, pupil.email, "Temporaire-123")
@@ -306,11 +304,11 @@ def test_a_temporary_password_reaches_nothing_but_the_change_form(app, client, d
 
 
 def test_a_teachers_reset_ends_the_students_sessions_and_requires_a_new_password(app, db_session):
-    from campaigns.learners import reset_password
+    from campaigns.orga.learners import reset_password
 
     organization, _teacher = school(db_session)
     pupil = student(db_session)
-    pupil.email_verified_at = accounts.utcnow()
+    pupil.email_verified_at = sessions.utcnow()
     learner = Learner(
         organization_id=organization.id, user_id=pupil.id, first_name="Léa", last_name="Élève1"
     )
@@ -344,24 +342,24 @@ def test_a_copied_cookie_no_longer_works_after_sign_out(app, db_session, school_
 def test_the_session_lifetime_is_absolute(app, db_session, school_admin, monkeypatch):
     browser = app.test_client()
     sign_in(browser, "direction@jaures.example", ADMIN_PASSWORD)
-    started = accounts.utcnow()
+    started = sessions.utcnow()
     browser.get("/mon-compte")  # the first form of the session stores its CSRF token
     for hours in (4, 8, 11.9):  # active all day long…
         moment = started + dt.timedelta(hours=hours)
-        monkeypatch.setattr(accounts, "utcnow", lambda moment=moment: moment)
+        monkeypatch.setattr(sessions, "utcnow", lambda moment=moment: moment)
         response = browser.get("/mon-compte")
         assert response.status_code == 200
         assert "Set-Cookie" not in response.headers  # nothing extended, nothing re-signed
-    late = started + accounts.SESSION_LIFETIME + dt.timedelta(minutes=1)
-    monkeypatch.setattr(accounts, "utcnow", lambda: late)
+    late = started + sessions.SESSION_LIFETIME + dt.timedelta(minutes=1)
+    monkeypatch.setattr(sessions, "utcnow", lambda: late)
     assert browser.get("/mon-compte").status_code == 302  # …and still signed out at the end
 
 
 def test_ended_sessions_are_purged(db_session, school_admin):
-    token, _row = accounts.open_session(db_session, school_admin.admin)
-    accounts.end_session(db_session, token)
-    assert accounts.purge_ended(db_session, older_than=dt.timedelta(0)) >= 1
-    assert accounts.signed_in(db_session, token) is None
+    token, _row = sessions.open_session(db_session, school_admin.admin)
+    sessions.end_session(db_session, token)
+    assert sessions.purge_ended(db_session, older_than=dt.timedelta(0)) >= 1
+    assert sessions.signed_in(db_session, token) is None
 
 
 # -- 5. campaign-code guessing --------------------------------------------------------------------
@@ -384,7 +382,7 @@ def guess(n: int) -> str:
 def test_code_guessing_is_counted_on_every_route_that_tells_a_code_exists(
     app, client, db_session, method, template
 ):
-    from campaigns.student_views import CODE_GUESSES_PER_USER
+    from campaigns.journey.views import CODE_GUESSES_PER_USER
 
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher, external_id_label="INE")
@@ -414,7 +412,7 @@ def test_code_guessing_is_counted_on_every_route_that_tells_a_code_exists(
     ],
 )
 def test_code_guessing_is_counted_on_the_pages_of_a_test(app, client, db_session, method, template):
-    from campaigns.student_views import CODE_GUESSES_PER_USER
+    from campaigns.journey.views import CODE_GUESSES_PER_USER
 
     organization, teacher = school(db_session)
     assessment_campaign(db_session, organization, teacher)
@@ -430,7 +428,7 @@ def test_code_guessing_is_counted_on_the_pages_of_a_test(app, client, db_session
 
 
 def test_guesses_behind_the_same_address_never_stop_a_student_in_a_test(app, client, db_session):
-    from campaigns.student_views import CODE_GUESSES
+    from campaigns.journey.views import CODE_GUESSES
 
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)
@@ -450,7 +448,7 @@ def test_guesses_behind_the_same_address_never_stop_a_student_in_a_test(app, cli
 
 
 def test_a_known_code_costs_no_guess(client, db_session):
-    from campaigns.student_views import CODE_GUESSES
+    from campaigns.journey.views import CODE_GUESSES
 
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)
@@ -463,7 +461,7 @@ def test_a_known_code_costs_no_guess(client, db_session):
 
 
 def test_current_password_guesses_are_limited(app, client, db_session, school_admin):
-    from campaigns.views import CURRENT_PASSWORD_GUESSES
+    from campaigns.accounts.views import CURRENT_PASSWORD_GUESSES
 
     sign_in(client, "direction@jaures.example", ADMIN_PASSWORD)
 
@@ -489,7 +487,7 @@ def test_current_password_guesses_are_limited(app, client, db_session, school_ad
 def test_failing_someones_login_does_not_lock_them_out_of_their_own_browser(
     app, db_session, school_admin
 ):
-    from campaigns.views import SIGN_IN_PER_LOGIN
+    from campaigns.accounts.views import SIGN_IN_PER_LOGIN
 
     own_browser = app.test_client()
     assert sign_in(own_browser, "direction@jaures.example", ADMIN_PASSWORD).status_code == 302
@@ -509,7 +507,7 @@ def test_failing_someones_login_does_not_lock_them_out_of_their_own_browser(
 
 
 def test_a_trusted_browser_is_limited_on_its_own(app, db_session, school_admin):
-    from campaigns.views import SIGN_IN_PER_DEVICE
+    from campaigns.accounts.views import SIGN_IN_PER_DEVICE
 
     browser = app.test_client()
     sign_in(browser, "direction@jaures.example", ADMIN_PASSWORD)
@@ -520,9 +518,9 @@ def test_a_trusted_browser_is_limited_on_its_own(app, db_session, school_admin):
 
 
 def test_a_device_cookie_cannot_be_forged_nor_used_for_another_login(app, db_session, school_admin):
-    from campaigns.views import SIGN_IN_PER_LOGIN
+    from campaigns.accounts.views import SIGN_IN_PER_LOGIN
 
-    services.create_user(
+    users.create_user(
         db_session, first_name="Autre", last_name="Compte", email="autre@jaures.example",
         password=VICTIM_PASSWORD,
     )  # fmt: skip
@@ -655,7 +653,7 @@ def test_an_invitation_is_proof_of_the_address_it_was_sent_to(app, db_session, s
 def test_an_unproven_member_reaches_no_panel_and_cannot_be_made_admin(
     app, db_session, school_admin
 ):
-    legacy = services.create_user(
+    legacy = users.create_user(
         db_session, first_name="Ancien", last_name="Membre", email="ancien@jaures.example",
         password=VICTIM_PASSWORD,
     )  # fmt: skip
@@ -720,11 +718,11 @@ def test_a_password_change_renews_the_session_id_and_voids_reset_links(
 def test_an_old_device_cookie_is_not_trusted(app, db_session, school_admin):
     from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-    from campaigns import views
+    from campaigns.accounts import views
 
     class SignedLongAgo(TimestampSigner):
         def get_timestamp(self) -> int:
-            return int(accounts.utcnow().timestamp() - views.DEVICE_LIFETIME.total_seconds()) - 60
+            return int(sessions.utcnow().timestamp() - views.DEVICE_LIFETIME.total_seconds()) - 60
 
     with app.test_request_context():
         tag = views._login_tag("direction@jaures.example")

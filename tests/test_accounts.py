@@ -2,8 +2,8 @@
 
 import pytest
 
-from campaigns import services
-from campaigns.models import OrganizationType
+from campaigns.accounts import users
+from campaigns.shared.models import OrganizationType
 from tests.conftest import csrf_token
 from tests.factories import organization_with_admin
 
@@ -19,7 +19,7 @@ def teacher(db_session):
         uai="0750001A",
         admin_email="prof@college.example",
     )
-    services.set_password(db_session, created.admin, PASSWORD)
+    users.set_password(db_session, created.admin, PASSWORD)
     db_session.commit()
     return created.admin
 
@@ -112,7 +112,7 @@ def test_passwords_are_stored_as_argon2id_hashes(db_session, teacher):
 
 
 def test_failures_from_one_address_are_limited_across_logins(client, teacher, app):
-    from campaigns.views import SIGN_IN_PER_ADDRESS
+    from campaigns.accounts.views import SIGN_IN_PER_ADDRESS
 
     for n in range(SIGN_IN_PER_ADDRESS.max_hits):
         assert sign_in(client, f"guess{n}@college.example", "Wrong-0000").status_code == 401
@@ -127,7 +127,7 @@ def test_successful_sign_ins_do_not_use_up_the_address_allowance(client, teacher
 
 def test_a_temporary_password_must_be_changed_at_first_sign_in(app, client, db_session, teacher):
     temporary = "Provisoire-2026"
-    services.set_password(db_session, teacher, temporary, must_change=True)
+    users.set_password(db_session, teacher, temporary, must_change=True)
     db_session.commit()
     first = sign_in(client, "prof@college.example", temporary)
     assert first.headers["Location"].startswith("/mon-compte/mot-de-passe")
@@ -147,7 +147,7 @@ def test_a_temporary_password_must_be_changed_at_first_sign_in(app, client, db_s
         },
     )
     assert changed.status_code == 302
-    assert not services.must_change_password(db_session, teacher)
+    assert not users.must_change_password(db_session, teacher)
     assert sign_in(app.test_client(), "prof@college.example", temporary).status_code == 401
 
 

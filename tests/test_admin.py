@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from campaigns import district
-from campaigns.models import (
+from campaigns.district import services as district
+from campaigns.shared.models import (
     AuditEntry,
     InstanceAdmin,
     Invitation,
@@ -29,9 +29,9 @@ ADMIN_EMAIL = "district@example.org"
 
 def instance_admin(db_session, email: str = ADMIN_EMAIL) -> User:
     """An instance administrator with a proven address and TEACHER_PASSWORD."""
-    from campaigns import services
+    from campaigns.accounts import users
 
-    user = services.create_user(
+    user = users.create_user(
         db_session,
         first_name="Dominique",
         last_name="District",

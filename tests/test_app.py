@@ -137,7 +137,7 @@ def framed_app(settings, bound_database, db_session):
 
 def register_moodle(db_session, uai, **fields):
     """A school and its Moodle, registered as an LTI platform (committed)."""
-    from campaigns.models import Organization, OrganizationType
+    from campaigns.shared.models import Organization, OrganizationType
 
     organization = Organization(name="Lycée", type=OrganizationType.SCO, uai=uai)
     db_session.add(organization)
@@ -199,7 +199,7 @@ def test_registered_origins_are_read_again_after_a_registration(framed_app, db_s
     ],
 )
 def test_registered_urls_cannot_smuggle_sources_into_the_csp(framed_app, db_session, hostile):
-    from campaigns.models import Organization, OrganizationType
+    from campaigns.shared.models import Organization, OrganizationType
 
     organization = Organization(name="Lycée", type=OrganizationType.SCO, uai="0000002B")
     db_session.add(organization)

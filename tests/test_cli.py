@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from campaigns import services
-from campaigns.models import Invitation, Learner, Membership, Organization, User
+from campaigns.accounts import users
+from campaigns.shared.models import Invitation, Learner, Membership, Organization, User
 from config.cli import cli
 from config.db import Database
 from config.jobs import Job
@@ -95,7 +95,7 @@ def test_the_same_org_twice_fails_in_one_line_and_duplicates_nothing(database_ur
 def test_an_existing_account_gets_a_pending_admin_invitation_not_the_role(database_url):
     database = Database(Settings(database_url=database_url))
     with database.session() as session, session.begin():
-        services.create_user(session, first_name="A", last_name="B", email="a@b.fr")
+        users.create_user(session, first_name="A", last_name="B", email="a@b.fr")
     database.dispose()
     second = run(
         database_url,
@@ -348,14 +348,14 @@ def _account(database_url, email, *, proven=True):
 
     database = Database(Settings(database_url=database_url))
     with database.session() as session, session.begin():
-        user = services.create_user(session, first_name="Dominique", last_name="D", email=email)
+        user = users.create_user(session, first_name="Dominique", last_name="D", email=email)
         if proven:
             user.email_verified_at = utcnow()
     database.dispose()
 
 
 def _audit(database_url):
-    from campaigns.models import AuditEntry
+    from campaigns.shared.models import AuditEntry
 
     database = Database(Settings(database_url=database_url))
     try:

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from campaigns.content import active_pack, import_pack, pack_version
-from campaigns.models import ContentRelease, TargetProfile
-from campaigns.services import AlreadyExists, InvalidInput
+from campaigns.shared.content import active_pack, import_pack, pack_version
+from campaigns.shared.errors import AlreadyExists, InvalidInput
+from campaigns.shared.models import ContentRelease, TargetProfile
 from config.cli import cli
 from engine.content import BUNDLED_PACK
 

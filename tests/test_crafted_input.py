@@ -23,8 +23,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import IntegerConverter
 
-from campaigns import journey, services
-from campaigns.models import Invitation, Learner, Membership, MembershipRole
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.shared.models import Invitation, Learner, Membership, MembershipRole
 from config.db import utcnow
 from engine.content import ChallengeType
 from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, student
@@ -295,12 +296,12 @@ def scene(db_session):
 def _no_rate_limits(monkeypatch):
     """The walk sends thousands of requests: rate limits would answer most of them 429 before
     any view reads its input. Lifted here (they have tests of their own)."""
-    import campaigns.orga_team
-    import campaigns.student_views
-    import campaigns.views
+    import campaigns.accounts.views
+    import campaigns.journey.views
+    import campaigns.orga.team_views
     from config.ratelimit import Limit
 
-    for module in (campaigns.views, campaigns.student_views, campaigns.orga_team):
+    for module in (campaigns.accounts.views, campaigns.journey.views, campaigns.orga.team_views):
         for name, value in list(vars(module).items()):
             if isinstance(value, Limit):
                 monkeypatch.setattr(module, name, Limit(value.name, 10**9, value.window))
@@ -349,10 +350,10 @@ def test_students_crafted_requests_never_fail(app, client, scene):
 
 
 def test_instance_admins_crafted_requests_never_fail(app, client, scene, db_session):
-    from campaigns.models import InstanceAdmin
+    from campaigns.shared.models import InstanceAdmin
 
     w, _someone, real, form = scene
-    services.set_password(db_session, w.other_admin, TEACHER_PASSWORD)
+    users.set_password(db_session, w.other_admin, TEACHER_PASSWORD)
     db_session.add(InstanceAdmin(user_id=w.other_admin.id, granted_at=utcnow()))
     db_session.commit()
     sign_in(client, w.other_admin.email)

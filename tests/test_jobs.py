@@ -156,7 +156,7 @@ def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(bound_database
 
 
 def test_a_handler_that_outlives_its_lease_cannot_mark_the_job_done(bound_database, db_session):
-    from campaigns.models import Organization, OrganizationType
+    from campaigns.shared.models import Organization, OrganizationType
 
     @job_handler("test.slow")
     def slow(session, payload):
@@ -182,7 +182,7 @@ def test_a_handler_that_outlives_its_lease_cannot_mark_the_job_done(bound_databa
 
 
 def test_the_handler_changes_and_the_done_mark_commit_together(bound_database, db_session):
-    from campaigns.models import Organization, OrganizationType
+    from campaigns.shared.models import Organization, OrganizationType
 
     @job_handler("test.writes-then-fails")
     def writes_then_fails(session, payload):

@@ -7,8 +7,9 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from campaigns import journey, services
-from campaigns.models import (
+from campaigns.journey import services as journey
+from campaigns.orga import campaign_admin
+from campaigns.shared.models import (
     Answer,
     CampaignType,
     ChallengeReport,
@@ -115,7 +116,7 @@ def test_a_typed_code_leads_to_the_landing_page(client, setting):
 
 
 def test_guessing_codes_is_rate_limited(client, setting):
-    from campaigns.student_views import CODE_GUESSES
+    from campaigns.journey.views import CODE_GUESSES
 
     token = csrf_token(client, "/campagnes")
     allowed = CODE_GUESSES.max_hits
@@ -296,7 +297,7 @@ def test_the_external_identifier_is_asked_when_the_campaign_wants_it(client, db_
 
 def test_a_profiles_collection_asks_nothing_and_sends_the_profile(client, db_session):
     organization, teacher = school(db_session)
-    campaign = services.create_campaign(
+    campaign = campaign_admin.create_campaign(
         db_session,
         organization=organization,
         creator=teacher,
@@ -342,7 +343,7 @@ def test_enter_in_a_field_submits_the_answer_not_a_skip(client, setting, db_sess
 
 
 def test_guessing_codes_in_the_address_is_limited_too(client, setting):
-    from campaigns.student_views import CODE_GUESSES
+    from campaigns.journey.views import CODE_GUESSES
 
     _, _, campaign = setting
     statuses = [
@@ -383,7 +384,7 @@ def test_a_double_click_on_the_fifth_answer_still_shows_the_checkpoint(client, s
 
 
 def test_results_once_sent_are_the_frozen_figures(client, setting, db_session):
-    from campaigns.models import KnowledgeElement
+    from campaigns.shared.models import KnowledgeElement
 
     _, _, campaign = setting
     start_as_student(client, db_session, campaign)
@@ -404,7 +405,7 @@ def test_results_once_sent_are_the_frozen_figures(client, setting, db_session):
 
 def test_a_collection_never_shows_assessment_results(client, db_session):
     organization, teacher = school(db_session)
-    campaign = services.create_campaign(
+    campaign = campaign_admin.create_campaign(
         db_session,
         organization=organization,
         creator=teacher,

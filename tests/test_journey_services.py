@@ -3,8 +3,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from campaigns import journey
-from campaigns.models import Answer, AssessmentState, KnowledgeElement, ParticipationStatus
+from campaigns.journey import services as journey
+from campaigns.shared.models import Answer, AssessmentState, KnowledgeElement, ParticipationStatus
 from engine.answers import expected_answer
 from tests.journey_helpers import assessment_campaign, school, student, timed_challenge
 

@@ -6,9 +6,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, func, select
 
-from campaigns import learners, services
-from campaigns.learners import LearnerFileError, import_learners, read_learner_file
-from campaigns.models import Learner, OrganizationType
+from campaigns.orga import learners
+from campaigns.orga.learners import LearnerFileError, import_learners, read_learner_file
+from campaigns.shared.errors import InvalidInput
+from campaigns.shared.models import Learner, OrganizationType
 from tests.factories import organization_with_admin
 
 HEADER = "Nom;Prénom;Date de naissance;Division;INE"
@@ -272,7 +273,7 @@ def test_only_schools_import_learners(db_session):
     company = organization_with_admin(
         db_session, name="Entreprise", type=OrganizationType.PRO, admin_email="pro@example.org"
     ).organization
-    with pytest.raises(services.InvalidInput, match="SCO"):
+    with pytest.raises(InvalidInput, match="SCO"):
         import_learners(db_session, company, csv_bytes("Martin;Léa;12/03/2010;3A;"))
 
 

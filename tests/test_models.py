@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from campaigns.models import (
+from campaigns.shared.models import (
     Answer,
     AnswerResult,
     AssessmentState,
@@ -40,7 +40,7 @@ def test_one_live_participation_per_user_and_campaign(db_session):
     campaign = factories.campaign(db_session)
     student = factories.user(db_session)
     first = factories.participation(db_session, campaign, student)
-    from campaigns.models import Participation
+    from campaigns.shared.models import Participation
 
     twin = Participation(
         campaign_id=campaign.id, user_id=student.id, status=ParticipationStatus.STARTED
@@ -253,7 +253,7 @@ def test_a_deleted_participation_does_not_block_a_new_one(db_session):
 
 
 def test_one_live_participation_per_school_learner_whichever_account(db_session):
-    from campaigns.models import Participation
+    from campaigns.shared.models import Participation
 
     campaign = factories.campaign(db_session)
     learner = Learner(organization_id=campaign.organization_id, first_name="Léa", last_name="B")

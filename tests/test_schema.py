@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import inspect, text
 
-import campaigns.models  # noqa: F401 - registers the tables
+import campaigns.shared.models  # noqa: F401 - registers the tables
 import config.jobs
 import config.ratelimit  # noqa: F401
 import lti_tool.models  # noqa: F401

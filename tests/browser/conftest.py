@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pytest
 from werkzeug.serving import make_server
 
-from campaigns import services
-from campaigns.content import import_pack
-from campaigns.models import CampaignType, OrganizationType, TargetProfile
+from campaigns.orga import campaign_admin
+from campaigns.shared.content import import_pack
+from campaigns.shared.models import CampaignType, OrganizationType, TargetProfile
 from config.app import create_app
 from config.db import Database
 from config.migrations import upgrade
@@ -53,11 +53,11 @@ def live_site(scratch_databases) -> Iterator[LiveSite]:
             admin_email="prof@navigateur.example",
         )
         profile = session.query(TargetProfile).filter_by(content_key="tp-competence-4.3").one()
-        assessment = services.create_campaign(
+        assessment = campaign_admin.create_campaign(
             session, organization=created.organization, creator=created.admin, name="Navigateur",
             type=CampaignType.ASSESSMENT, target_profile=profile, title="Santé et numérique",
         )  # fmt: skip
-        collection = services.create_campaign(
+        collection = campaign_admin.create_campaign(
             session, organization=created.organization, creator=created.admin, name="Profils",
             type=CampaignType.PROFILES_COLLECTION, title="Envoyez votre profil",
         )  # fmt: skip

@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from campaigns.models import Participation, ParticipationStatus
+from campaigns.shared.models import Participation, ParticipationStatus
 from engine.answers import expected_answer
 from engine.content import ChallengeType, load_pack
 from tests.journey_helpers import timed_challenge
@@ -121,8 +121,8 @@ def test_the_question_page_works_with_the_keyboard_only(page, live_site):
 
 
 def test_the_countdown_of_a_timed_question_runs(page, live_site):
-    from campaigns import journey
-    from campaigns.models import Campaign, User
+    from campaigns.journey import services as journey
+    from campaigns.shared.models import Campaign, User
 
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}")
     page.get_by_role("button", name="Je commence").click()

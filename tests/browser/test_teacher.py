@@ -7,8 +7,8 @@ import io
 import pytest
 from sqlalchemy import select
 
-from campaigns import services
-from campaigns.models import Campaign, Organization, TargetProfile, User
+from campaigns.accounts import users
+from campaigns.shared.models import Campaign, Organization, TargetProfile, User
 from tests.orga_helpers import take_test
 
 pytestmark = pytest.mark.browser
@@ -19,7 +19,7 @@ PASSWORD = "Prof-Navigateur-2026"
 def teacher_email(live_site):
     with live_site.database.session() as session, session.begin():
         admin = session.scalars(select(User).where(User.email == "prof@navigateur.example")).one()
-        services.set_password(session, admin, PASSWORD)
+        users.set_password(session, admin, PASSWORD)
         admin.first_name, admin.last_name = "Claire", "Navigateur"
     return "prof@navigateur.example"
 
@@ -56,7 +56,7 @@ def test_a_teacher_creates_a_campaign_follows_a_student_and_exports(page, live_s
         assert page.get_by_text(campaign.code).first.is_visible()
         # A student takes the test and shares (through the services: the student's browser
         # journey has its own test).
-        student = services.create_user(
+        student = users.create_user(
             session, first_name="Lina", last_name="Partage", email="lina@navigateur.example"
         )
         take_test(session, campaign, student, success=0.8, seed=3)

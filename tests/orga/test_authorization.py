@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns import journey
-from campaigns.models import Invitation, Learner, Membership, MembershipRole
+from campaigns.journey import services as journey
+from campaigns.shared.models import Invitation, Learner, Membership, MembershipRole
 from config.db import utcnow
 from tests.conftest import csrf_token
 from tests.journey_helpers import student

@@ -9,8 +9,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-from campaigns import journey, services
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.orga import campaign_admin
+from campaigns.shared.models import (
     CampaignType,
     KnowledgeElement,
     KnowledgeElementSource,
@@ -168,7 +170,7 @@ def test_participants_are_filtered_by_class(client, campaign_world):
 def test_participants_are_paginated(client, db_session):
     w = world(db_session)
     for n in range(1, 13):
-        user = services.create_user(
+        user = users.create_user(
             db_session, first_name="Ana", last_name=f"P{n:02d}", email=f"p{n}@example.org"
         )
         journey.join(db_session, w.campaign, user)
@@ -310,7 +312,7 @@ def test_analysis_ranks_the_tubes_with_labels_and_tutorials(client, db_session, 
 
 def test_profiles_collection_pages(client, db_session):
     w = world(db_session)
-    collection = services.create_campaign(
+    collection = campaign_admin.create_campaign(
         db_session,
         organization=w.school,
         creator=w.admin,

@@ -9,8 +9,8 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import event, select
 
-from campaigns import campaign_admin
-from campaigns.models import (
+from campaigns.orga import campaign_admin
+from campaigns.shared.models import (
     Campaign,
     CampaignType,
     MembershipRole,
@@ -42,9 +42,9 @@ def numbers_of(row: str) -> list[int]:
 
 
 def collection(session, organization, owner, name="Collecte 2nde"):
-    from campaigns import services
+    from campaigns.orga import campaign_admin
 
-    return services.create_campaign(
+    return campaign_admin.create_campaign(
         session,
         organization=organization,
         creator=owner,

@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from werkzeug.test import EnvironBuilder
 
-from campaigns import exports, journey, services
-from campaigns.exports import decimal_cell, export_filename, rate_cell, text_cell
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.orga import campaign_admin, exports
+from campaigns.orga.exports import decimal_cell, export_filename, rate_cell, text_cell
+from campaigns.shared.models import (
     Campaign,
     CampaignType,
     KnowledgeElement,
@@ -61,7 +63,7 @@ def by_name(rows: list[list[str]]) -> dict[str, dict[str, str]]:
 
 
 def pupil(session, organization, last_name, *, first_name="Léa", division="3e A", n=0):
-    user = services.create_user(
+    user = users.create_user(
         session,
         first_name=first_name,
         last_name=last_name,
@@ -159,7 +161,7 @@ def test_assessment_rows_sorted_by_name_with_shared_figures_only(
     assert [r[5] for r in rows[1:]] == ["Armand", "Bernard", "Chevalier"]
     records = by_name(rows)
     shared_participation = journey.live_participation(
-        db_session, w.campaign, services.find_user_by_login(db_session, "bernard1@example.org")
+        db_session, w.campaign, users.find_user_by_login(db_session, "bernard1@example.org")
     )
     snapshot = shared_participation.shared_results
     part = snapshot["competences"]["4.3"]
@@ -207,7 +209,7 @@ def test_assessment_rows_sorted_by_name_with_shared_figures_only(
 
 def test_dates_are_in_paris_time(client, db_session, school_campaign):
     w = school_campaign
-    user = services.find_user_by_login(db_session, "armand2@example.org")
+    user = users.find_user_by_login(db_session, "armand2@example.org")
     armand = journey.live_participation(db_session, w.campaign, user)
     assert armand.status is ParticipationStatus.TO_SHARE
     armand.created_at = dt.datetime(2026, 7, 14, 22, 30, tzinfo=dt.UTC)  # summer: UTC+2
@@ -223,7 +225,7 @@ def test_skill_columns_say_ok_ko_or_not_tested_as_of_the_share_date(
     w = school_campaign
     content = journey.campaign_content(db_session, w.campaign)
     skills = [s for s in PACK.skills if s.id in content.index.skills]
-    user = services.find_user_by_login(db_session, "bernard1@example.org")
+    user = users.find_user_by_login(db_session, "bernard1@example.org")
     participation = journey.live_participation(db_session, w.campaign, user)
     known = journey.user_knowledge(db_session, user.id)
     # Knowledge gained after sharing does not change the export.
@@ -291,10 +293,10 @@ def test_no_class_column_outside_schools_and_names_from_the_account(client, db_s
     )
     from tests.orga_helpers import TEACHER_PASSWORD
 
-    services.set_password(db_session, created.admin, TEACHER_PASSWORD)
+    users.set_password(db_session, created.admin, TEACHER_PASSWORD)
     created.admin.cgu_accepted_at = dt.datetime.now(dt.UTC)
     campaign = assessment_campaign(db_session, created.organization, created.admin, name="L1")
-    student = services.create_user(
+    student = users.create_user(
         db_session, first_name="Hugo", last_name="Martin", email="hugo@example.org"
     )
     take_test(db_session, campaign, student)
@@ -308,7 +310,7 @@ def test_no_class_column_outside_schools_and_names_from_the_account(client, db_s
 
 
 def collection(db_session, w, **fields):
-    return services.create_campaign(
+    return campaign_admin.create_campaign(
         db_session,
         organization=w.school,
         creator=w.admin,
@@ -382,9 +384,9 @@ def test_profiles_collection_export(client, db_session):
 
 def test_improved_and_deleted_participations_are_left_out(client, db_session, school_campaign):
     w = school_campaign
-    user = services.find_user_by_login(db_session, "chevalier3@example.org")
+    user = users.find_user_by_login(db_session, "chevalier3@example.org")
     journey.live_participation(db_session, w.campaign, user).deleted_at = dt.datetime.now(dt.UTC)
-    user = services.find_user_by_login(db_session, "bernard1@example.org")
+    user = users.find_user_by_login(db_session, "bernard1@example.org")
     journey.live_participation(db_session, w.campaign, user).is_improved = True
     db_session.commit()
     sign_in(client, w.admin.email)
@@ -488,7 +490,7 @@ def test_progress_follows_the_rule_of_the_students_progress_bar(
 ):
     """Old failures are forgotten, old successes kept, a reset erases: as the test itself sees."""
     w = school_campaign
-    user = services.find_user_by_login(db_session, "chevalier3@example.org")
+    user = users.find_user_by_login(db_session, "chevalier3@example.org")
     participation = journey.live_participation(db_session, w.campaign, user)
     content = journey.campaign_content(db_session, w.campaign)
     known = journey.user_knowledge(db_session, user.id)

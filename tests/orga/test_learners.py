@@ -6,9 +6,9 @@ import re
 
 from sqlalchemy import event, select
 
-from campaigns import services
-from campaigns.learners import import_learners
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.orga.learners import import_learners
+from campaigns.shared.models import (
     AuthenticationMethod,
     AuthenticationProvider,
     Learner,
@@ -57,7 +57,7 @@ def ana_alpha(db_session, organization, **login):
 def account(session, learner, *, email=None, username=None, sso=None, password=True):
     """An account linked to `learner`: e-mail and/or identifiant with a password, and/or
     single sign-on identities ("SAML" GAR or "LTI")."""
-    user = services.create_user(
+    user = users.create_user(
         session,
         first_name=learner.first_name,
         last_name=learner.last_name,
@@ -329,14 +329,14 @@ def test_a_member_gives_a_temporary_password_shown_once(client, db_session):
     student = app_client(client)
     assert not try_sign_in(student, "ana@example.org", STUDENT_PASSWORD)
     assert try_sign_in(student, "ana@example.org", password)
-    user = services.find_user_by_login(db_session, "ana@example.org")
+    user = users.find_user_by_login(db_session, "ana@example.org")
     db_session.refresh(user)
-    assert services.must_change_password(db_session, user)
+    assert users.must_change_password(db_session, user)
     # (The student's open sessions end: tests/test_account_trust.py.)
 
 
 def revoked_sessions(db_session, user):
-    from campaigns.models import UserSession
+    from campaigns.shared.models import UserSession
 
     return db_session.scalars(
         select(UserSession).where(
@@ -392,7 +392,7 @@ def test_an_identifiant_is_created_for_a_gar_student(client, db_session):
     )
     lea = learner_named(db_session, w.school, "Martin")
     account(db_session, lea, sso=["SAML"])
-    services.create_user(db_session, first_name="X", last_name="Y", username="lea.martin1203")
+    users.create_user(db_session, first_name="X", last_name="Y", username="lea.martin1203")
     db_session.commit()
     sign_in(client, w.member.email)
     token = csrf_token(client, "/orga/eleves")
@@ -523,14 +523,14 @@ def test_other_organizations_list_their_participants(client, db_session):
     hr = teacher(db_session, company, email="rh2@example.org", role=MembershipRole.ADMIN)
     campaign = assessment_campaign(db_session, company, hr, name="Évaluation salariés")
     second = assessment_campaign(db_session, company, hr, name="Deuxième")
-    zoe = services.create_user(
+    zoe = users.create_user(
         db_session,
         first_name="Zoé",
         last_name="Zèbre",
         email="zoe@example.org",
         password=STUDENT_PASSWORD,
     )
-    max_ = services.create_user(
+    max_ = users.create_user(
         db_session,
         first_name="Max",
         last_name="Abel",
@@ -573,7 +573,7 @@ def test_a_learner_no_longer_on_the_list_is_out_of_the_schools_reach(client, db_
     w = world(db_session)
     import_learners(db_session, w.school, csv_bytes("Alpha;Ana;01/01/2010;3A;"))
     learner = learner_named(db_session, w.school, "Alpha")
-    learner.user_id = services.create_user(
+    learner.user_id = users.create_user(
         db_session,
         first_name="Ana",
         last_name="Alpha",
@@ -588,4 +588,4 @@ def test_a_learner_no_longer_on_the_list_is_out_of_the_schools_reach(client, db_
     response = client.post(f"/orga/eleves/{learner.id}/mot-de-passe", data={"csrf_token": token})
     assert response.status_code == 404
     assert client.get(f"/orga/eleves/{learner.id}/mot-de-passe").status_code == 404
-    assert services.authenticate(db_session, "ana@example.org", "Ana-Mdp-2026") is not None
+    assert users.authenticate(db_session, "ana@example.org", "Ana-Mdp-2026") is not None

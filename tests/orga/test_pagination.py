@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns import pagination
-from campaigns.pagination import Page
+from campaigns.shared import pagination
+from campaigns.shared.pagination import Page
 
 
 def test_an_empty_list_has_one_empty_page():

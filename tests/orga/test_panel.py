@@ -1,6 +1,6 @@
 """The panel's shell: who gets in, terms of use, organization switcher, navigation."""
 
-from campaigns.models import MembershipRole
+from campaigns.shared.models import MembershipRole
 from tests.conftest import csrf_token
 from tests.orga_helpers import TEACHER_PASSWORD, sign_in, teacher, world
 

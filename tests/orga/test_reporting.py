@@ -10,8 +10,10 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import select
 
-from campaigns import charts, journey, reporting, services
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.journey import services as journey
+from campaigns.orga import charts, reporting
+from campaigns.shared.models import (
     KnowledgeElement,
     KnowledgeElementSource,
     KnowledgeElementStatus,
@@ -295,7 +297,7 @@ def test_participants_page_is_sorted_and_paginated(db_session):
     w = world(db_session)
     names = ["Zola", "martin", "Abel", "Durand", "Bernard"]
     for n, last in enumerate(names, start=1):
-        user = services.create_user(
+        user = users.create_user(
             db_session, first_name="A", last_name=last, email=f"p{n}@example.org"
         )
         journey.join(db_session, w.campaign, user)

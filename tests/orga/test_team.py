@@ -10,8 +10,16 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from campaigns import services, team
-from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
+from campaigns.accounts import users
+from campaigns.orga import team
+from campaigns.shared.models import (
+    Invitation,
+    Membership,
+    MembershipRole,
+    Organization,
+    OrganizationType,
+    User,
+)
 from config.db import Database, utcnow
 from config.jobs import Job, JobStatus
 from config.migrations import upgrade
@@ -125,7 +133,7 @@ def test_every_member_sees_the_team_sorted_by_last_name(as_member, w, db_session
 
 def test_the_team_is_paginated_by_fifty(as_member, w, db_session):
     for n in range(50):  # with the admin and the member: 52
-        user = services.create_user(
+        user = users.create_user(
             db_session, first_name="Prof", last_name=f"Zz{n:02}", email=f"z{n}@example.org"
         )
         db_session.add(Membership(organization=w.school, user=user, role=MembershipRole.MEMBER))
@@ -360,7 +368,7 @@ def test_an_invitee_whose_account_exists_is_sent_to_sign_in(client, w, db_sessio
     sign_in(client, w.admin.email)
     invite(client, "nouvelle@example.org")
     token = token_of(mail_jobs(db_session)[0])
-    services.create_user(
+    users.create_user(
         db_session,
         first_name="Nina",
         last_name="Nouvelle",
@@ -389,7 +397,7 @@ def test_a_signed_in_user_joins_once_with_the_button(client, w, db_session):
     invite(client, "nouvelle@example.org")
     token = token_of(mail_jobs(db_session)[0])
     sign_out(client)
-    user = services.create_user(
+    user = users.create_user(
         db_session,
         first_name="Nina",
         last_name="Nouvelle",
@@ -707,10 +715,10 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(scratch_database
         created = organization_with_admin(
             session,
             name="Lycée concurrent",
-            type=services.OrganizationType.PRO,
+            type=OrganizationType.PRO,
             admin_email="a@example.org",
         )
-        second = services.create_user(session, first_name="B", last_name="B", email="b@example.org")
+        second = users.create_user(session, first_name="B", last_name="B", email="b@example.org")
         session.add(
             Membership(
                 organization_id=created.organization.id,

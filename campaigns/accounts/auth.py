@@ -1,6 +1,6 @@
 """Who is signed in: the signed session cookie holds a random session token, the database holds
-the session (`campaigns.accounts`). Signing out revokes it for good, in every process; a session
-ends `accounts.SESSION_LIFETIME` after sign-in, whatever the activity.
+the session (`campaigns.accounts.sessions`). Signing out revokes it for good, in every process; a session
+ends `sessions.SESSION_LIFETIME` after sign-in, whatever the activity.
 
 A session opened with a temporary password reaches nothing but the password-change form (and
 signing out) until a new password is chosen: `enforce_password_change` runs before every view.
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from campaigns import accounts
-from campaigns.models import User, UserSession
+from campaigns.accounts import sessions
+from campaigns.shared.models import User, UserSession
 from config.db import get_session
 from config.ratelimit import Limit, hit
 
@@ -29,11 +29,11 @@ PASSWORD_CHANGE_ALLOWS = frozenset(
 )
 
 
-def _signed_in() -> accounts.SignedIn | None:
+def _signed_in() -> sessions.SignedIn | None:
     if "signed_in" not in g:
         token = session.get(SESSION_KEY)
-        g.signed_in = accounts.signed_in(get_session(), token) if isinstance(token, str) else None
-    found: accounts.SignedIn | None = g.signed_in
+        g.signed_in = sessions.signed_in(get_session(), token) if isinstance(token, str) else None
+    found: sessions.SignedIn | None = g.signed_in
     return found
 
 
@@ -54,15 +54,15 @@ def sign_in(user: User, *, password_change_required: bool = False) -> None:
     db = get_session()
     previous = session.get(SESSION_KEY)
     if isinstance(previous, str):
-        accounts.end_session(db, previous)
-    token, row = accounts.open_session(db, user, password_change_required=password_change_required)
+        sessions.end_session(db, previous)
+    token, row = sessions.open_session(db, user, password_change_required=password_change_required)
     lang = session.get("lang")
     session.clear()
     session.permanent = True
     session[SESSION_KEY] = token
     if lang:
         session["lang"] = lang
-    g.signed_in = accounts.SignedIn(user, row)
+    g.signed_in = sessions.SignedIn(user, row)
 
 
 def anonymous_like_signed_in() -> None:
@@ -72,7 +72,7 @@ def anonymous_like_signed_in() -> None:
     lang = session.get("lang")
     session.clear()
     session.permanent = True
-    session[SESSION_KEY] = accounts.new_token()
+    session[SESSION_KEY] = sessions.new_token()
     if lang:
         session["lang"] = lang
     g.signed_in = None
@@ -82,7 +82,7 @@ def sign_out() -> None:
     """End the session in the database and clear the cookie. The caller commits."""
     token = session.get(SESSION_KEY)
     if isinstance(token, str):
-        accounts.end_session(get_session(), token)
+        sessions.end_session(get_session(), token)
     lang = session.get("lang")
     session.clear()
     if lang:

@@ -9,7 +9,7 @@ Functions take the session first, flush and never commit. Rules:
   account's password: `confirm_email` from the account's own session, `reset_password` (which
   replaces the password and ends every session), or an invitation accepted by the signed-in
   account of that address. Only a proven address receives a role, a learner link or an
-  external identity link (`services.require_proven`);
+  external identity link (`users.require_proven`);
 - links are random tokens stored hashed, valid once, for a limited time, and only for the
   address they were sent to (an account whose address changed since cannot use them).
 """
@@ -17,135 +17,44 @@ Functions take the session first, flush and never commit. Rules:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
-from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns import services
-from campaigns.models import AccountToken, AccountTokenPurpose, User, UserSession
+from campaigns.accounts import users
+from campaigns.accounts.sessions import new_token, revoke_sessions, token_hash
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import AccountToken, AccountTokenPurpose, User
 from config.db import execute_dml, utcnow
 from config.mail import queue_mail
 
-SESSION_LIFETIME = dt.timedelta(hours=12)
 VALIDITY = {
     AccountTokenPurpose.VERIFY_EMAIL: dt.timedelta(days=3),
     AccountTokenPurpose.RESET_PASSWORD: dt.timedelta(hours=1),
 }
-TOKEN_BYTES = 32
+
 
 CONFIRM_PATH = "/mon-compte/confirmer/"
+
+
 RESET_PATH = "/mot-de-passe-oublie/"
+
+
 FORGOTTEN_PATH = "/mot-de-passe-oublie"
+
+
 SIGN_IN_PATH = "/connexion"
 
 
-class LinkUnusable(services.ServiceError):
+class LinkUnusable(ServiceError):
     """A mailed link that cannot be used; `code`: unknown, expired, used or stale."""
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def link(public_url: str, path: str) -> str:
     """A link for an e-mail: built on the configured public address, never on the request's
     Host header (which a client chooses)."""
     return f"{public_url.rstrip('/')}{path}"
-
-
-# -- sessions -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    user: User
-    session: UserSession
-
-
-def open_session(
-    session: Session, user: User, *, password_change_required: bool = False
-) -> tuple[str, UserSession]:
-    """A new signed-in session for `user`: the token for the cookie, and its row."""
-    token, now = new_token(), utcnow()
-    row = UserSession(
-        user_id=user.id,
-        token_hash=token_hash(token),
-        created_at=now,
-        expires_at=now + SESSION_LIFETIME,
-        password_change_required=password_change_required,
-    )
-    session.add(row)
-    session.flush()
-    return token, row
-
-
-def signed_in(session: Session, token: str) -> SignedIn | None:
-    """The user of a live session token (one query), or None: unknown, revoked or expired."""
-    if not token or len(token) > 128:
-        return None
-    row = session.execute(
-        select(User, UserSession)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(
-            UserSession.token_hash == token_hash(token),
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > utcnow(),
-        )
-    ).one_or_none()
-    return SignedIn(row[0], row[1]) if row is not None else None
-
-
-def end_session(session: Session, token: str) -> None:
-    execute_dml(
-        session,
-        update(UserSession)
-        .where(UserSession.token_hash == token_hash(token), UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False),
-    )
-
-
-def revoke_sessions(session: Session, user: User, *, keep: UserSession | None = None) -> int:
-    """End every open session of `user` (but `keep`, the one making the change)."""
-    statement = update(UserSession).where(
-        UserSession.user_id == user.id, UserSession.revoked_at.is_(None)
-    )
-    if keep is not None:
-        statement = statement.where(UserSession.id != keep.id)
-    return execute_dml(
-        session,
-        statement.values(revoked_at=utcnow()).execution_options(synchronize_session=False),
-    ).rowcount
-
-
-def purge_ended(session: Session, *, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
-    """Forget sessions and mailed links that ended (expired, revoked or used) more than
-    `older_than` ago (`parcours worker` runs this now and then)."""
-    cutoff = utcnow() - older_than
-    sessions = execute_dml(
-        session,
-        delete(UserSession).where(
-            or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff)
-        ),
-    ).rowcount
-    links = execute_dml(
-        session,
-        delete(AccountToken).where(
-            or_(AccountToken.expires_at < cutoff, AccountToken.used_at < cutoff)
-        ),
-    ).rowcount
-    return sessions + links
-
-
-# -- proven addresses -----------------------------------------------------------------------------
 
 
 def mark_proven(session: Session, user: User, address: str) -> None:
@@ -155,14 +64,11 @@ def mark_proven(session: Session, user: User, address: str) -> None:
         session.flush()
 
 
-# -- mailed links ---------------------------------------------------------------------------------
-
-
 def _issue(session: Session, user: User, purpose: AccountTokenPurpose) -> str:
     """A new link for `user`'s current address; earlier unused links of the same kind stop
     working (only the newest e-mail's link is valid)."""
     if user.email is None:
-        raise services.InvalidInput("this account has no e-mail address")
+        raise InvalidInput("this account has no e-mail address")
     now = utcnow()
     execute_dml(
         session,
@@ -303,8 +209,8 @@ def reset_password(session: Session, token: str, new_password: str) -> User:
     """Use a reset link: the new password replaces the old one (no change required), the
     address is proven, and every session of the account ends (someone else's included)."""
     found, user = find_link(session, AccountTokenPurpose.RESET_PASSWORD, token, lock=True)
-    services.check_password_strength(new_password)
-    services.set_password(session, user, new_password)
+    users.check_password_strength(new_password)
+    users.set_password(session, user, new_password)
     found.used_at = utcnow()
     mark_proven(session, user, found.email)
     password_replaced(session, user)

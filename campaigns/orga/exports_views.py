@@ -1,11 +1,11 @@
-"""CSV exports of a campaign's results, streamed row by row (see `campaigns.exports`)."""
+"""CSV exports of a campaign's results, streamed row by row (see `campaigns.orga.exports`)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from campaigns import exports
-from campaigns.orga import current_workspace, member_required, organization_campaign
+from campaigns.orga import exports
+from campaigns.orga.access import current_workspace, member_required, organization_campaign
 from config.db import current_database, get_session, utcnow
 
 blueprint = Blueprint("orga_exports", __name__, template_folder="templates")

@@ -11,16 +11,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from campaigns import campaign_admin
-from campaigns.auth import safe_next
-from campaigns.campaign_admin import CampaignForm
-from campaigns.models import Campaign, CampaignType, TargetProfile
-from campaigns.orga import (
+from campaigns.accounts.auth import safe_next
+from campaigns.orga import campaign_admin
+from campaigns.orga.access import (
     can_manage,
     current_workspace,
     member_required,
     organization_campaign,
 )
+from campaigns.orga.campaign_admin import CampaignForm
+from campaigns.shared.models import Campaign, CampaignType, TargetProfile
 from config.db import get_session
 from config.numbers import parse_int
 

@@ -33,8 +33,8 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from campaigns import accounts, services
-from campaigns.auth import (
+from campaigns.accounts import links, users
+from campaigns.accounts.auth import (
     current_session,
     current_user,
     login_required,
@@ -43,7 +43,9 @@ from campaigns.auth import (
     sign_in,
     sign_out,
 )
-from campaigns.models import AccountToken, AccountTokenPurpose, User
+from campaigns.shared.errors import InvalidInput
+from campaigns.shared.models import AccountToken, AccountTokenPurpose, User
+from campaigns.shared.organizations import organizations_of
 from config.db import get_session
 from config.i18n import set_user_locale_source
 from config.ratelimit import Limit, hit, release
@@ -177,15 +179,15 @@ def sign_in_page() -> str | Response | tuple[str, int]:
         flash(_("Trop de tentatives de connexion. Réessayez dans 15 minutes."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 429
 
-    user = services.authenticate(db, login, password) if login and password else None
+    user = users.authenticate(db, login, password) if login and password else None
     if user is None:
         flash(_("L’adresse e-mail, l’identifiant ou le mot de passe est incorrect."), "error")
         return render_template("campaigns/sign_in.html", next_url=next_url, login=login), 401
 
     for limit, value in counted:
         release(db, limit, value, secret=secret)
-    must_change = services.must_change_password(db, user)
-    if next_url == account and services.organizations_of(db, user):
+    must_change = users.must_change_password(db, user)
+    if next_url == account and organizations_of(db, user):
         next_url = url_for("orga.home")  # teachers land in their panel
     sign_in(user, password_change_required=must_change)
     db.commit()
@@ -214,7 +216,7 @@ def account() -> str:
     user = current_user()
     if user is None:  # login_required saw to it; keeps type checkers informed
         abort(401)
-    organizations = services.organizations_of(get_session(), user)
+    organizations = organizations_of(get_session(), user)
     return render_template("campaigns/account.html", user=user, organizations=organizations)
 
 
@@ -229,7 +231,7 @@ def resend_confirmation() -> Response:
             flash(_("Trop de messages envoyés. Réessayez dans une heure."), "error")
             return redirect(url_for("campaigns.account"), 303)
         db = get_session()
-        accounts.send_confirmation(db, user, _settings().public_url)
+        links.send_confirmation(db, user, _settings().public_url)
         db.commit()
         flash(
             _("Un lien de confirmation a été envoyé à %(email)s.", email=user.email),
@@ -252,8 +254,8 @@ def _usable_link(purpose: AccountTokenPurpose, token: str) -> tuple[AccountToken
         abort(make_response(*_link_refused("limited")))
     db = get_session()
     try:
-        found, owner = accounts.find_link(db, purpose, token)
-    except accounts.LinkUnusable as error:
+        found, owner = links.find_link(db, purpose, token)
+    except links.LinkUnusable as error:
         abort(make_response(*_link_refused(error.code)))
     release(db, LINK_GUESSES, _address(), secret=_secret())
     db.commit()
@@ -283,8 +285,8 @@ def confirm_email(token: str) -> str | Response | tuple[str, int]:
             "campaigns/confirm_email.html", email=found.email, token=token, own_account=True
         )
     try:
-        accounts.confirm_email(db, token, user)
-    except accounts.LinkUnusable as error:  # used meanwhile
+        links.confirm_email(db, token, user)
+    except links.LinkUnusable as error:  # used meanwhile
         return _link_refused(error.code)
     db.commit()
     flash(_("Votre adresse e-mail est confirmée."), "info")
@@ -329,13 +331,13 @@ def change_password_page() -> str | Response | tuple[str, int]:
     if over_limit(CURRENT_PASSWORD_GUESSES, str(user.id)):
         return page(_("Trop de tentatives. Réessayez dans 15 minutes."), 429)
     try:
-        services.change_password(
+        users.change_password(
             db,
             user,
             current=request.form.get("current_password", "")[:1024],
             new=request.form.get("new_password", "")[:1024],
         )
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         db.rollback()
         if error.code != "wrong_current":
             release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
@@ -343,7 +345,7 @@ def change_password_page() -> str | Response | tuple[str, int]:
         return page(PASSWORD_ERRORS.get(error.code, PASSWORD_ERRORS["weak"]), 400)
     release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
     # Every session ends, this one included: it goes on under a new session id.
-    accounts.password_replaced(db, user)
+    links.password_replaced(db, user)
     sign_in(user)
     db.commit()
     flash(_("Votre mot de passe a été modifié."), "info")
@@ -358,8 +360,8 @@ def forgotten_password() -> str | Response | tuple[str, int]:
         return render_template("campaigns/forgotten_password.html", email="", sent=False)
     typed = request.form.get("email", "").strip()[:320]
     try:
-        address = services.normalize_email(typed)
-    except services.InvalidInput:
+        address = users.normalize_email(typed)
+    except InvalidInput:
         flash(_("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."), "error")
         return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 400
     if over_limit(RESET_REQUESTS_PER_ADDRESS, _address()):
@@ -367,7 +369,7 @@ def forgotten_password() -> str | Response | tuple[str, int]:
         return render_template("campaigns/forgotten_password.html", email=typed, sent=False), 429
     db = get_session()
     if not over_limit(RESET_REQUESTS_PER_EMAIL, address):  # no mail bombing: 3 an hour at most
-        accounts.request_password_reset(db, address, _settings().public_url)
+        links.request_password_reset(db, address, _settings().public_url)
         db.commit()
     return render_template("campaigns/forgotten_password.html", email=address, sent=True)
 
@@ -381,10 +383,10 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("campaigns/reset_password.html", email=found.email, token=token)
     try:
-        user = accounts.reset_password(db, token, request.form.get("new_password", "")[:1024])
-    except accounts.LinkUnusable as error:
+        user = links.reset_password(db, token, request.form.get("new_password", "")[:1024])
+    except links.LinkUnusable as error:
         return _link_refused(error.code)
-    except services.InvalidInput:
+    except InvalidInput:
         db.rollback()
         flash(str(PASSWORD_ERRORS["weak"]), "error")
         return render_template("campaigns/reset_password.html", email=found.email, token=token), 400

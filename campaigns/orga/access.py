@@ -18,9 +18,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from campaigns import services
-from campaigns.auth import current_user, safe_next
-from campaigns.models import Campaign, MembershipRole, Organization, OrganizationType, User
+from campaigns.accounts.auth import current_user, safe_next
+from campaigns.shared.models import Campaign, MembershipRole, Organization, OrganizationType, User
+from campaigns.shared.organizations import organizations_of
 from config.db import get_session, utcnow
 from config.numbers import parse_int
 from config.security import frameable
@@ -54,7 +54,7 @@ def workspace() -> Workspace | None:
         user = current_user()
         found = None
         if user is not None:
-            organizations = services.organizations_of(get_session(), user)
+            organizations = organizations_of(get_session(), user)
             chosen = session.get("organization_id")
             match = [(o, r) for o, r in organizations if o.id == chosen] or organizations[:1]
             if match:

@@ -20,10 +20,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from campaigns import learners
-from campaigns.learners import LearnerFileError, LoginMethod, LoginNotManaged
-from campaigns.models import Learner, ParticipationStatus
-from campaigns.orga import admin_required, current_workspace, member_required
+from campaigns.orga import learners
+from campaigns.orga.access import admin_required, current_workspace, member_required
+from campaigns.orga.learners import LearnerFileError, LoginMethod, LoginNotManaged
+from campaigns.shared.models import Learner, ParticipationStatus
 from config.db import get_session
 from config.numbers import parse_int
 

@@ -20,8 +20,9 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.content import active_pack, pack_version
-from campaigns.models import (
+from campaigns.shared.content import active_pack, pack_version
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import (
     Answer,
     AnswerResult,
     Assessment,
@@ -40,7 +41,6 @@ from campaigns.models import (
     ParticipationStatus,
     User,
 )
-from campaigns.services import InvalidInput, ServiceError
 from config.db import insert_new, utcnow
 from engine import answers as checking
 from engine.content import Challenge, ContentPack

@@ -26,8 +26,11 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns import pagination, services, team
-from campaigns.models import (
+from campaigns.accounts import users
+from campaigns.orga import team
+from campaigns.shared import organizations, pagination
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import (
     AuditEntry,
     InstanceAdmin,
     Membership,
@@ -61,7 +64,7 @@ class ObjectType(enum.StrEnum):
     ORGANIZATION = "organization"
 
 
-class LastInstanceAdmin(services.ServiceError):
+class LastInstanceAdmin(ServiceError):
     def __init__(self) -> None:
         super().__init__(
             "the last instance administrator cannot be revoked: grant someone else first",
@@ -163,10 +166,10 @@ def instance_admins(session: Session) -> list[AdminRow]:
 
 
 def _account(session: Session, email: str) -> User:
-    address = services.normalize_email(email)
+    address = users.normalize_email(email)
     user = session.scalars(select(User).where(User.email == address)).one_or_none()
     if user is None:
-        raise services.InvalidInput(f"no account with the e-mail address {address}", code="unknown")
+        raise InvalidInput(f"no account with the e-mail address {address}", code="unknown")
     return user
 
 
@@ -175,7 +178,7 @@ def grant(session: Session, email: str, *, actor: Actor) -> tuple[User, bool]:
     granted now (False: it already was)."""
     user = _account(session, email)
     if not user.email_proven:
-        raise services.InvalidInput(
+        raise InvalidInput(
             f"the e-mail address {user.email} is not confirmed yet: its owner confirms it with "
             'the link mailed to it ("Mon compte" sends a new one)',
             code="unproven",
@@ -214,9 +217,7 @@ def revoke(session: Session, email: str, *, actor: Actor) -> User:
         session.scalars(select(InstanceAdmin.user_id).order_by(InstanceAdmin.id).with_for_update())
     )
     if user.id not in admins:
-        raise services.InvalidInput(
-            f"{user.email} is not an instance administrator", code="not_admin"
-        )
+        raise InvalidInput(f"{user.email} is not an instance administrator", code="not_admin")
     if admins == [user.id]:
         raise LastInstanceAdmin()
     session.execute(delete(InstanceAdmin).where(InstanceAdmin.user_id == user.id))
@@ -323,8 +324,8 @@ def create_organization(
 ) -> Founded:
     """`parcours org create` and the form of `/admin`: an organization with nobody in it, and an
     admin invitation mailed to `admin_email`."""
-    address = services.normalize_email(admin_email)  # before anything is created
-    organization = services.create_organization(session, name=name, type=type, uai=uai)
+    address = users.normalize_email(admin_email)  # before anything is created
+    organization = organizations.create_organization(session, name=name, type=type, uai=uai)
     invited = invite_admin(
         session, organization, email=address, public_url=public_url, actor=actor, audit=False
     )
@@ -356,7 +357,7 @@ def invite_admin(
 ) -> team.Added:
     """Mail an ADMIN invitation to `email` (or renew a pending one), as `parcours org
     invite-admin` does; someone who already is a member is left as they are (ALREADY_MEMBER)."""
-    address = services.normalize_email(email)
+    address = users.normalize_email(email)
     invited = team.add_member(
         session,
         organization,
@@ -389,8 +390,10 @@ def update_organization(
     uai: str | None,
     actor: Actor,
 ) -> dict[str, list[str | None]]:
-    """Change name, type and UAI (`services.update_organization`); what changed."""
-    changes = services.update_organization(session, organization, name=name, type=type, uai=uai)
+    """Change name, type and UAI (`organizations.update_organization`); what changed."""
+    changes = organizations.update_organization(
+        session, organization, name=name, type=type, uai=uai
+    )
     if changes:
         _organization_entry(
             session, actor, Action.ORGANIZATION_UPDATE, organization, {"changes": changes}

@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from campaigns import accounts, journey, services
-from campaigns.auth import (
+from campaigns.accounts import links, users
+from campaigns.accounts.auth import (
     anonymous_like_signed_in,
     current_user,
     login_required,
@@ -26,7 +26,11 @@ from campaigns.auth import (
     safe_next,
     sign_in,
 )
-from campaigns.models import (
+from campaigns.journey import services as journey
+from campaigns.shared import codes
+from campaigns.shared.errors import AlreadyExists, InvalidInput
+from campaigns.shared.models import (
+    NAME_MAX_LENGTH,
     Assessment,
     AssessmentState,
     Campaign,
@@ -114,7 +118,7 @@ def _guarded(code: str, find: Callable[[str], T | None], *, reveals: bool = True
     whatever others behind the same address guessed. A code that exists writes nothing."""
     if reveals and _out_of_guesses():
         abort(429)
-    normalized = services.normalize_code(code)
+    normalized = codes.normalize_code(code)
     found = find(normalized) if normalized else None
     if found is None:
         abort(429 if _count_miss() else 404)
@@ -189,7 +193,7 @@ def enter_code() -> str | Response | tuple[str, int]:
     if _out_of_guesses():
         flash(too_many, "error")
         return render_template("journey/enter_code.html", code=typed), 429
-    code = services.normalize_code(typed)
+    code = codes.normalize_code(typed)
     campaign = journey.campaign_by_code(session, code) if code else None
     if campaign is None:
         if _count_miss():
@@ -301,7 +305,7 @@ def sign_up() -> str | Response | tuple[str, int]:
         return render_template("journey/sign_up.html", next_url=next_url, form=form, errors={}), 429
     errors: dict[str, str] = {}
     for key in ("first_name", "last_name"):
-        if len(form[key]) > services.NAME_MAX_LENGTH:
+        if len(form[key]) > NAME_MAX_LENGTH:
             errors[key] = _("255 caractères au plus.")
     if not form["first_name"]:
         errors["first_name"] = _("Votre prénom est obligatoire.")
@@ -309,12 +313,12 @@ def sign_up() -> str | Response | tuple[str, int]:
         errors["last_name"] = _("Votre nom est obligatoire.")
     password = request.form.get("password", "")[:1024]
     try:
-        services.normalize_email(form["email"])
-    except services.InvalidInput:
+        users.normalize_email(form["email"])
+    except InvalidInput:
         errors["email"] = _("Votre adresse e-mail n’est pas valide.")
     try:
-        services.check_password_strength(password)
-    except services.InvalidInput:
+        users.check_password_strength(password)
+    except InvalidInput:
         errors["password"] = _(
             "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
         )
@@ -336,28 +340,28 @@ def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
     can take campaigns; its address stays "à confirmer" until the mailed link is opened."""
     session = get_session()
     public_url = current_app.config["PARCOURS_SETTINGS"].public_url
-    address = services.normalize_email(form["email"])
-    existing = services.find_user_by_login(session, address)
+    address = users.normalize_email(form["email"])
+    existing = users.find_user_by_login(session, address)
     if existing is None:
         try:
-            user = services.create_user(
+            user = users.create_user(
                 session,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
                 email=address,
                 password=password,
             )
-        except services.AlreadyExists:  # created meanwhile by a concurrent request
+        except AlreadyExists:  # created meanwhile by a concurrent request
             session.rollback()
-            existing = services.find_user_by_login(session, address)
+            existing = users.find_user_by_login(session, address)
         else:
             user.cgu_accepted_at = utcnow()
-            accounts.send_confirmation(session, user, public_url)
+            links.send_confirmation(session, user, public_url)
             sign_in(user)
     if existing is not None:
-        services.hash_password(password)  # the same work as a new account: same time
+        users.hash_password(password)  # the same work as a new account: same time
         if not over_limit(KNOWN_ADDRESS_MAILS, address):  # no mail bombing through this form
-            accounts.send_already_registered(session, existing, public_url)
+            links.send_already_registered(session, existing, public_url)
         anonymous_like_signed_in()  # the same cookie as a new account gets
     session.commit()
     flash(
@@ -665,7 +669,7 @@ def retry(code: str) -> Response:
 def _profile_cards(
     user: User, campaign: Campaign | None = None
 ) -> tuple[list[dict[str, Any]], int, int]:
-    from campaigns.content import active_pack
+    from campaigns.shared.content import active_pack
     from engine.scoring import profile
 
     session = get_session()

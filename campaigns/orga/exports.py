@@ -52,8 +52,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from campaigns.journey import campaign_content
-from campaigns.models import (
+from campaigns.journey.services import campaign_content
+from campaigns.shared.models import (
     Campaign,
     CampaignSkill,
     CampaignType,

@@ -3,7 +3,7 @@
 Every tab shares a header (`orga/campaign/_header.html`): name, type, code, direct link (hidden
 for GAR schools: their students come through the ENT), participants and results received,
 the tabs, "Modifier" (owner or admin) and the CSV export. The figures come from
-`campaigns.reporting`; charts are SVG drawn here on the server (`campaigns.charts`), each with
+`reporting`; charts are SVG drawn here on the server (`charts`), each with
 the same figures in a table.
 """
 
@@ -14,9 +14,9 @@ from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from campaigns import charts, reporting
-from campaigns.models import Campaign, CampaignType, ParticipationStatus
-from campaigns.orga import current_workspace, member_required, organization_campaign
+from campaigns.orga import charts, reporting
+from campaigns.orga.access import current_workspace, member_required, organization_campaign
+from campaigns.shared.models import Campaign, CampaignType, ParticipationStatus
 from config.db import get_session
 from config.numbers import parse_int
 from engine.scoring import rounded_percent

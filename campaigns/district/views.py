@@ -5,7 +5,7 @@ Everyone else — visitors, students, teachers, school admins — gets the same 
 that does not exist, whatever the method: `_gate` runs before any `/admin` path is routed, so
 not even a 405 or a CSRF 400 tells that the section exists. The blueprint is exempt from the
 global CSRF check because `_gate` makes it, for instance administrators, right after that
-decision. Pages refuse framing (no `@frameable`). Changes are services of `campaigns.district`,
+decision. Pages refuse framing (no `@frameable`). Changes are services of `campaigns.district.services`,
 which write the audit log in the transaction of the change.
 """
 
@@ -28,9 +28,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from campaigns import district, services, team
-from campaigns.auth import current_user
-from campaigns.models import Organization, OrganizationType
+from campaigns.accounts import users
+from campaigns.accounts.auth import current_user
+from campaigns.district import services as district
+from campaigns.orga import team
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import Organization, OrganizationType
 from config.db import get_session, utcnow
 from config.numbers import parse_int
 from config.security import csrf
@@ -183,13 +186,13 @@ def _organization_form(*, with_admin: bool) -> tuple[dict[str, str], dict[str, s
         errors["type"] = _("Choisissez un type d’organisation.")
     if with_admin:
         try:
-            services.normalize_email(form["admin_email"])
-        except services.InvalidInput:
+            users.normalize_email(form["admin_email"])
+        except InvalidInput:
             errors["admin_email"] = str(EMAIL_ERROR)
     return form, errors
 
 
-def _service_error(error: services.ServiceError, errors: dict[str, str]) -> None:
+def _service_error(error: ServiceError, errors: dict[str, str]) -> None:
     field, message = FIELD_ERRORS.get(error.code, ("name", _l("Vérifiez ce champ.")))
     errors[field] = str(message)
 
@@ -223,7 +226,7 @@ def create() -> Response | tuple[str, int]:
             public_url=_settings().public_url,
             actor=_actor(),
         )
-    except services.ServiceError as error:
+    except ServiceError as error:
         db.rollback()
         _service_error(error, errors)
         return _new_page(form, errors, 409 if error.code.startswith("duplicate") else 400)
@@ -234,7 +237,7 @@ def create() -> Response | tuple[str, int]:
             "L’organisation %(name)s est créée. Une invitation d’administrateur a été envoyée à "
             "%(email)s.",
             name=organization.name,
-            email=services.normalize_email(form["admin_email"]),
+            email=users.normalize_email(form["admin_email"]),
         ),
         "info",
     )
@@ -277,8 +280,8 @@ def invite_admin(organization_id: int) -> Response | tuple[str, int]:
         return redirect(url_for("admin.organization", organization_id=found.id))
     form = {"email": request.form.get("email", "").strip()[:320]}
     try:
-        address = services.normalize_email(form["email"])
-    except services.InvalidInput:
+        address = users.normalize_email(form["email"])
+    except InvalidInput:
         return _detail_page(found, form=form, errors={"email": str(EMAIL_ERROR)}, status=400)
     if found.archived_at is not None:
         message = _("Cette organisation est archivée : désarchivez-la avant d’inviter quelqu’un.")
@@ -343,7 +346,7 @@ def edit(organization_id: int) -> Response | tuple[str, int]:
         changes = district.update_organization(
             db, found, name=form["name"], type=type_, uai=form["uai"] or None, actor=_actor()
         )
-    except services.ServiceError as error:
+    except ServiceError as error:
         db.rollback()
         _service_error(error, errors)
         return _edit_page(

@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from campaigns import journey, pagination
-from campaigns.models import (
+from campaigns.journey import services as journey
+from campaigns.shared import pagination
+from campaigns.shared.models import (
     Campaign,
     CampaignType,
     KnowledgeElement,

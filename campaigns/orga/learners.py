@@ -26,8 +26,10 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from campaigns import accounts, pagination, services
-from campaigns.models import (
+from campaigns.accounts import sessions, users
+from campaigns.shared import pagination
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import (
     AuthenticationMethod,
     AuthenticationProvider,
     Campaign,
@@ -39,7 +41,6 @@ from campaigns.models import (
     ParticipationStatus,
     User,
 )
-from campaigns.services import InvalidInput, ServiceError
 from config.db import utcnow
 
 MAX_ROWS = 10_000
@@ -748,9 +749,9 @@ def reset_password(session: Session, learner: Learner) -> tuple[User, str]:
     choose their own at the next sign-in, and their open sessions end. Single sign-on accounts
     (GAR, LMS) are never touched."""
     user = password_account(session, learner)
-    password = services.generate_password()
-    services.set_password(session, user, password, must_change=True)
-    accounts.revoke_sessions(session, user)
+    password = users.generate_password()
+    users.set_password(session, user, password, must_change=True)
+    sessions.revoke_sessions(session, user)
     session.flush()
     return user, password
 
@@ -782,7 +783,7 @@ def create_username(session: Session, learner: Learner) -> tuple[User, str, str]
         suffix += 1
         username = f"{base}{suffix}"
     user.username = username
-    password = services.generate_password()
-    services.set_password(session, user, password, must_change=True)
+    password = users.generate_password()
+    users.set_password(session, user, password, must_change=True)
     session.flush()
     return user, username, password

@@ -28,10 +28,20 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from campaigns import services, team
-from campaigns.auth import current_user, sign_in
-from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
-from campaigns.orga import admin_required, current_workspace, member_required
+from campaigns.accounts import users
+from campaigns.accounts.auth import current_user, sign_in
+from campaigns.orga import team
+from campaigns.orga.access import admin_required, current_workspace, member_required
+from campaigns.shared import organizations
+from campaigns.shared.errors import AlreadyExists, InvalidInput, ServiceError
+from campaigns.shared.models import (
+    NAME_MAX_LENGTH,
+    Invitation,
+    Membership,
+    MembershipRole,
+    Organization,
+    User,
+)
 from config.db import get_session, utcnow
 from config.numbers import parse_int
 from config.ratelimit import Limit, hit, release
@@ -129,8 +139,8 @@ def add() -> Response | tuple[str, int]:
         errors["role"] = _("Choisissez un rôle.")
     address = ""
     try:
-        address = services.normalize_email(form["email"])
-    except services.InvalidInput:
+        address = users.normalize_email(form["email"])
+    except InvalidInput:
         errors["email"] = _("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr.")
     if errors or role is None:
         return _page(400, form=form, errors=errors)
@@ -179,7 +189,7 @@ def change_role(membership_id: int) -> Response | tuple[str, int]:
         db.rollback()
         flash(str(LAST_ADMIN), "error")
         return _page(409)
-    except services.EmailNotProven:
+    except users.EmailNotProven:
         db.rollback()
         flash(
             _(
@@ -189,7 +199,7 @@ def change_role(membership_id: int) -> Response | tuple[str, int]:
             "error",
         )
         return _page(409)
-    except services.ServiceError:
+    except ServiceError:
         db.rollback()
         abort(404)
     user = db.get(User, membership.user_id)
@@ -258,7 +268,7 @@ def remove(membership_id: int) -> Response | tuple[str, int]:
         db.rollback()
         flash(str(LAST_ADMIN), "error")
         return _page(409)
-    except services.ServiceError:
+    except ServiceError:
         db.rollback()
         abort(404)
     db.commit()
@@ -271,7 +281,7 @@ def remove(membership_id: int) -> Response | tuple[str, int]:
     )
     session.pop("organization_id", None)
     g.pop("orga_workspace", None)
-    if services.organizations_of(db, ws.user):
+    if organizations.organizations_of(db, ws.user):
         return redirect(url_for("orga.home"), 303)
     return redirect(url_for("core.home"), 303)
 
@@ -384,7 +394,7 @@ def accept(token: str) -> str | Response | tuple[str, int]:
             if invitation.accepted_by_id == user.id:
                 return redirect(url_for("orga.home"), 303)
         return _unusable(error.code)
-    except services.ServiceError:
+    except ServiceError:
         return _unusable("unknown")
     if new_account:
         sign_in(user)
@@ -400,34 +410,34 @@ def _sign_up(
     password = request.form.get("password", "")[:1024]
     errors: dict[str, str] = {}
     for key in ("first_name", "last_name"):
-        if len(form[key]) > services.NAME_MAX_LENGTH:
+        if len(form[key]) > NAME_MAX_LENGTH:
             errors[key] = _("255 caractères au plus.")
     if not form["first_name"]:
         errors["first_name"] = _("Votre prénom est obligatoire.")
     if not form["last_name"]:
         errors["last_name"] = _("Votre nom est obligatoire.")
     try:
-        services.check_password_strength(password)
-    except services.InvalidInput:
+        users.check_password_strength(password)
+    except InvalidInput:
         errors["password"] = _(
             "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
         )
     db = get_session()
     if not errors:
         try:
-            return services.create_user(
+            return users.create_user(
                 db,
                 first_name=form["first_name"],
                 last_name=form["last_name"],
                 email=invitation.email,
                 password=password,
             )
-        except services.AlreadyExists:
+        except AlreadyExists:
             errors["email"] = _(
                 "Un compte utilise déjà cette adresse e-mail : connectez-vous pour rejoindre "
                 "l’organisation."
             )
-        except services.InvalidInput:
+        except InvalidInput:
             errors["email"] = _("Cette adresse e-mail ne permet pas de créer un compte.")
     db.rollback()
     return _accept_page(invitation, organization, token, form=form, errors=errors, status=400)

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns.models import ContentRelease, TargetProfile, TargetProfileTube
-from campaigns.services import AlreadyExists, InvalidInput
+from campaigns.shared.errors import AlreadyExists, InvalidInput
+from campaigns.shared.models import ContentRelease, TargetProfile, TargetProfileTube
 from engine.content import (
     BUNDLED_PACK,
     ContentPack,

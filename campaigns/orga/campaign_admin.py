@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, case, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaigns import pagination, services
-from campaigns.content import active_pack
-from campaigns.models import (
+from campaigns.shared import pagination
+from campaigns.shared.codes import generate_code
+from campaigns.shared.content import active_pack
+from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.models import (
     Campaign,
+    CampaignSkill,
     CampaignType,
     Membership,
     Organization,
@@ -41,12 +45,13 @@ from campaigns.models import (
 from config.db import utcnow
 from config.numbers import parse_int
 from engine.content import ContentPack
+from engine.selection import DEFAULT_SELECTOR, SELECTORS
 
 PER_PAGE = 25
 NAME_MAX = 255
 TITLE_MAX = 255
 EXTERNAL_ID_LABEL_MAX = 255
-LANDING_TEXT_MAX = services.LANDING_TEXT_MAX
+LANDING_TEXT_MAX = 5000
 SEARCH_MAX = 100
 
 # Accented letters folded for sorting and searching, case and accents aside.
@@ -404,7 +409,7 @@ class CampaignForm:
         )
 
 
-class FormInvalid(services.InvalidInput):
+class FormInvalid(InvalidInput):
     def __init__(self, form: CampaignForm) -> None:
         super().__init__(f"invalid campaign form: {sorted(form.errors)}", code="form")
         self.form = form
@@ -527,7 +532,7 @@ def create_from_form(
     title = _check_title(form, type)
     if errors or type is None:
         raise FormInvalid(form)
-    campaign = services.create_campaign(
+    campaign = create_campaign(
         session,
         organization=organization,
         creator=creator,
@@ -544,7 +549,7 @@ def create_from_form(
     return campaign
 
 
-class CampaignArchived(services.ServiceError):
+class CampaignArchived(ServiceError):
     pass
 
 
@@ -593,3 +598,63 @@ def unarchive(session: Session, campaign: Campaign) -> None:
         campaign.archived_at = None
         campaign.archived_by_id = None
         session.flush()
+
+
+def create_campaign(
+    session: Session,
+    *,
+    organization: Organization,
+    creator: User,
+    name: str,
+    type: CampaignType,
+    target_profile: TargetProfile | None = None,
+    title: str | None = None,
+    landing_text: str | None = None,
+    external_id_label: str | None = None,
+    multiple_sendings: bool = False,
+    owner: User | None = None,
+    selector: str = DEFAULT_SELECTOR,
+) -> Campaign:
+    """Create a campaign with a fresh code; an assessment campaign freezes its skills now."""
+
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("the campaign name is required", code="name")
+    if landing_text and len(landing_text) > LANDING_TEXT_MAX:
+        raise InvalidInput("the landing text is limited to 5000 characters", code="landing_text")
+    if (type is CampaignType.ASSESSMENT) != (target_profile is not None):
+        raise InvalidInput(
+            "an assessment campaign needs a target profile; a profiles collection has none",
+            code="target_profile",
+        )
+    if selector not in SELECTORS:
+        raise InvalidInput(f"unknown selector {selector!r}", code="selector")
+    pack = active_pack(session)
+    campaign = Campaign(
+        organization_id=organization.id,
+        type=type,
+        name=name,
+        title=(title or "").strip() or None,
+        landing_text=(landing_text or "").strip() or None,
+        external_id_label=(external_id_label or "").strip() or None,
+        multiple_sendings=multiple_sendings,
+        target_profile_id=target_profile.id if target_profile else None,
+        owner_id=(owner or creator).id,
+        creator_id=creator.id,
+        content_version=f"{pack.id}@{pack.version}",
+        selector=selector,
+    )
+    if target_profile is not None:
+        skills = pack.profile_skills((t.tube_id, t.level) for t in target_profile.tubes)
+        campaign.skills = [CampaignSkill(skill_id=s.id) for s in skills]
+    for _ in range(20):
+        campaign.code = generate_code()
+        try:
+            with session.begin_nested():
+                session.add(campaign)
+            return campaign
+        except IntegrityError:  # the code was taken meanwhile: draw another
+            if campaign in session:
+                session.expunge(campaign)
+            continue
+    raise ServiceError("could not find a free campaign code")

@@ -97,6 +97,9 @@ class KnowledgeElementSource(enum.StrEnum):
     INFERRED = "inferred"
 
 
+NAME_MAX_LENGTH = 255  # names of people and organizations (their columns' length)
+
+
 # -- people -------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ Functions take the session first, flush and never commit. Rules:
   of the change (`config.mail`): it leaves if and only if the change commits;
 - an invitation is accepted by the signed-in account of the invited address (or by a new
   account created with it through the link). The link was mailed to that address, so using it
-  proves the address (`accounts.mark_proven`): an unproven address never receives a role;
+  proves the address (`links.mark_proven`): an unproven address never receives a role;
 - an organization never loses its last admin: demoting or removing an admin first locks the
   organization's admin memberships (`SELECT … FOR UPDATE` on PostgreSQL; SQLite has one writer
   at a time), so two admins demoting each other at once cannot both succeed;
@@ -29,8 +29,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns import accounts, pagination, services
-from campaigns.models import Invitation, Membership, MembershipRole, Organization, User
+from campaigns.accounts import links, sessions, users
+from campaigns.shared import pagination
+from campaigns.shared.errors import ServiceError
+from campaigns.shared.models import Invitation, Membership, MembershipRole, Organization, User
 from config.db import utcnow
 from config.jobs import withdraw
 from config.mail import queue_mail
@@ -39,7 +41,7 @@ INVITATION_VALIDITY = dt.timedelta(days=7)
 MEMBERS_PER_PAGE = 50
 
 
-class TeamError(services.ServiceError):
+class TeamError(ServiceError):
     """A team change the rules refuse; `code` names the rule for the views' messages."""
 
 
@@ -76,11 +78,11 @@ class MemberRow:
 
 
 # -- tokens ---------------------------------------------------------------------------------------
-# Random tokens stored hashed, like every mailed link (`accounts.new_token`, `accounts.token_hash`).
+# Random tokens stored hashed, like every mailed link (`sessions.new_token`, `sessions.token_hash`).
 
 
 def invitation_link(public_url: str, token: str) -> str:
-    return accounts.link(public_url, f"/invitation/{token}")
+    return links.link(public_url, f"/invitation/{token}")
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ def pending_invitation_in(
 def invitation_by_token(session: Session, token: str, *, lock: bool = False) -> Invitation | None:
     if not token or len(token) > 128:
         return None
-    query = select(Invitation).where(Invitation.token_hash == accounts.token_hash(token))
+    query = select(Invitation).where(Invitation.token_hash == sessions.token_hash(token))
     if lock:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
@@ -177,7 +179,7 @@ def add_member(
 ) -> Added:
     """Invite the owner of `email` to join with `role` (unless they already are a member): they
     join only by opening the link mailed to them, signed in with that address's account."""
-    address = services.normalize_email(email)
+    address = users.normalize_email(email)
     user = session.scalars(select(User).where(User.email == address)).one_or_none()
     if user is not None and session.scalar(
         select(Membership.id).where(
@@ -213,7 +215,7 @@ def _invite(
     invited_by: User | None,
     public_url: str,
 ) -> Added:
-    token, now = accounts.new_token(), utcnow()
+    token, now = sessions.new_token(), utcnow()
     for _attempt in range(3):
         pending = session.scalars(
             select(Invitation)
@@ -226,7 +228,7 @@ def _invite(
             .with_for_update()
         ).one_or_none()
         if pending is not None:
-            pending.token_hash = accounts.token_hash(token)  # the previous link stops working
+            pending.token_hash = sessions.token_hash(token)  # the previous link stops working
             pending.role = role
             pending.invited_by_id = invited_by.id if invited_by else None
             pending.created_at = now
@@ -240,7 +242,7 @@ def _invite(
                     organization_id=organization.id,
                     email=address,
                     role=role,
-                    token_hash=accounts.token_hash(token),
+                    token_hash=sessions.token_hash(token),
                     invited_by_id=invited_by.id if invited_by else None,
                     created_at=now,
                     expires_at=now + INVITATION_VALIDITY,
@@ -286,7 +288,7 @@ def invitation_mail(
             organization=organization.name,
             role=_role_name(invitation.role),
         )
-    body = accounts.mail_body(
+    body = links.mail_body(
         invited,
         _(
             "Pour accepter l’invitation, ouvrez ce lien (valable jusqu’au %(date)s) :",
@@ -319,7 +321,7 @@ def accept_invitation(session: Session, token: str, user: User) -> tuple[Invitat
     invitation and whether they joined now (False: they already were a member, role kept)."""
     invitation = invitation_by_token(session, token, lock=True)
     if invitation is None:
-        raise services.ServiceError("unknown invitation", code="unknown")
+        raise ServiceError("unknown invitation", code="unknown")
     reason = unusable_reason(invitation)
     if reason is not None:
         raise InvitationUnusable(f"the invitation is {reason}", code=reason)
@@ -329,8 +331,8 @@ def accept_invitation(session: Session, token: str, user: User) -> tuple[Invitat
     if user.email != invitation.email:
         raise InvitationUnusable("the invitation is for another address", code="other_address")
     # The link was mailed to this address: whoever holds it and the account owns both.
-    accounts.mark_proven(session, user, invitation.email)
-    services.require_proven(user)
+    links.mark_proven(session, user, invitation.email)
+    users.require_proven(user)
     joined = _join(session, organization, user, invitation.role)
     invitation.accepted_at = utcnow()
     invitation.accepted_by_id = user.id
@@ -364,7 +366,7 @@ def _current(session: Session, organization: Organization, membership_id: int) -
         .execution_options(populate_existing=True)
     ).one_or_none()
     if membership is None:
-        raise services.ServiceError("no such member", code="not_found")
+        raise ServiceError("no such member", code="not_found")
     return membership
 
 
@@ -395,7 +397,7 @@ def change_role(
     if membership.role is MembershipRole.ADMIN and admins == [membership.id]:
         raise LastAdmin()
     if role is MembershipRole.ADMIN:
-        services.require_proven(membership.user)  # no new role for an unproven address
+        users.require_proven(membership.user)  # no new role for an unproven address
     membership.role = role
     session.flush()
     return membership
