@@ -10,6 +10,7 @@ them, so any process can serve any request.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from campaigns.shared import events
 from campaigns.shared.content import active_pack, pack_version
 from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.events import Event
 from campaigns.shared.models import (
     Answer,
     AnswerResult,
@@ -205,7 +208,7 @@ def join(
     session: Session, campaign: Campaign, user: User, *, external_id: str | None = None
 ) -> Participation:
     """The user's live participation in the campaign, created if needed (a double submission
-    finds the one the first request created)."""
+    finds the one the first request created); the listeners of `Event.STARTED` run when it is."""
     ensure_open(session, campaign)
     existing = live_participation(session, campaign, user)
     if existing is not None:
@@ -232,6 +235,9 @@ def join(
     try:
         with session.begin_nested():
             session.add(participation)
+            if events.listened(Event.STARTED):
+                session.flush()
+                events.publish(session, Event.STARTED, participation)
     except IntegrityError:
         existing = live_participation(session, campaign, user)
         if existing is None:
@@ -248,6 +254,38 @@ def has_participated(session: Session, user: User) -> bool:
         session.scalar(select(Participation.id).where(Participation.user_id == user.id).limit(1))
         is not None
     )
+
+
+class NextPage(enum.StrEnum):
+    """Where the journey takes a student next (each one a page of `journey.views`)."""
+
+    EXTERNAL_ID = "external_id"  # the campaign asks for an identifier before anything else
+    RULES = "rules"  # a first participation ever: how the test works
+    QUESTION = "question"
+    RESULTS = "results"
+    COLLECTION = "collection"  # profiles collections have no test
+
+
+def next_step(campaign: Campaign, participation: Participation, *, first: bool = False) -> NextPage:
+    if campaign.type is CampaignType.PROFILES_COLLECTION:
+        return NextPage.COLLECTION
+    if participation.status is not ParticipationStatus.STARTED:
+        return NextPage.RESULTS
+    return NextPage.RULES if first else NextPage.QUESTION
+
+
+def enter(
+    session: Session, campaign: Campaign, user: User
+) -> tuple[Participation | None, NextPage]:
+    """ "Je commence": the user's participation, started if needed, and the page it leads to.
+    No participation yet and the campaign asks for an identifier: (None, EXTERNAL_ID)."""
+    ensure_open(session, campaign)
+    existing = live_participation(session, campaign, user)
+    if existing is None and campaign.external_id_label:
+        return None, NextPage.EXTERNAL_ID
+    first = existing is None and not has_participated(session, user)
+    participation = existing or join(session, campaign, user)
+    return participation, next_step(campaign, participation, first=first)
 
 
 def open_assessment(
@@ -600,7 +638,9 @@ def participation_result(
 
 
 def share(session: Session, participation: Participation) -> Participation:
-    """Send the results to the organization: the figures are frozen now. Idempotent."""
+    """Send the results to the organization: the figures are frozen now, and the listeners of
+    `Event.SHARED` run in the same transaction (a failing one undoes the share). Idempotent: a
+    second call changes nothing and calls nobody."""
     if participation.status is ParticipationStatus.SHARED:
         return participation
     if participation.status is not ParticipationStatus.TO_SHARE:
@@ -619,13 +659,22 @@ def share(session: Session, participation: Participation) -> Participation:
             c.competence_id: {"pix": c.pix, "level": c.level} for c in scores.competences
         },
     }
-    participation.status = ParticipationStatus.SHARED
-    participation.shared_at = utcnow()
-    participation.mastery_rate = Decimal(str(round(result.mastery_rate, 4)))
-    participation.validated_skills_count = result.overall.validated
-    participation.pix_score = scores.pix
-    participation.shared_results = snapshot
-    session.flush()
+
+    def freeze() -> None:
+        participation.status = ParticipationStatus.SHARED
+        participation.shared_at = utcnow()
+        participation.mastery_rate = Decimal(str(round(result.mastery_rate, 4)))
+        participation.validated_skills_count = result.overall.validated
+        participation.pix_score = scores.pix
+        participation.shared_results = snapshot
+        session.flush()
+
+    if not events.listened(Event.SHARED):
+        freeze()
+        return participation
+    with session.begin_nested():  # a listener that fails leaves the participation unshared
+        freeze()
+        events.publish(session, Event.SHARED, participation)
     return participation
 
 

@@ -29,6 +29,7 @@ from campaigns.accounts.auth import (
 from campaigns.journey import services as journey
 from campaigns.shared import codes
 from campaigns.shared.errors import AlreadyExists, InvalidInput
+from campaigns.shared.events import ListenerFailed
 from campaigns.shared.models import (
     NAME_MAX_LENGTH,
     Assessment,
@@ -68,7 +69,12 @@ PROPOSALS_MAX = 999  # numbers of a question's proposals read from answers: a fe
 
 @blueprint.errorhandler(journey.ServiceError)
 def _refused(error: journey.ServiceError) -> tuple[str, int]:
-    if isinstance(error, journey.ContentUnavailable):
+    if isinstance(error, ListenerFailed):
+        status = 503
+        message = _(
+            "Cette action n’a pas pu aboutir. Rien n’a été modifié : réessayez dans un instant."
+        )
+    elif isinstance(error, journey.ContentUnavailable):
         status, message = 503, _("Le contenu de ce parcours est momentanément indisponible.")
     elif isinstance(error, journey.NotAllowed) and error.code == "archived":
         status, message = 410, _("Ce parcours a été archivé par son organisateur.")
@@ -236,25 +242,16 @@ def start(code: str) -> Response:
             url_for("journey.sign_up", next=url_for("journey.landing", code=campaign.code))
         )
     session = get_session()
-    existing = journey.live_participation(session, campaign, user)
-    if existing is None and campaign.external_id_label:
-        return redirect(url_for("journey.external_id", code=campaign.code))
-    first = not journey.has_participated(session, user)  # the rules, on a first participation
-    participation = journey.join(session, campaign, user)
+    _, page = journey.enter(session, campaign, user)
     session.commit()
-    return _next_page(campaign, participation, show_rules=first)
+    return redirect(page_url(campaign.code, page))
 
 
-def _next_page(
-    campaign: Campaign, participation: Participation, *, show_rules: bool = False
-) -> Response:
-    if campaign.type is CampaignType.PROFILES_COLLECTION:
-        return redirect(url_for("journey.collection", code=campaign.code))
-    if participation.status is not ParticipationStatus.STARTED:
-        return redirect(url_for("journey.results", code=campaign.code))
-    if show_rules:
-        return redirect(url_for("journey.rules", code=campaign.code, page=1))
-    return redirect(url_for("journey.question", code=campaign.code))
+def page_url(code: str, page: journey.NextPage) -> str:
+    """The address of the journey's `page` in the campaign of `code`."""
+    if page is journey.NextPage.RULES:
+        return url_for("journey.rules", code=code, page=1)
+    return url_for(f"journey.{page.value}", code=code)
 
 
 @blueprint.route("/campagnes/<code>/identifiant", methods=["GET", "POST"], endpoint="external_id")
@@ -275,7 +272,9 @@ def external_id(code: str) -> str | Response | tuple[str, int]:
     first = not journey.has_participated(session, user)
     participation = journey.join(session, campaign, user, external_id=value)
     session.commit()
-    return _next_page(campaign, participation, show_rules=first)
+    return redirect(
+        page_url(campaign.code, journey.next_step(campaign, participation, first=first))
+    )
 
 
 @blueprint.get("/campagnes/<code>/regles/<int:page>", endpoint="rules")
@@ -660,7 +659,7 @@ def retry(code: str) -> Response:
         )
         return redirect(url_for("journey.results", code=campaign.code))
     get_session().commit()
-    return _next_page(campaign, new)
+    return redirect(page_url(campaign.code, journey.next_step(campaign, new)))
 
 
 # -- profile ------------------------------------------------------------------------------------

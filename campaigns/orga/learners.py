@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
@@ -41,7 +42,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
-from config.db import utcnow
+from config.db import execute_dml, utcnow
 
 MAX_ROWS = 10_000
 MAX_ERRORS = 50  # errors kept (and shown); the count says how many there were in all
@@ -787,3 +788,62 @@ def create_username(session: Session, learner: Learner) -> tuple[User, str, str]
     users.set_password(session, user, password, must_change=True)
     session.flush()
     return user, username, password
+
+
+class LearnerTaken(ServiceError):
+    """The learner is already linked to another account: one learner, one user."""
+
+    def __init__(self) -> None:
+        super().__init__("the learner is linked to another account", code="learner_taken")
+
+
+class AlreadyLinked(ServiceError):
+    """The account is already another learner of this school: one user, one learner per school."""
+
+    def __init__(self) -> None:
+        super().__init__("the account is another learner of this school", code="user_linked")
+
+
+def attach_learner(
+    session: Session, organization: Organization, learner_id: int, user: User
+) -> Learner:
+    """Link `user` to the learner `learner_id` of `organization` (a connector matched them),
+    for good. Linking again the same pair changes nothing; a learner linked to someone else,
+    or an account that is another learner of the school, is refused with a typed error."""
+    learner = session.scalar(
+        select(Learner).where(
+            Learner.id == learner_id,
+            Learner.organization_id == organization.id,
+            Learner.is_disabled.is_(False),
+        )
+    )
+    if learner is None:
+        raise ServiceError("no such learner in this organization", code="unknown_learner")
+    if learner.user_id == user.id:
+        return learner
+    if learner.user_id is not None:
+        raise LearnerTaken()
+    other = session.scalar(
+        select(Learner.id).where(
+            Learner.organization_id == organization.id, Learner.user_id == user.id
+        )
+    )
+    if other is not None:
+        raise AlreadyLinked()
+    users.require_proven(user)
+    # Only while nobody holds it: of two connectors racing for one learner, one wins.
+    try:
+        with session.begin_nested():
+            claimed = execute_dml(
+                session,
+                update(Learner)
+                .where(Learner.id == learner.id, Learner.user_id.is_(None))
+                .values(user_id=user.id)
+                .execution_options(synchronize_session=False),
+            ).rowcount
+    except IntegrityError:  # linked meanwhile to another learner of the school
+        raise AlreadyLinked() from None
+    session.refresh(learner)
+    if not claimed and learner.user_id != user.id:
+        raise LearnerTaken()
+    return learner

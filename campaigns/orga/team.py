@@ -207,6 +207,23 @@ def _join(session: Session, organization: Organization, user: User, role: Member
     return True
 
 
+def ensure_member(session: Session, organization: Organization, user: User) -> MembershipRole:
+    """Make `user` a MEMBER of `organization` unless they belong to it already, and return their
+    role: an admin stays admin, and nobody becomes one this way. For the connectors, whose LMS
+    or identity provider vouches for a teacher's place in the school (no invitation then)."""
+    if organization.archived_at is not None:
+        raise ServiceError("the organization is archived", code="archived")
+    users.require_proven(user)
+    _join(session, organization, user, MembershipRole.MEMBER)
+    role = session.scalar(
+        select(Membership.role).where(
+            Membership.organization_id == organization.id, Membership.user_id == user.id
+        )
+    )
+    assert role is not None  # noqa: S101 - just joined, or was a member already
+    return role
+
+
 def _invite(
     session: Session,
     organization: Organization,

@@ -208,6 +208,9 @@ class AuthenticationMethod(Base):
     must_change_password: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # What the LMS or identity provider said at the last sign-in (names, e-mail, roles, classes…),
+    # as the connector read it; NULL for passwords.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 

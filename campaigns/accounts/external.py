@@ -1,0 +1,191 @@
+"""Users who arrive from an LMS (LTI) or an identity provider (SAML, GAR): one account per
+external identity (provider, issuer, external id), created at its first sign-in.
+
+Rules:
+- an external identity is never joined to an existing account because an e-mail matches: its
+  first sign-in creates a new account, whatever the address says;
+- two first sign-ins at once make one account: the unique constraint on the identity decides,
+  the loser's savepoint is rolled back and it reads the winner's;
+- each sign-in refreshes the names and the attributes the connector read. The e-mail is taken
+  on the account only when the identity provider vouches for it, the address is free and the
+  account has no password login (whose owner chose their own address to sign in with);
+- external ids are personal data: logs carry `identity_ref`, a hash, never the id itself.
+
+Functions take the session first, flush and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaigns.accounts.users import normalize_email
+from campaigns.shared.errors import InvalidInput
+from campaigns.shared.models import (
+    NAME_MAX_LENGTH,
+    AuthenticationMethod,
+    AuthenticationProvider,
+    User,
+)
+from config.db import utcnow
+
+log = logging.getLogger(__name__)
+
+IDENTIFIER_MAX_LENGTH = 512  # the issuer and external id columns
+
+
+@dataclass(frozen=True)
+class ExternalIdentity:
+    """Who the connector says the user is, and what else it read about them."""
+
+    provider: AuthenticationProvider
+    issuer: str  # LTI platform issuer, SAML identity provider slug
+    external_id: str  # LTI `sub`, SAML NameID or GAR IDO
+    first_name: str = ""
+    last_name: str = ""
+    email: str | None = None
+    # True only when the identity provider itself proved the address (GAR teachers' academic
+    # address); an LMS passes on whatever its users typed.
+    email_verified: bool = False
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # roles, classes, UAI… as read
+
+
+def identity_ref(issuer: str, external_id: str) -> str:
+    """What logs say instead of an external id: stable, not reversible by whoever reads them."""
+    return hashlib.sha256(f"{issuer}\0{external_id}".encode()).hexdigest()[:16]
+
+
+def _checked(identity: ExternalIdentity) -> ExternalIdentity:
+    if identity.provider is AuthenticationProvider.PASSWORD:
+        raise InvalidInput("a password is not an external identity", code="provider")
+    issuer, external_id = identity.issuer.strip(), identity.external_id.strip()
+    if not issuer or not external_id:
+        raise InvalidInput("an external identity needs an issuer and an id", code="identity")
+    if len(issuer) > IDENTIFIER_MAX_LENGTH or len(external_id) > IDENTIFIER_MAX_LENGTH:
+        raise InvalidInput("the external identity is too long", code="identity")
+    return identity
+
+
+def _clean_name(value: str) -> str:
+    return " ".join(value.split())[:NAME_MAX_LENGTH]
+
+
+def _attributes(identity: ExternalIdentity) -> dict[str, Any]:
+    read = dict(identity.attributes)
+    read.update(first_name=identity.first_name, last_name=identity.last_name)
+    if identity.email:
+        read["email"] = identity.email
+    return read
+
+
+def _find(session: Session, identity: ExternalIdentity) -> tuple[User, AuthenticationMethod] | None:
+    row = session.execute(
+        select(User, AuthenticationMethod)
+        .join(AuthenticationMethod, AuthenticationMethod.user_id == User.id)
+        .where(
+            AuthenticationMethod.provider == identity.provider,
+            AuthenticationMethod.issuer == identity.issuer,
+            AuthenticationMethod.external_id == identity.external_id,
+        )
+    ).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _create(session: Session, identity: ExternalIdentity) -> tuple[User, AuthenticationMethod]:
+    user = User(
+        first_name=_clean_name(identity.first_name),
+        last_name=_clean_name(identity.last_name),
+        email=None,
+    )
+    session.add(user)
+    session.flush()
+    method = AuthenticationMethod(
+        user_id=user.id,
+        provider=identity.provider,
+        issuer=identity.issuer,
+        external_id=identity.external_id,
+        attributes=_attributes(identity),
+    )
+    session.add(method)
+    session.flush()
+    return user, method
+
+
+def _has_password(session: Session, user: User) -> bool:
+    return (
+        session.scalar(
+            select(AuthenticationMethod.id).where(
+                AuthenticationMethod.user_id == user.id,
+                AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
+            )
+        )
+        is not None
+    )
+
+
+def _adopt_email(session: Session, user: User, identity: ExternalIdentity) -> None:
+    """Take the address the identity provider vouches for, when nobody else uses it and the
+    account has no password login."""
+    if not identity.email or not identity.email_verified:
+        return
+    try:
+        address = normalize_email(identity.email)
+    except InvalidInput:
+        return  # kept as read in the attributes, never on the account
+    if user.email == address:
+        return
+    if _has_password(session, user):
+        return  # its owner signs in with their own address: never replaced from outside
+    if session.scalar(select(User.id).where(User.email == address)) is not None:
+        return  # someone else's account: never merged, never taken
+    try:
+        with session.begin_nested():
+            user.email, user.email_verified_at = address, utcnow()
+            session.flush()
+    except IntegrityError:  # taken meanwhile
+        session.refresh(user)
+
+
+def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
+    """The account of `identity`, created at its first sign-in, its names and attributes
+    refreshed. The connector then signs the user in (`auth.sign_in`) and commits."""
+    identity = _checked(identity)
+    ref = identity_ref(identity.issuer, identity.external_id)
+    found = _find(session, identity)
+    created = False
+    if found is None:
+        try:
+            with session.begin_nested():
+                found = _create(session, identity)
+            created = True
+        except IntegrityError:  # a concurrent first sign-in created it: read theirs
+            found = _find(session, identity)
+            if found is None:
+                raise
+    user, method = found
+    first_name, last_name = _clean_name(identity.first_name), _clean_name(identity.last_name)
+    if first_name and first_name != user.first_name:
+        user.first_name = first_name
+    if last_name and last_name != user.last_name:
+        user.last_name = last_name
+    if not created:
+        method.attributes = _attributes(identity)
+    now = utcnow()
+    method.last_used_at = user.last_signed_in_at = now
+    _adopt_email(session, user, identity)
+    session.flush()
+    log.info(
+        "%s sign-in: user %s, identity %s (%s)",
+        identity.provider.value,
+        user.id,
+        ref,
+        "created" if created else "known",
+    )
+    return user
