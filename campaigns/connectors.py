@@ -16,25 +16,35 @@ A connector's sign-in request, once it has checked the launch or the assertion:
 `subscribe(Event.SHARED, listener)` (from the app factory) runs `listener(session,
 participation)` in the transaction of every share; a failing listener undoes the share.
 Logs name external identities by `identity_ref`, never by their id.
+
+District administration: `add_admin_section(app, blueprint, key=, endpoint=)` puts a
+connector's pages under `/admin` (same 404 gate for everyone but instance administrators, CSRF
+checked there), `audit(...)` writes the audit log in the request's transaction and
+`describe_audit` gives its actions their labels in the journal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.accounts.auth import current_user
 from campaigns.accounts.auth import sign_in as start_session
 from campaigns.accounts.external import ExternalIdentity, identity_ref, sign_in_external
 from campaigns.accounts.users import EmailNotProven
+from campaigns.district import services as district
+from campaigns.district.views import add_section as add_admin_section
+from campaigns.district.views import audit, describe_audit, is_instance_admin
 from campaigns.journey import services as journey
 from campaigns.journey.services import NextPage, NotAllowed, NotFound
 from campaigns.journey.views import page_url
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
 from campaigns.orga.team import ensure_member
 from campaigns.shared.codes import normalize_code
-from campaigns.shared.errors import InvalidInput, ServiceError
+from campaigns.shared.errors import AlreadyExists, InvalidInput, ServiceError
 from campaigns.shared.events import Event, ListenerFailed, subscribe, unsubscribe
 from campaigns.shared.models import (
     AuthenticationProvider,
@@ -47,6 +57,7 @@ from campaigns.shared.models import (
 )
 
 __all__ = [
+    "AlreadyExists",
     "AlreadyLinked",
     "AuthenticationProvider",
     "Campaign",
@@ -66,11 +77,15 @@ __all__ = [
     "Participation",
     "ServiceError",
     "User",
+    "add_admin_section",
     "attach_learner",
+    "audit",
     "current_user",
+    "describe_audit",
     "ensure_member",
     "enter_campaign",
     "identity_ref",
+    "is_instance_admin",
     "sign_in_external",
     "start_session",
     "subscribe",
@@ -89,6 +104,37 @@ class Entry:
     @property
     def url(self) -> str:
         return page_url(self.campaign.code, self.page)
+
+
+def find_organization(session: Session, reference: str) -> Organization | None:
+    """The organization of an id or a UAI (what commands take as `--org`)."""
+    reference = reference.strip()
+    if reference.isdecimal() and len(reference) < 10:
+        return session.get(Organization, int(reference))
+    return session.scalars(
+        select(Organization).where(Organization.uai == reference.upper())
+    ).one_or_none()
+
+
+def audit_command_line(
+    session: Session,
+    action: str,
+    *,
+    object_type: str,
+    object_id: int | None,
+    object_label: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record in the audit log an action done with the `parcours` command."""
+    district.record(
+        session,
+        district.COMMAND_LINE,
+        action,
+        object_type=object_type,
+        object_id=object_id,
+        object_label=object_label,
+        details=details,
+    )
 
 
 def enter_campaign(session: Session, user: User, code: str) -> Entry:

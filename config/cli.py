@@ -22,6 +22,8 @@ from config.commands import Runtime, fail, one_line, pass_runtime, print_json
 from config.db import describe
 from config.logging import configure_logging
 from config.settings import ConfigError
+from lti_tool import grades  # noqa: F401 (registers the grade passback job handler)
+from lti_tool.cli import lti
 
 
 class ParcoursGroup(click.Group):
@@ -227,6 +229,7 @@ cli.add_command(org)
 cli.add_command(admins)
 cli.add_command(content)
 cli.add_command(learners)
+cli.add_command(lti)
 
 
 def main(argv: list[str] | None = None) -> int:

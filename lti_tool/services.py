@@ -12,10 +12,12 @@ from lti_tool.models import LtiPlatform
 
 
 def platform_origins(session: Session) -> set[str]:
-    """Origins (scheme://host[:port]) of every registered LMS: they may frame our pages."""
+    """Origins (scheme://host[:port]) of every active registered LMS: they may frame our pages."""
     origins: set[str] = set()
     rows = session.execute(
-        select(LtiPlatform.issuer, LtiPlatform.auth_login_url, LtiPlatform.frame_origins)
+        select(LtiPlatform.issuer, LtiPlatform.auth_login_url, LtiPlatform.frame_origins).where(
+            LtiPlatform.is_active
+        )
     )
     for issuer, login_url, frame_origins in rows:
         for url in (issuer, login_url, *frame_origins.split()):

@@ -144,7 +144,6 @@ def register_moodle(db_session, uai, **fields):
     db_session.flush()
     db_session.add(
         LtiPlatform(
-            organization_id=organization.id,
             issuer="https://moodle.lycee.example",
             client_id="abc",
             auth_login_url="https://moodle.lycee.example/mod/lti/auth.php",
@@ -206,7 +205,6 @@ def test_registered_urls_cannot_smuggle_sources_into_the_csp(framed_app, db_sess
     db_session.flush()
     db_session.add(
         LtiPlatform(
-            organization_id=organization.id,
             issuer=hostile,
             client_id="abc",
             auth_login_url=hostile,

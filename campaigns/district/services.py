@@ -91,20 +91,22 @@ COMMAND_LINE = Actor(None, "command line")
 def record(
     session: Session,
     actor: Actor,
-    action: Action,
+    action: str,
     *,
-    object_type: ObjectType,
+    object_type: str,
     object_id: int | None,
     object_label: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append an entry to the audit log (in the caller's transaction)."""
+    """Append an entry to the audit log (in the caller's transaction). `action` and
+    `object_type` are an `Action` and an `ObjectType`, or the values other packages describe
+    to `/admin` (`views.describe_audit`)."""
     entry = AuditEntry(
         created_at=utcnow(),
         actor_user_id=actor.user.id if actor.user is not None else None,
         actor_label=actor.label[:LABEL_MAX],
-        action=action.value,
-        object_type=object_type.value,
+        action=str(action),
+        object_type=str(object_type),
         object_id=str(object_id) if object_id is not None else None,
         object_label=object_label[:LABEL_MAX],
         request_id=actor.request_id,

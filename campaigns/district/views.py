@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     current_app,
     flash,
@@ -97,13 +98,62 @@ def _gate() -> None:
         # not differ from an unknown page's.
         request.url_rule, request.view_args = None, None
         abort(404)
-    if request.blueprint == "admin" and current_app.config["WTF_CSRF_ENABLED"]:
+    sections = current_app.extensions.get("parcours.admin_blueprints", set())
+    if (request.blueprint == "admin" or request.blueprint in sections) and current_app.config[
+        "WTF_CSRF_ENABLED"
+    ]:
         csrf.protect()  # as the global check would (it skips GET, HEAD, OPTIONS and TRACE)
+
+
+# -- sections other packages add (the LTI tool's platforms, the SAML connector's providers) ------
+
+# Audit actions and object types other packages write, with their labels for the journal.
+_OTHER_ACTIONS: dict[str, Any] = {}
+_OTHER_OBJECTS: dict[str, Any] = {}
+
+
+def add_section(app: Flask, blueprint: Blueprint, *, key: str, endpoint: str) -> None:
+    """Let `blueprint` (whose routes live under `/admin/`) serve the section `key` ("lti",
+    "idp") of the navigation: same 404 gate, CSRF checked by the gate as here."""
+    csrf.exempt(blueprint)
+    app.extensions.setdefault("parcours.admin_blueprints", set()).add(blueprint.name)
+    app.extensions.setdefault("parcours.admin_sections", {})[key] = endpoint
+
+
+def describe_audit(actions: dict[str, Any], objects: dict[str, Any]) -> None:
+    """Labels of the audit actions and object types another package records."""
+    _OTHER_ACTIONS.update(actions)
+    _OTHER_OBJECTS.update(objects)
+
+
+def audit(
+    action: str,
+    *,
+    object_type: str,
+    object_id: int | None,
+    object_label: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record an action of the signed-in instance administrator in the audit log."""
+    district.record(
+        get_session(),
+        _actor(),
+        action,
+        object_type=object_type,
+        object_id=object_id,
+        object_label=object_label,
+        details=details,
+    )
+
+
+def _section_endpoint(key: str, default: str) -> str:
+    sections: dict[str, str] = current_app.extensions.get("parcours.admin_sections", {})
+    return sections.get(key, default)
 
 
 @blueprint.app_context_processor
 def _inject() -> dict[str, object]:
-    return {"is_instance_admin": is_instance_admin}
+    return {"is_instance_admin": is_instance_admin, "admin_section": _section_endpoint}
 
 
 @blueprint.app_template_filter("organization_type")
@@ -116,7 +166,7 @@ def _action_label(action: str) -> str:
     try:
         return str(ACTION_LABELS[district.Action(action)])
     except ValueError:
-        return action
+        return str(_OTHER_ACTIONS.get(action, action))
 
 
 @blueprint.app_template_filter("audit_object")
@@ -124,7 +174,7 @@ def _object_label(object_type: str) -> str:
     try:
         return str(OBJECT_LABELS[district.ObjectType(object_type)])
     except ValueError:
-        return object_type
+        return str(_OTHER_OBJECTS.get(object_type, object_type))
 
 
 def _actor() -> district.Actor:
@@ -428,9 +478,11 @@ def journal() -> str:
         "objet": request.args.get("objet", ""),
         "objet_id": request.args.get("objet_id", "").strip()[:64],
     }
-    if filters["action"] not in {a.value for a in district.Action}:
+    actions = [a.value for a in district.Action] + list(_OTHER_ACTIONS)
+    object_types = [o.value for o in district.ObjectType] + list(_OTHER_OBJECTS)
+    if filters["action"] not in actions:
         filters["action"] = ""
-    if filters["objet"] not in {o.value for o in district.ObjectType}:
+    if filters["objet"] not in object_types:
         filters["objet"] = ""
     page = district.audit_entries(
         get_session(),
@@ -446,6 +498,6 @@ def journal() -> str:
         page=page,
         filters=filters,
         args={k: v or None for k, v in filters.items()},
-        actions=list(district.Action),
-        object_types=list(district.ObjectType),
+        actions=actions,
+        object_types=object_types,
     )
