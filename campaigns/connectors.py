@@ -137,13 +137,17 @@ def audit_command_line(
     )
 
 
-def enter_campaign(session: Session, user: User, code: str) -> Entry:
+def enter_campaign(
+    session: Session, user: User, code: str, *, external_id: str | None = None
+) -> Entry:
     """Start or resume `user`'s participation in the campaign of `code`, under the web journey's
-    rules (archived campaigns refused, an identifier asked first when the campaign wants one).
-    Raises `NotFound` (code "unknown_code") and `NotAllowed` (code "archived")."""
+    rules (archived campaigns refused; an identifier asked first when the campaign wants one,
+    unless the connector has it: `external_id`). Codes come from signed launches, not from
+    typing, so no guessing limit applies here. Raises `NotFound` (code "unknown_code") and
+    `NotAllowed` (code "archived")."""
     normalized = normalize_code(code)
     campaign = journey.campaign_by_code(session, normalized) if normalized else None
     if campaign is None:
         raise NotFound("no campaign has this code", code="unknown_code")
-    participation, page = journey.enter(session, campaign, user)
+    participation, page = journey.enter(session, campaign, user, external_id=external_id)
     return Entry(campaign, participation, page)

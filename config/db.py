@@ -113,7 +113,7 @@ def build_engine(url: URL, *, pool_size: int = 5, pool_timeout: float = 30) -> E
                 raise ConfigError(
                     f"DATABASE_URL: cannot create the folder of {path}: {error.strerror}"
                 ) from None
-        engine = create_engine(url, connect_args={"timeout": 15}, **pooled)
+        engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True, **pooled)
         _make_sqlite_transactional(engine)
         return engine
     return create_engine(
@@ -124,6 +124,8 @@ def build_engine(url: URL, *, pool_size: int = 5, pool_timeout: float = 30) -> E
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "parcours"},
+        # Errors quote statements, never their values (addresses, external ids, answers).
+        hide_parameters=True,
     )
 
 

@@ -1,6 +1,7 @@
 """The connector seam (`campaigns.connectors`): external sign-in, linking to the school, joining
 a campaign, participation events — what the LTI tool and the SAML connector build on."""
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -13,6 +14,7 @@ from campaigns.accounts import external, users
 from campaigns.journey import services as journey
 from campaigns.orga import campaign_admin
 from campaigns.shared.models import (
+    AccountToken,
     AuthenticationMethod,
     AuthenticationProvider,
     CampaignType,
@@ -451,10 +453,35 @@ def test_a_failing_listener_leaves_the_participation_unshared(db_session, listen
     with pytest.raises(connectors.ListenerFailed) as failed:
         journey.share(db_session, participation)
     assert isinstance(failed.value.__cause__, RuntimeError)
-    db_session.commit()  # even a caller that commits anyway keeps nothing half-done
-    db_session.expire_all()
+    # Nothing half-done, in memory or in the database, even for a caller that commits anyway.
     assert participation.status is ParticipationStatus.TO_SHARE
     assert participation.shared_at is None and participation.shared_results is None
+    db_session.commit()
+    db_session.expire_all()
+    assert participation.status is ParticipationStatus.TO_SHARE
+    connectors.unsubscribe(connectors.Event.SHARED, lms_refuses)
+    journey.share(db_session, participation)  # the LMS is back: the same session shares
+    assert participation.status is ParticipationStatus.SHARED
+
+
+def test_a_failing_start_listener_on_a_retry_keeps_the_shared_participation(db_session, listening):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher, multiple_sendings=True)
+    pupil = student(db_session)
+    shared = take_test(db_session, campaign, pupil, success=0.5)
+    shared.shared_at = utcnow() - journey.RETRY_AFTER - dt.timedelta(minutes=1)
+    db_session.flush()
+
+    def refuse(session, participation):
+        raise RuntimeError("no")
+
+    listening(connectors.Event.STARTED, refuse)
+    with pytest.raises(connectors.ListenerFailed):
+        journey.retry(db_session, shared, campaign, reset=True)
+    db_session.commit()
+    db_session.expire_all()
+    assert journey.live_participation(db_session, campaign, pupil).id == shared.id
+    assert not shared.is_improved
 
 
 def test_without_listeners_a_share_costs_no_extra_statement(db_session, listening):
@@ -517,3 +544,97 @@ def test_the_student_sees_a_clear_page_when_a_listener_fails(client, db_session,
     ).one()
     db_session.refresh(participation)
     assert participation.status is ParticipationStatus.TO_SHARE
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="concurrent writers are PostgreSQL's"
+)
+def test_two_shares_at_once_call_the_listeners_once(scratch_databases):
+    database = Database(Settings(database_url=scratch_databases.new("shares")))
+    upgrade(database)
+    with database.session() as session, session.begin():
+        organization, teacher = school(session)
+        campaign = assessment_campaign(session, organization, teacher)
+        participation_id = take_test(session, campaign, student(session), share=False).id
+    calls: list[int] = []
+    both_read = threading.Barrier(2, timeout=10)
+
+    def count(session, participation):
+        calls.append(participation.id)
+
+    def share() -> None:
+        with database.session() as session:
+            participation = session.get(Participation, participation_id)
+            assert participation.status is ParticipationStatus.TO_SHARE
+            both_read.wait()  # both saw it unshared before either shares
+            journey.share(session, participation)
+            session.commit()
+
+    connectors.subscribe(connectors.Event.SHARED, count)
+    try:
+        threads = [threading.Thread(target=share) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert calls == [participation_id]
+    finally:
+        connectors.unsubscribe(connectors.Event.SHARED, count)
+        database.dispose()
+
+
+def test_padded_ids_are_the_same_identity(db_session):
+    first = connectors.sign_in_external(db_session, identity("abc"))
+    assert connectors.sign_in_external(db_session, identity("  abc ")).id == first.id
+    assert connectors.sign_in_external(db_session, identity("abc", issuer=f" {ISSUER} ")).id == (
+        first.id
+    )
+
+
+def test_names_changed_in_parcours_are_not_overwritten(db_session):
+    user = connectors.sign_in_external(db_session, identity(first_name="Lea"))
+    user.first_name = "Léa"  # corrected by its owner
+    connectors.sign_in_external(db_session, identity(first_name="Lea", last_name="Martin-Roy"))
+    assert (user.first_name, user.last_name) == ("Léa", "Martin-Roy")
+
+
+def test_a_password_reset_never_adds_a_password_to_a_connector_account(app, db_session):
+    """An identity provider that asserts someone's address gives its account that address; the
+    owner of the mailbox cannot then take the account over by "mot de passe oublié" (it would
+    be shared with whoever signs in through the provider)."""
+    from campaigns.accounts import links
+
+    user = connectors.sign_in_external(
+        db_session, identity("t", email="prof@academie.fr", email_verified=True)
+    )
+    assert user.email == "prof@academie.fr"
+    links.request_password_reset(db_session, "prof@academie.fr", "http://127.0.0.1:5000")
+    assert (
+        db_session.scalar(
+            select(func.count()).select_from(AccountToken).where(AccountToken.user_id == user.id)
+        )
+        == 0
+    )
+
+
+def test_linking_a_learner_counts_the_participations_already_started(app, db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    pupil = connectors.sign_in_external(db_session, identity())
+    with app.test_request_context("/"):
+        entry = connectors.enter_campaign(db_session, pupil, campaign.code)
+    assert entry.participation.learner_id is None
+    learner = _learner(db_session, organization)
+    connectors.attach_learner(db_session, organization, learner.id, pupil)
+    db_session.refresh(entry.participation)
+    assert entry.participation.learner_id == learner.id
+
+
+def test_a_connector_may_give_the_identifier_the_campaign_asks_for(app, db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher, external_id_label="N° ENT")
+    pupil = connectors.sign_in_external(db_session, identity())
+    with app.test_request_context("/"):
+        entry = connectors.enter_campaign(db_session, pupil, campaign.code, external_id="ent-42")
+    assert entry.page is connectors.NextPage.RULES
+    assert entry.participation.participant_external_id == "ent-42"

@@ -6,9 +6,11 @@ Rules:
   first sign-in creates a new account, whatever the address says;
 - two first sign-ins at once make one account: the unique constraint on the identity decides,
   the loser's savepoint is rolled back and it reads the winner's;
-- each sign-in refreshes the names and the attributes the connector read. The e-mail is taken
-  on the account only when the identity provider vouches for it, the address is free and the
-  account has no password login (whose owner chose their own address to sign in with);
+- each sign-in refreshes the attributes the connector read, and the names unless the account
+  shows names other than those last read (changed in Parcours). The e-mail is taken on the
+  account only when the identity provider vouches for it, the address is free and the account
+  has no password login (whose owner chose their own address to sign in with); "mot de passe
+  oublié" never adds a first password to an account without one (`links`);
 - external ids are personal data: logs carry `identity_ref`, a hash, never the id itself.
 
 Functions take the session first, flush and never commit.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -51,8 +53,9 @@ class ExternalIdentity:
     first_name: str = ""
     last_name: str = ""
     email: str | None = None
-    # True only when the identity provider itself proved the address (GAR teachers' academic
-    # address); an LMS passes on whatever its users typed.
+    # True only when the connector's configuration names this issuer as authoritative for
+    # addresses (a GAR federation's academic addresses); never for an LMS, which passes on
+    # whatever its users typed. A vouched address becomes the account's, proven.
     email_verified: bool = False
     attributes: Mapping[str, Any] = field(default_factory=dict)  # roles, classes, UAI… as read
 
@@ -70,7 +73,7 @@ def _checked(identity: ExternalIdentity) -> ExternalIdentity:
         raise InvalidInput("an external identity needs an issuer and an id", code="identity")
     if len(issuer) > IDENTIFIER_MAX_LENGTH or len(external_id) > IDENTIFIER_MAX_LENGTH:
         raise InvalidInput("the external identity is too long", code="identity")
-    return identity
+    return replace(identity, issuer=issuer, external_id=external_id)
 
 
 def _clean_name(value: str) -> str:
@@ -116,6 +119,17 @@ def _create(session: Session, identity: ExternalIdentity) -> tuple[User, Authent
     session.add(method)
     session.flush()
     return user, method
+
+
+def _refresh_names(user: User, method: AuthenticationMethod, identity: ExternalIdentity) -> None:
+    """Follow the names the provider sends, as long as the account still shows the ones it
+    sent last time (a name changed in Parcours stays as its owner wrote it)."""
+    before = method.attributes or {}
+    for field_name in ("first_name", "last_name"):
+        new = _clean_name(getattr(identity, field_name))
+        current = getattr(user, field_name)
+        if new and new != current and current in ("", _clean_name(before.get(field_name, ""))):
+            setattr(user, field_name, new)
 
 
 def _has_password(session: Session, user: User) -> bool:
@@ -170,12 +184,8 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
             if found is None:
                 raise
     user, method = found
-    first_name, last_name = _clean_name(identity.first_name), _clean_name(identity.last_name)
-    if first_name and first_name != user.first_name:
-        user.first_name = first_name
-    if last_name and last_name != user.last_name:
-        user.last_name = last_name
     if not created:
+        _refresh_names(user, method, identity)
         method.attributes = _attributes(identity)
     now = utcnow()
     method.last_used_at = user.last_signed_in_at = now

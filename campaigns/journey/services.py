@@ -275,16 +275,17 @@ def next_step(campaign: Campaign, participation: Participation, *, first: bool =
 
 
 def enter(
-    session: Session, campaign: Campaign, user: User
+    session: Session, campaign: Campaign, user: User, *, external_id: str | None = None
 ) -> tuple[Participation | None, NextPage]:
     """ "Je commence": the user's participation, started if needed, and the page it leads to.
-    No participation yet and the campaign asks for an identifier: (None, EXTERNAL_ID)."""
+    No participation yet and the campaign asks for an identifier nobody gave: (None,
+    EXTERNAL_ID)."""
     ensure_open(session, campaign)
     existing = live_participation(session, campaign, user)
-    if existing is None and campaign.external_id_label:
+    if existing is None and campaign.external_id_label and not (external_id or "").strip():
         return None, NextPage.EXTERNAL_ID
     first = existing is None and not has_participated(session, user)
-    participation = existing or join(session, campaign, user)
+    participation = existing or join(session, campaign, user, external_id=external_id)
     return participation, next_step(campaign, participation, first=first)
 
 
@@ -641,6 +642,13 @@ def share(session: Session, participation: Participation) -> Participation:
     """Send the results to the organization: the figures are frozen now, and the listeners of
     `Event.SHARED` run in the same transaction (a failing one undoes the share). Idempotent: a
     second call changes nothing and calls nobody."""
+    # Read under a row lock: of two shares at once, the second waits and finds it shared.
+    session.scalars(
+        select(Participation)
+        .where(Participation.id == participation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if participation.status is ParticipationStatus.SHARED:
         return participation
     if participation.status is not ParticipationStatus.TO_SHARE:
@@ -699,29 +707,30 @@ def retry(
     forgotten first (reset knowledge elements) so that every question may come back."""
     if not can_retry(participation, campaign):
         raise NotAllowed("this participation cannot be taken again yet", code="retry")
-    participation.is_improved = True
-    session.flush()
-    if reset:
-        content = campaign_content(session, campaign)
-        now = utcnow()
-        for skill in content.index.skills.values():
-            session.add(
-                KnowledgeElement(
-                    user_id=participation.user_id,
-                    assessment_id=None,
-                    skill_id=skill.id,
-                    tube_id=skill.tube_id,
-                    competence_id=skill.competence_id,
-                    status=KnowledgeElementStatus.RESET,
-                    source=KnowledgeElementSource.DIRECT,
-                    earned_pix=Decimal(0),
-                    created_at=now,
+    with session.begin_nested():  # a failing listener of the new start undoes it all
+        participation.is_improved = True
+        session.flush()
+        if reset:
+            content = campaign_content(session, campaign)
+            now = utcnow()
+            for skill in content.index.skills.values():
+                session.add(
+                    KnowledgeElement(
+                        user_id=participation.user_id,
+                        assessment_id=None,
+                        skill_id=skill.id,
+                        tube_id=skill.tube_id,
+                        competence_id=skill.competence_id,
+                        status=KnowledgeElementStatus.RESET,
+                        source=KnowledgeElementSource.DIRECT,
+                        earned_pix=Decimal(0),
+                        created_at=now,
+                    )
                 )
-            )
-    user = session.get(User, participation.user_id)
-    if user is None:
-        raise NotFound("no such user")
-    return join(session, campaign, user, external_id=participation.participant_external_id)
+        user = session.get(User, participation.user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return join(session, campaign, user, external_id=participation.participant_external_id)
 
 
 def can_improve(session: Session, participation: Participation, campaign: Campaign) -> bool:

@@ -846,4 +846,18 @@ def attach_learner(
     session.refresh(learner)
     if not claimed and learner.user_id != user.id:
         raise LearnerTaken()
+    # Participations started before the match now count for the learner in the school's results.
+    execute_dml(
+        session,
+        update(Participation)
+        .where(
+            Participation.user_id == user.id,
+            Participation.learner_id.is_(None),
+            Participation.campaign_id.in_(
+                select(Campaign.id).where(Campaign.organization_id == organization.id)
+            ),
+        )
+        .values(learner_id=learner.id)
+        .execution_options(synchronize_session=False),
+    )
     return learner
