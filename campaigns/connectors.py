@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask import session as flask_session
+from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,7 @@ from campaigns.district.views import audit, describe_audit, is_instance_admin
 from campaigns.journey import services as journey
 from campaigns.journey.services import NextPage, NotAllowed, NotFound
 from campaigns.journey.views import page_url
+from campaigns.orga.campaign_admin import create_campaign, usable_target_profiles
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
 from campaigns.orga.team import ensure_member
 from campaigns.shared.codes import normalize_code
@@ -49,6 +52,7 @@ from campaigns.shared.events import Event, ListenerFailed, subscribe, unsubscrib
 from campaigns.shared.models import (
     AuthenticationProvider,
     Campaign,
+    CampaignType,
     Learner,
     MembershipRole,
     Organization,
@@ -61,6 +65,7 @@ __all__ = [
     "AlreadyLinked",
     "AuthenticationProvider",
     "Campaign",
+    "CampaignType",
     "EmailNotProven",
     "Entry",
     "Event",
@@ -80,16 +85,22 @@ __all__ = [
     "add_admin_section",
     "attach_learner",
     "audit",
+    "audit_command_line",
+    "create_campaign",
     "current_user",
     "describe_audit",
     "ensure_member",
     "enter_campaign",
+    "find_organization",
     "identity_ref",
     "is_instance_admin",
+    "open_campaigns",
+    "panel_url",
     "sign_in_external",
     "start_session",
     "subscribe",
     "unsubscribe",
+    "usable_target_profiles",
 ]
 
 
@@ -135,6 +146,26 @@ def audit_command_line(
         object_label=object_label,
         details=details,
     )
+
+
+def open_campaigns(session: Session, organization: Organization) -> list[Campaign]:
+    """The organization's campaigns that are not archived, newest first."""
+    return list(
+        session.scalars(
+            select(Campaign)
+            .where(Campaign.organization_id == organization.id, Campaign.archived_at.is_(None))
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+        )
+    )
+
+
+def panel_url(organization: Organization, campaign: Campaign | None = None) -> str:
+    """The teacher panel of `organization` (the campaign's page when given), made the signed-in
+    member's current workspace."""
+    flask_session["organization_id"] = organization.id
+    if campaign is not None:
+        return url_for("orga_campaign.activity", campaign_id=campaign.id)
+    return url_for("orga.home")
 
 
 def enter_campaign(

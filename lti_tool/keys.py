@@ -40,6 +40,10 @@ def _new_key() -> LtiToolKey:
     return LtiToolKey(kid=kid, private_key_pem=pem, public_jwk=public, created_at=utcnow())
 
 
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
 def signing_key(session: Session) -> LtiToolKey:
     """The key to sign with: the newest, created at first use."""
     key = session.scalars(
