@@ -8,6 +8,7 @@ Refusals are pages that say what to do, with a support reference; the log line s
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -33,10 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from campaigns import connectors
+from config import ratelimit
 from config.db import execute_dml, get_session, utcnow
+from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
-from lti_tool import keys, registry
+from lti_tool import keys, registration, registry
 from lti_tool.http import TimeoutSession
 from lti_tool.launch import (
     LTI,
@@ -678,6 +681,83 @@ def _frame_origins(platform: LtiPlatform) -> str:
     found = [origin_of(u) for u in (platform.issuer, platform.auth_login_url)]
     found += [origin_of(u) for u in platform.frame_origins.split()]
     return " ".join(dict.fromkeys(o for o in found if o))
+
+
+# -- dynamic registration -------------------------------------------------------------------------
+
+REGISTRATIONS = Limit("lti-register:address", max_hits=20, window=dt.timedelta(hours=1))
+REGISTRATION_REFUSALS: dict[str, tuple[int, Any]] = {
+    "bad_link": (
+        404,
+        _l(
+            "Ce lien d’enregistrement n’est pas valide : demandez-en un à l’administrateur de Parcours."
+        ),
+    ),
+    "link_expired": (
+        410,
+        _l(
+            "Ce lien d’enregistrement a expiré : demandez-en un nouveau à l’administrateur de Parcours."
+        ),
+    ),
+    "bad_request": (
+        400,
+        _l("La plateforme n’a pas transmis sa configuration (openid_configuration)."),
+    ),
+    "platform_down": (502, _l("La plateforme ne répond pas. Réessayez l’enregistrement.")),
+    "platform_error": (
+        502,
+        _l(
+            "La configuration de la plateforme ne convient pas à un outil LTI 1.3 : l’enregistrement est annulé."
+        ),
+    ),
+    "already_registered": (
+        409,
+        _l("Cette plateforme a déjà enregistré Parcours avec cet identifiant client."),
+    ),
+    "too_many": (429, _l("Trop de tentatives d’enregistrement. Réessayez dans une heure.")),
+}
+
+
+@blueprint.get("/lti/register", endpoint="register")
+@frameable
+def register() -> tuple[str, int] | str:
+    session = get_session()
+    settings = _settings()
+    try:
+        verdict = ratelimit.hit(
+            session, REGISTRATIONS, request.remote_addr or "-", secret=settings.secret_key
+        )
+        session.commit()
+        if not verdict.allowed:
+            raise registration.RegistrationRefused("too_many", "rate limited")
+        organization = registration.organization_of(
+            session, settings.secret_key, request.args.get("o", "")
+        )
+        configuration_url = request.args.get("openid_configuration", "")
+        if not configuration_url:
+            raise registration.RegistrationRefused("bad_request", "no openid_configuration")
+        platform = registration.register(
+            session,
+            _http(),
+            organization=organization,
+            openid_configuration=configuration_url,
+            registration_token=request.args.get("registration_token") or None,
+            public_url=settings.public_url,
+        )
+    except registration.RegistrationRefused as refused:
+        session.rollback()
+        status, message = REGISTRATION_REFUSALS[refused.reason]
+        log.warning("LTI dynamic registration refused (%s): %s", refused.reason, refused)
+        return (
+            render_template(
+                "lti/refused.html", message=message, status=status, reference=g.get("request_id")
+            ),
+            status,
+        )
+    _event(platform.id, LtiEventKind.REGISTERED, f"enregistrement dynamique, {organization.name}")
+    session.commit()
+    log.info("LTI platform %s registered itself, pending activation", platform.id)
+    return render_template("lti/registered.html", platform=platform, organization=organization)
 
 
 # -- keys and configuration -----------------------------------------------------------------------
