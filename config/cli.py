@@ -130,6 +130,7 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
     from campaigns.shared.content import import_pack
     from config.migrations import upgrade
     from engine.content import BUNDLED_PACK
+    from lti_tool.devlms import register_demo_platform
 
     if runtime.settings.is_production:
         fail("the demo seeds known accounts and refuses to run with PARCOURS_ENV=production")
@@ -138,11 +139,13 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
     with database.session() as session, session.begin():
         import_pack(session, BUNDLED_PACK)
         seeded = seed_demo(session)
+        register_demo_platform(session, seeded.organization, runtime.settings.public_url)
     base = f"http://{host}:{port}"
     if as_json:
-        print_json(seeded.as_dict(base))
+        print_json({**seeded.as_dict(base), "test_lms": f"{base}/dev/lms"})
     else:
         click.echo(seeded.describe(base))
+        click.echo(f"  test LMS  {base}/dev/lms  (LTI 1.3: deep linking, launches, gradebook)")
     if not no_serve:
         _serve(runtime, host, port)
 

@@ -7,8 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Mount the tool's pages and hook it to the rest of Parcours (called by the app factory)."""
-    from lti_tool import admin, grades, views
+    from lti_tool import admin, devlms, grades, views
 
     views.init_app(app)
+    devlms.init_app(app)
     admin.init_app(app)
     grades.init_app(app)
