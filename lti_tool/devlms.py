@@ -11,6 +11,7 @@ folder. `parcours demo` registers it as a platform of the demo school.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -33,6 +34,8 @@ from config.settings import Settings
 from lti_tool import registry
 from lti_tool.http import TimeoutSession
 from lti_tool.models import LtiPlatform
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("devlms", __name__, template_folder="templates")
 csrf.exempt(blueprint)  # it plays another site, which posts to itself and to the tool
@@ -92,6 +95,7 @@ def _path() -> Path:
 
 
 def _load() -> dict[str, Any]:
+    """The LMS's state (callers hold `_lock`), created with a new key on first use."""
     path = _path()
     if path.exists():
         state: dict[str, Any] = json.loads(path.read_text())
@@ -100,7 +104,7 @@ def _load() -> dict[str, Any]:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return {
+    state = {
         "private_pem": pem,
         "kid": secrets.token_urlsafe(8),
         "links": [],
@@ -108,6 +112,8 @@ def _load() -> dict[str, Any]:
         "scores": [],
         "tokens": {},
     }
+    _save(state)
+    return state
 
 
 def _save(state: dict[str, Any]) -> None:
@@ -136,7 +142,6 @@ def _platform() -> LtiPlatform | None:
 def home() -> str:
     with _lock:
         state = _load()
-        _save(state)
     gradebook = []
     for item in state["lineitems"]:
         latest: dict[str, dict[str, Any]] = {}
@@ -249,7 +254,6 @@ def auth() -> str:
 def jwks() -> Response:
     with _lock:
         state = _load()
-        _save(state)
     public = JWK.from_pem(state["private_pem"].encode()).export_public(as_dict=True)
     public.update(kid=state["kid"], alg="RS256", use="sig")
     return jsonify({"keys": [public]})
@@ -257,6 +261,9 @@ def jwks() -> Response:
 
 def _tool_key(token: str) -> Any:
     """The tool's public key for `token`, read from its JWKS over HTTP as a real LMS would."""
+    from config.db import get_session
+
+    get_session().commit()  # SQLite: free the database for the tool answering this call
     header = jwt.get_unverified_header(token)
     http = TimeoutSession()
     keys = http.get(f"{_public()}/lti/jwks.json").json()["keys"]
@@ -274,7 +281,8 @@ def deep_link_return() -> Response:
         claims = jwt.decode(
             token, _tool_key(token), algorithms=["RS256"], audience=issuer(_public())
         )
-    except (jwt.InvalidTokenError, requests.RequestException, ValueError):
+    except (jwt.InvalidTokenError, requests.RequestException, ValueError) as error:
+        log.warning("test LMS: deep linking response refused: %s", error)
         abort(400)
     with _lock:
         state = _load()
