@@ -45,6 +45,7 @@ from campaigns.journey.services import NextPage, NotAllowed, NotFound
 from campaigns.journey.views import page_url
 from campaigns.orga.campaign_admin import create_campaign, usable_target_profiles
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
+from campaigns.orga.reporting_views import add_campaign_section
 from campaigns.orga.team import ensure_member
 from campaigns.shared.codes import normalize_code
 from campaigns.shared.errors import AlreadyExists, InvalidInput, ServiceError
@@ -83,6 +84,7 @@ __all__ = [
     "ServiceError",
     "User",
     "add_admin_section",
+    "add_campaign_section",
     "attach_learner",
     "audit",
     "audit_command_line",

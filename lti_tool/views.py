@@ -39,7 +39,7 @@ from config.db import execute_dml, get_session, utcnow
 from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
-from lti_tool import keys, registration, registry
+from lti_tool import keys, registration, registry, roster
 from lti_tool.http import TimeoutSession
 from lti_tool.launch import (
     LTI,
@@ -174,6 +174,7 @@ REFUSALS: dict[str, tuple[int, Any]] = {
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
+    connectors.add_campaign_section(roster.campaign_section)
 
 
 def _settings() -> Settings:
@@ -459,6 +460,7 @@ def _resource_launch(
         connectors.ensure_member(session, organization, user)
         if campaign is None:
             return redirect(_picker_url(platform, deployment, user, link=link), 303)
+        roster.remember_course(link)
         return redirect(connectors.panel_url(organization, campaign), 303)
     if campaign is None:
         raise LaunchRefused("no_campaign", f"link {link.resource_link_id}", platform_id=platform.id)
@@ -582,6 +584,7 @@ def pick() -> Response | tuple[str, int] | str:
                 abort(404)
             link.campaign_id = chosen.id
             session.commit()
+            roster.remember_course(link)
             return redirect(connectors.panel_url(organization, chosen), 303)
         session.rollback()
     return (

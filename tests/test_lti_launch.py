@@ -23,7 +23,7 @@ from config.db import utcnow
 from lti_tool.launch import state_cookie_name
 from lti_tool.models import LtiEvent, LtiEventKind, LtiLearner, LtiResourceLink
 from tests.journey_helpers import assessment_campaign, school
-from tests.lti_platform import DL, INSTRUCTOR, LEARNER, LTI, FakePlatform, query_of
+from tests.lti_platform import DL, INSTRUCTOR, LEARNER, LTI, NRPS, FakePlatform, query_of
 
 OWN = "http://127.0.0.1:5000"
 
@@ -511,3 +511,106 @@ def test_the_tool_publishes_its_keys_and_configuration(app, db_session):
         "LtiResourceLinkRequest",
         "LtiDeepLinkingRequest",
     }
+
+
+# -- the course roster (NRPS) ---------------------------------------------------------------------
+
+MEMBERS_URL = (
+    "https://moodle.lycee.example/mod/lti/services.php/CourseSection/3/bindings/1/memberships"
+)
+
+
+def test_the_campaign_page_lists_the_course_members_who_have_not_started(
+    app, db_session, lms, world
+):
+    _organization, campaign, _ = world
+    nrps = {NRPS: {"context_memberships_url": MEMBERS_URL, "service_versions": ["2.0"]}}
+    # Léa launches and starts; Hugo never does.
+    assert (
+        launch(app.test_client(), lms, custom={"campaign_code": campaign.code}).status_code == 303
+    )
+    page_one = {
+        "members": [
+            {"user_id": "student-8f14e45f", "name": "Léa Martin", "roles": [LEARNER]},
+            {"user_id": "teacher-1", "name": "Claire Durand", "roles": [INSTRUCTOR]},
+        ]
+    }
+    page_two = {
+        "members": [
+            {
+                "user_id": "s-2",
+                "given_name": "Hugo",
+                "family_name": "Bernard",
+                "roles": ["Learner"],
+            },
+            {"user_id": "s-3", "name": "Ines Gone", "roles": [LEARNER], "status": "Inactive"},
+        ]
+    }
+    lms.mock.add(
+        responses.GET,
+        MEMBERS_URL,
+        json=page_one,
+        headers={"Link": f'<{MEMBERS_URL}?Page=2>; rel="next"'},
+        match=[responses.matchers.query_string_matcher("")],
+    )
+    lms.mock.add(
+        responses.GET,
+        f"{MEMBERS_URL}?Page=2",
+        json=page_two,
+        match=[responses.matchers.query_string_matcher("Page=2")],
+    )
+    teacher = app.test_client()
+    response = launch(
+        teacher,
+        lms,
+        sub="teacher-1",
+        roles=[INSTRUCTOR],
+        custom={"campaign_code": campaign.code},
+        **nrps,
+    )
+    user = db_session.scalars(
+        select(User)
+        .join(AuthenticationMethod)
+        .where(AuthenticationMethod.external_id == "teacher-1")
+    ).one()
+    user.cgu_accepted_at = utcnow()
+    db_session.commit()
+    page = teacher.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Pas encore commencé" in page and "Hugo Bernard" in page
+    assert "Léa Martin" not in page.split("Pas encore commencé", 1)[1]  # she started
+    assert (
+        "Ines Gone" not in page and "Claire Durand" not in page.split("Pas encore commencé", 1)[1]
+    )
+    assert lms.token_requests == 1
+
+    # Opened from the panel itself (no launch): no course list.
+    other = app.test_client()
+    assert "Pas encore commencé" not in other.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
+
+
+def test_the_campaign_page_survives_a_platform_that_does_not_list_members(
+    app, db_session, lms, world
+):
+    _organization, campaign, _ = world
+    nrps = {NRPS: {"context_memberships_url": MEMBERS_URL, "service_versions": ["2.0"]}}
+    lms.mock.add(responses.GET, MEMBERS_URL, status=503)
+    teacher = app.test_client()
+    response = launch(
+        teacher,
+        lms,
+        sub="teacher-1",
+        roles=[INSTRUCTOR],
+        custom={"campaign_code": campaign.code},
+        **nrps,
+    )
+    user = db_session.scalars(
+        select(User)
+        .join(AuthenticationMethod)
+        .where(AuthenticationMethod.external_id == "teacher-1")
+    ).one()
+    user.cgu_accepted_at = utcnow()
+    db_session.commit()
+    page = teacher.get(response.headers["Location"])
+    assert page.status_code == 200 and "indisponible" in page.get_data(as_text=True)

@@ -9,10 +9,13 @@ the same figures in a table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from campaigns.orga import charts, reporting
 from campaigns.orga.access import current_workspace, member_required, organization_campaign
@@ -38,6 +41,21 @@ RECOMMENDATION_LABELS = {
     "Recommandé": _l("Recommandé"),
     "Assez recommandé": _l("Assez recommandé"),
 }
+
+
+# Sections other packages add to a campaign's activity page (the LTI tool: the course members
+# who have not started yet). Each returns HTML, or None when it has nothing to say.
+CampaignSection = Callable[[Campaign], Markup | None]
+_SECTIONS: list[CampaignSection] = []
+
+
+def add_campaign_section(section: CampaignSection) -> None:
+    if section not in _SECTIONS:
+        _SECTIONS.append(section)
+
+
+def _extra_sections(campaign: Campaign) -> list[Markup]:
+    return [html for section in _SECTIONS if (html := section(campaign)) is not None]
 
 
 def direct_link(campaign: Campaign) -> str:
@@ -111,6 +129,7 @@ def activity(campaign_id: int) -> str:
         )
         if days
         else None,
+        extra_sections=_extra_sections(campaign),
     )
 
 
