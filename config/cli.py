@@ -162,6 +162,7 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
     from campaigns.accounts.sessions import purge_ended
     from config.jobs import run_due_jobs, run_forever
     from config.ratelimit import purge_expired
+    from lti_tool import maintenance as lti_maintenance
 
     database = runtime.connected_database()
     if once:
@@ -173,7 +174,12 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_forever(database, stop=stop, poll_seconds=poll, maintenance=[purge_expired, purge_ended])
+    run_forever(
+        database,
+        stop=stop,
+        poll_seconds=poll,
+        maintenance=[purge_expired, purge_ended, lti_maintenance.purge],
+    )
 
 
 @cli.group()
