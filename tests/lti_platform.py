@@ -5,10 +5,10 @@ Nothing leaves the process."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,13 +30,21 @@ LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 
 
-@cache
+_keys: dict[str, str] = {}
+_keys_lock = threading.Lock()
+
+
 def _rsa_pem(seed: str) -> str:
-    """A throwaway key per name (cached: generating RSA keys is slow)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    """A throwaway key per name, made once (generating RSA keys is slow; threads share it)."""
+    with _keys_lock:
+        if seed not in _keys:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _keys[seed] = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+        return _keys[seed]
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """LTI 1.3 launches against an in-process fake platform: OIDC login, every Security Framework
 check (the certification's bad payloads), learner and instructor launches, deep linking."""
 
+import os
+import threading
 import time
 
 import jwt
@@ -19,7 +21,10 @@ from campaigns.shared.models import (
     Participation,
     User,
 )
-from config.db import utcnow
+from config.app import create_app
+from config.db import Database, utcnow
+from config.migrations import upgrade
+from config.settings import Settings
 from lti_tool.launch import state_cookie_name
 from lti_tool.models import LtiEvent, LtiEventKind, LtiLearner, LtiResourceLink
 from tests.journey_helpers import assessment_campaign, school
@@ -614,3 +619,56 @@ def test_the_campaign_page_survives_a_platform_that_does_not_list_members(
     db_session.commit()
     page = teacher.get(response.headers["Location"])
     assert page.status_code == 200 and "indisponible" in page.get_data(as_text=True)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="concurrent launches are PostgreSQL's"
+)
+def test_a_class_of_thirty_launching_at_once_all_get_in(scratch_databases):
+    """30 first launches of one resource link in the same instant: 30 accounts, one link,
+    30 participations, no error (the constraints decide, the losers re-read)."""
+    url = scratch_databases.new("class")
+    database = Database(Settings(database_url=url))
+    upgrade(database)
+    lms = FakePlatform()
+    try:
+        with database.session() as session, session.begin():
+            organization, teacher = school(session)
+            code = assessment_campaign(session, organization, teacher).code
+            lms.register(session, organization)
+        app = create_app(
+            Settings(
+                database_url=url,
+                secret_key="test-secret-key-that-is-long-enough-0123456789",
+                public_url=OWN,
+                env="development",
+                testing=True,
+            ),
+            database=database,
+        )
+        start = threading.Barrier(30, timeout=30)
+        outcomes: list[int] = []
+
+        def student(n: int) -> None:
+            client = app.test_client()
+            state, nonce = login(client, lms)
+            token = lms.sign(lms.claims(nonce, sub=f"eleve-{n}", custom={"campaign_code": code}))
+            start.wait()
+            outcomes.append(
+                client.post("/lti/launch", data={"id_token": token, "state": state}).status_code
+            )
+
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            lms.serve(mock)
+            threads = [threading.Thread(target=student, args=(n,)) for n in range(30)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        assert outcomes == [303] * 30
+        with database.session() as session:
+            assert session.scalar(select(func.count()).select_from(LtiResourceLink)) == 1
+            assert session.scalar(select(func.count()).select_from(LtiLearner)) == 30
+            assert session.scalar(select(func.count()).select_from(Participation)) == 30
+    finally:
+        database.dispose()
