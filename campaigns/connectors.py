@@ -51,6 +51,8 @@ from campaigns.shared.codes import normalize_code
 from campaigns.shared.errors import AlreadyExists, InvalidInput, ServiceError
 from campaigns.shared.events import Event, ListenerFailed, subscribe, unsubscribe
 from campaigns.shared.models import (
+    Answer,
+    Assessment,
     AuthenticationProvider,
     Campaign,
     CampaignType,
@@ -58,6 +60,7 @@ from campaigns.shared.models import (
     MembershipRole,
     Organization,
     Participation,
+    ParticipationStatus,
     User,
 )
 
@@ -81,6 +84,7 @@ __all__ = [
     "NotFound",
     "Organization",
     "Participation",
+    "ParticipationStatus",
     "ServiceError",
     "User",
     "add_admin_section",
@@ -94,6 +98,7 @@ __all__ = [
     "ensure_member",
     "enter_campaign",
     "find_organization",
+    "has_answered",
     "identity_ref",
     "is_instance_admin",
     "open_campaigns",
@@ -158,6 +163,19 @@ def open_campaigns(session: Session, organization: Organization) -> list[Campaig
             .where(Campaign.organization_id == organization.id, Campaign.archived_at.is_(None))
             .order_by(Campaign.created_at.desc(), Campaign.id.desc())
         )
+    )
+
+
+def has_answered(session: Session, participation_id: int) -> bool:
+    """Whether the participation has at least one answer (its test is under way)."""
+    return (
+        session.scalar(
+            select(Answer.id)
+            .join(Assessment, Assessment.id == Answer.assessment_id)
+            .where(Assessment.participation_id == participation_id)
+            .limit(1)
+        )
+        is not None
     )
 
 

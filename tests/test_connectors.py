@@ -13,6 +13,7 @@ from campaigns import connectors
 from campaigns.accounts import external, users
 from campaigns.journey import services as journey
 from campaigns.orga import campaign_admin
+from campaigns.shared import events
 from campaigns.shared.models import (
     AccountToken,
     AuthenticationMethod,
@@ -484,7 +485,8 @@ def test_a_failing_start_listener_on_a_retry_keeps_the_shared_participation(db_s
     assert not shared.is_improved
 
 
-def test_without_listeners_a_share_costs_no_extra_statement(db_session, listening):
+def test_without_listeners_a_share_costs_no_extra_statement(db_session, listening, monkeypatch):
+    monkeypatch.setitem(events._listeners, connectors.Event.SHARED, ())  # the app's own aside
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)
     quiet = take_test(db_session, campaign, student(db_session, 1), share=False)

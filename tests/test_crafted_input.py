@@ -287,6 +287,8 @@ def scene(db_session):
         "membership_id": [str(membership.id)],
         "invitation_id": [str(invitation.id)],
         "organization_id": [str(w.school.id), str(w.other.id)],
+        "item": ["1"],
+        "filename": ["autosubmit.js"],
     }
     form = {"challenge_id": current.id}
     return w, someone, real, form
