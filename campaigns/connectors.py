@@ -57,6 +57,7 @@ from campaigns.shared.models import (
     Campaign,
     CampaignType,
     Learner,
+    Membership,
     MembershipRole,
     Organization,
     Participation,
@@ -101,6 +102,7 @@ __all__ = [
     "has_answered",
     "identity_ref",
     "is_instance_admin",
+    "is_member",
     "open_campaigns",
     "panel_url",
     "sign_in_external",
@@ -163,6 +165,21 @@ def open_campaigns(session: Session, organization: Organization) -> list[Campaig
             .where(Campaign.organization_id == organization.id, Campaign.archived_at.is_(None))
             .order_by(Campaign.created_at.desc(), Campaign.id.desc())
         )
+    )
+
+
+def is_member(session: Session, user: User, organization_id: int) -> bool:
+    """Whether `user` belongs to the organization (any role) with a usable address: who may see
+    and act on its campaigns in the panel."""
+    if user.email is not None and user.email_verified_at is None:
+        return False
+    return (
+        session.scalar(
+            select(Membership.id).where(
+                Membership.user_id == user.id, Membership.organization_id == organization_id
+            )
+        )
+        is not None
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from campaigns import connectors
 from config.db import get_session
 from lti_tool import ags
-from lti_tool.models import LtiDeployment, LtiLearner, LtiPlatform, LtiResourceLink
+from lti_tool.models import GradeStatus, LtiDeployment, LtiLearner, LtiPlatform, LtiResourceLink
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,39 @@ def not_started(link: LtiResourceLink, listed: list[dict[str, Any]]) -> list[str
     return sorted(names, key=str.casefold)
 
 
+def failed_grades(campaign: connectors.Campaign) -> list[tuple[LtiLearner, str]]:
+    """Learners of the campaign's LMS placements whose grade could not be delivered."""
+    rows = (
+        get_session()
+        .execute(
+            select(LtiLearner, connectors.User)
+            .join(LtiResourceLink, LtiResourceLink.id == LtiLearner.resource_link_id)
+            .join(connectors.User, connectors.User.id == LtiLearner.user_id)
+            .where(
+                LtiResourceLink.campaign_id == campaign.id,
+                LtiLearner.grade_status == GradeStatus.FAILED,
+            )
+            .order_by(connectors.User.last_name, connectors.User.first_name)
+        )
+        .all()
+    )
+    return [(learner, user.full_name or str(user.id)) for learner, user in rows]
+
+
 def campaign_section(campaign: connectors.Campaign) -> Markup | None:
-    """The "not started yet" list of the campaign page (None outside an LMS launch)."""
+    """The campaign page's LMS section: grades the gradebook did not take ("renvoyer"), and,
+    when the instructor came from the LMS, the course's learners who have not started."""
+    failed = failed_grades(campaign)
+    roster = _roster(campaign)
+    if not failed and roster is None:
+        return None
+    html = render_template(
+        "lti/campaign_section.html", campaign=campaign, failed=failed, roster=roster
+    )
+    return Markup(html)  # noqa: S704 - a template of ours, autoescaped
+
+
+def _roster(campaign: connectors.Campaign) -> str | None:
     link_id = (flask_session.get(COURSES_KEY) or {}).get(str(campaign.id))
     if link_id is None:
         return None
@@ -113,7 +144,6 @@ def campaign_section(campaign: connectors.Campaign) -> Markup | None:
     except ags.PlatformError as error:
         log.warning("LTI roster of link %s unavailable: %s", link.id, error)
         names = None
-    html = render_template(
+    return render_template(
         "lti/roster.html", names=names, course=link.context_title or link.title or ""
     )
-    return Markup(html)  # noqa: S704 - a template of ours, autoescaped

@@ -20,11 +20,13 @@ from flask import (
     Flask,
     abort,
     current_app,
+    flash,
     g,
     jsonify,
     redirect,
     render_template,
     request,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -39,7 +41,7 @@ from config.db import execute_dml, get_session, utcnow
 from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
-from lti_tool import keys, registration, registry, roster
+from lti_tool import grades, keys, registration, registry, roster
 from lti_tool.http import TimeoutSession
 from lti_tool.launch import (
     LTI,
@@ -684,6 +686,38 @@ def _frame_origins(platform: LtiPlatform) -> str:
     found = [origin_of(u) for u in (platform.issuer, platform.auth_login_url)]
     found += [origin_of(u) for u in platform.frame_origins.split()]
     return " ".join(dict.fromkeys(o for o in found if o))
+
+
+# -- grades the gradebook did not take ----------------------------------------------------------
+
+
+@blueprint.post("/lti/notes/<int:learner_id>/renvoyer", endpoint="resend")
+@frameable
+def resend(learner_id: int) -> Response:
+    """ "Renvoyer", from the campaign page: for members of the campaign's organization only."""
+    session = get_session()
+    user = connectors.current_user()
+    row = session.execute(
+        select(LtiLearner, connectors.Campaign)
+        .join(LtiResourceLink, LtiResourceLink.id == LtiLearner.resource_link_id)
+        .join(connectors.Campaign, connectors.Campaign.id == LtiResourceLink.campaign_id)
+        .where(LtiLearner.id == learner_id)
+    ).one_or_none()
+    if (
+        row is None
+        or user is None
+        or not connectors.is_member(session, user, row[1].organization_id)
+    ):
+        abort(404)
+    queued = grades.resend(session, learner_id)
+    session.commit()
+    flash(
+        _("La note est renvoyée à la plateforme.")
+        if queued
+        else _("Cette note ne peut plus être envoyée : l’activité n’accepte plus de notes."),
+        "info" if queued else "error",
+    )
+    return redirect(url_for("orga_campaign.activity", campaign_id=row[1].id), 303)
 
 
 # -- dynamic registration -------------------------------------------------------------------------
