@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -463,7 +464,9 @@ def _resource_launch(
         if campaign is None:
             return redirect(_picker_url(platform, deployment, user, link=link), 303)
         roster.remember_course(link)
-        return redirect(connectors.panel_url(organization, campaign), 303)
+        return redirect(
+            _handoff_url(platform, user, connectors.panel_url(organization, campaign)), 303
+        )
     if campaign is None:
         raise LaunchRefused("no_campaign", f"link {link.resource_link_id}", platform_id=platform.id)
     _remember_learner(link, user, identity.external_id)
@@ -475,7 +478,88 @@ def _resource_launch(
             refused.code,
             platform_id=platform.id,
         ) from None
-    return redirect(entry.url, 303)
+    return redirect(_handoff_url(platform, user, entry.url), 303)
+
+
+# -- when the LMS iframe refuses our cookie ------------------------------------------------------
+
+HANDOFF_LIFETIME = dt.timedelta(minutes=2)
+
+
+def _handoff_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="lti-handoff")
+
+
+def _handoff_url(platform: LtiPlatform, user: connectors.User, target: str) -> str:
+    """Where a launch sends the browser before its destination: a short-lived, single-use link
+    that opens Parcours in a tab of its own when the LMS iframe drops our session cookie (a
+    browser that blocks third-party cookies)."""
+    key = secrets.token_urlsafe(24)
+    now = utcnow()
+    get_session().add(
+        LtiLoginState(
+            state_hash=state_hash(key),
+            nonce="handoff",
+            platform_id=platform.id,
+            created_at=now,
+            expires_at=now + HANDOFF_LIFETIME,
+        )
+    )
+    token = _handoff_serializer().dumps({"u": user.id, "k": key, "n": target})
+    return url_for("lti.handoff", t=token)
+
+
+@blueprint.get("/lti/suite", endpoint="handoff")
+@frameable
+def handoff() -> Response | tuple[str, int] | str:
+    try:
+        found = _handoff_serializer().loads(
+            request.args.get("t", ""), max_age=int(HANDOFF_LIFETIME.total_seconds())
+        )
+    except SignatureExpired:
+        return _handoff_refused()
+    except BadSignature:
+        abort(404)
+    target = str(found.get("n", ""))
+    if not target.startswith("/") or target.startswith("//"):
+        abort(404)
+    user = connectors.current_user()
+    if user is not None and user.id == found.get("u"):
+        return redirect(target, 303)  # the cookie made it: on to the destination
+    if request.args.get("onglet") != "1":
+        return render_template(
+            "lti/open_in_tab.html", url=url_for("lti.handoff", t=request.args["t"], onglet="1")
+        )
+    session = get_session()
+    used = execute_dml(
+        session,
+        update(LtiLoginState)
+        .where(
+            LtiLoginState.state_hash == state_hash(str(found.get("k", ""))),
+            LtiLoginState.nonce == "handoff",
+            LtiLoginState.used_at.is_(None),
+            LtiLoginState.expires_at > utcnow(),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False),
+    ).rowcount
+    signed = session.get(connectors.User, found.get("u")) if used else None
+    if signed is None:
+        session.rollback()
+        return _handoff_refused()
+    connectors.start_session(signed)
+    session.commit()
+    return redirect(target, 303)
+
+
+def _handoff_refused() -> tuple[str, int]:
+    message = _("Ce lien a expiré ou a déjà servi. Relancez l’activité depuis la plateforme.")
+    return (
+        render_template(
+            "lti/refused.html", message=message, status=410, reference=g.get("request_id")
+        ),
+        410,
+    )
 
 
 # -- deep linking ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 check (the certification's bad payloads), learner and instructor launches, deep linking."""
 
 import os
+import re
 import threading
 import time
 
@@ -71,7 +72,16 @@ def login(client, lms, **params):
 def launch(client, lms, *, body=None, sign=None, **claims):
     state, nonce = login(client, lms)
     token = (sign or lms.sign)(body(nonce) if body else lms.claims(nonce, **claims))
-    return client.post("/lti/launch", data={"id_token": token, "state": state})
+    return through_handoff(
+        client, client.post("/lti/launch", data={"id_token": token, "state": state})
+    )
+
+
+def through_handoff(client, response):
+    """A launch passes by /lti/suite, which sends a browser that kept our cookie on at once."""
+    if response.status_code == 303 and response.headers["Location"].startswith("/lti/suite?"):
+        return client.get(response.headers["Location"])
+    return response
 
 
 def lti_identities(db_session):
@@ -268,7 +278,8 @@ def test_a_replayed_launch_is_refused(app, db_session, lms, world):
     client = app.test_client()
     state, nonce = login(client, lms)
     token = lms.sign(lms.claims(nonce, custom={"campaign_code": campaign.code}))
-    assert client.post("/lti/launch", data={"id_token": token, "state": state}).status_code == 303
+    first = client.post("/lti/launch", data={"id_token": token, "state": state})
+    assert first.status_code == 303
     replay = client.post("/lti/launch", data={"id_token": token, "state": state})
     assert replay.status_code == 400 and "déjà été utilisée" in replay.get_data(as_text=True)
     stranger = app.test_client()  # without the state cookie either
@@ -654,9 +665,8 @@ def test_a_class_of_thirty_launching_at_once_all_get_in(scratch_databases):
             state, nonce = login(client, lms)
             token = lms.sign(lms.claims(nonce, sub=f"eleve-{n}", custom={"campaign_code": code}))
             start.wait()
-            outcomes.append(
-                client.post("/lti/launch", data={"id_token": token, "state": state}).status_code
-            )
+            answer = client.post("/lti/launch", data={"id_token": token, "state": state})
+            outcomes.append(through_handoff(client, answer).status_code)
 
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             lms.serve(mock)
@@ -672,3 +682,28 @@ def test_a_class_of_thirty_launching_at_once_all_get_in(scratch_databases):
             assert session.scalar(select(func.count()).select_from(Participation)) == 30
     finally:
         database.dispose()
+
+
+def test_a_browser_that_drops_our_cookie_in_the_iframe_opens_parcours_in_a_tab(
+    app, db_session, lms, world
+):
+    _, campaign, _ = world
+    iframe = app.test_client()
+    state, nonce = login(iframe, lms)
+    token = lms.sign(lms.claims(nonce, custom={"campaign_code": campaign.code}))
+    launched = iframe.post("/lti/launch", data={"id_token": token, "state": state})
+    handoff = launched.headers["Location"]
+    assert handoff.startswith("/lti/suite?t=")
+    blocked = app.test_client()  # the same browser, its cookie refused in the iframe
+    page = blocked.get(handoff)
+    assert page.status_code == 200 and "nouvel onglet" in page.get_data(as_text=True)
+    found = re.search(r'href="([^"]+)" target="_blank"', page.get_data(as_text=True))
+    tab_link = found.group(1).replace("&amp;", "&")
+    assert "onglet=1" in tab_link
+    tab = app.test_client()  # a first-party tab
+    opened = tab.get(tab_link)
+    assert opened.status_code == 303
+    assert opened.headers["Location"].endswith(f"/campagnes/{campaign.code}/regles/1")
+    assert tab.get(opened.headers["Location"]).status_code == 200  # signed in, no password
+    assert app.test_client().get(tab_link).status_code == 410  # single use
+    assert app.test_client().get(handoff + "x").status_code == 404
