@@ -282,6 +282,17 @@ class Client:
             raise PlatformError(f"{what}: {type(error).__name__}", retry=True) from None
         return token, response
 
+    def pages(self, url: str, what: str, *, accept: str) -> Iterator[Any]:
+        """The decoded JSON of each page of a paged GET (`Link: <…>; rel="next"`, URLs kept as
+        given), at most `MAX_PAGES`."""
+        next_url: str | None = url
+        seen: set[str] = set()
+        while next_url is not None and next_url not in seen and len(seen) < MAX_PAGES:
+            seen.add(next_url)
+            response = self._call("GET", next_url, what, media="", accept=accept)
+            yield _json(response, what)
+            next_url = _next_page(response, next_url)
+
     def post_score(self, lineitem_url: str, score: dict[str, Any]) -> None:
         self._call(
             "POST", scores_url(lineitem_url), "score", body=score, media=SCORE_TYPE, accept="*/*"

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 MEMBERSHIPS_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
-MAX_PAGES = 20
 COURSES_KEY = "lti_courses"  # {campaign id: resource link id}, in the instructor's session
 COURSES_KEPT = 10
 
@@ -45,17 +44,11 @@ def members(platform: LtiPlatform, url: str) -> list[dict[str, Any]]:
     """Every member of the course, page after page."""
     found: list[dict[str, Any]] = []
     with ags.Client(get_session(), platform, NRPS_SCOPE) as client:
-        next_url: str | None = url
-        seen: set[str] = set()
-        while next_url is not None and next_url not in seen and len(seen) < MAX_PAGES:
-            seen.add(next_url)
-            response = client._call("GET", next_url, "members", media="", accept=MEMBERSHIPS_TYPE)
-            page = ags._json(response, "members")
+        for page in client.pages(url, "members", accept=MEMBERSHIPS_TYPE):
             listed = page.get("members") if isinstance(page, dict) else None
             if not isinstance(listed, list):
                 raise ags.PlatformError("members: no member list in the answer", retry=False)
             found += [m for m in listed if isinstance(m, dict)]
-            next_url = ags._next_page(response, next_url)
     return found
 
 
