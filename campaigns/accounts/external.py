@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.accounts.users import normalize_email
+from campaigns.accounts.users import has_password, normalize_email
 from campaigns.shared.errors import InvalidInput
 from campaigns.shared.models import (
     NAME_MAX_LENGTH,
@@ -132,18 +132,6 @@ def _refresh_names(user: User, method: AuthenticationMethod, identity: ExternalI
             setattr(user, field_name, new)
 
 
-def _has_password(session: Session, user: User) -> bool:
-    return (
-        session.scalar(
-            select(AuthenticationMethod.id).where(
-                AuthenticationMethod.user_id == user.id,
-                AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
-            )
-        )
-        is not None
-    )
-
-
 def _adopt_email(session: Session, user: User, identity: ExternalIdentity) -> None:
     """Take the address the identity provider vouches for, when nobody else uses it and the
     account has no password login."""
@@ -155,7 +143,7 @@ def _adopt_email(session: Session, user: User, identity: ExternalIdentity) -> No
         return  # kept as read in the attributes, never on the account
     if user.email == address:
         return
-    if _has_password(session, user):
+    if has_password(session, user):
         return  # its owner signs in with their own address: never replaced from outside
     if session.scalar(select(User.id).where(User.email == address)) is not None:
         return  # someone else's account: never merged, never taken

@@ -24,12 +24,11 @@ from sqlalchemy.orm import Session
 
 from campaigns.accounts import users
 from campaigns.accounts.sessions import new_token, revoke_sessions, token_hash
+from campaigns.accounts.users import has_password
 from campaigns.shared.errors import InvalidInput, ServiceError
 from campaigns.shared.models import (
     AccountToken,
     AccountTokenPurpose,
-    AuthenticationMethod,
-    AuthenticationProvider,
     User,
 )
 from config.db import execute_dml, utcnow
@@ -177,25 +176,13 @@ def send_already_registered(session: Session, user: User, public_url: str) -> No
     queue_mail(session, to=user.email, subject=subject, body=body, dedupe_key=f"known:{user.id}")
 
 
-def _has_password(session: Session, user: User) -> bool:
-    return (
-        session.scalar(
-            select(AuthenticationMethod.id).where(
-                AuthenticationMethod.user_id == user.id,
-                AuthenticationMethod.provider == AuthenticationProvider.PASSWORD,
-            )
-        )
-        is not None
-    )
-
-
 def request_password_reset(session: Session, address: str, public_url: str) -> None:
     """Mail a "choisir un nouveau mot de passe" link to the account of `address`, if any (the
     caller answers the same way either way)."""
     user = session.scalars(select(User).where(User.email == address)).one_or_none()
     if user is None or user.email is None:
         return
-    if not _has_password(session, user):
+    if not has_password(session, user):
         # An account that signs in through an LMS or an ENT: a first password mailed to an
         # address its identity provider asserted would give the account a second owner.
         return

@@ -160,6 +160,11 @@ def _password_method(session: Session, user: User) -> AuthenticationMethod | Non
     ).one_or_none()
 
 
+def has_password(session: Session, user: User) -> bool:
+    """Whether the account signs in with a password (its owner chose its e-mail to do so)."""
+    return _password_method(session, user) is not None
+
+
 def must_change_password(session: Session, user: User) -> bool:
     method = _password_method(session, user)
     return method is not None and method.must_change_password
