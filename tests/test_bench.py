@@ -80,3 +80,64 @@ def test_the_exports_benchmark_streams_every_row():
         assert run["status"] == 200
         assert run["rows"] == 40
     assert [page["status"] for page in report["pages"]] == [200] * len(report["pages"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the LTI benchmark runs gunicorn and `parcours worker` on PostgreSQL",
+)
+def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.lti",
+            "--json",
+            "--launches",
+            "5",
+            "--class-size",
+            "4",
+            "--grades",
+            "20",
+            "--workers",
+            "2",
+            "--grade-workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    launch, klass, grades = report["launch"], report["class"], report["grades"]
+    # Every flag changes what is measured.
+    assert report["server_workers"] == 2
+    assert launch["warmup_launches"] == 4  # two per gunicorn worker
+    assert launch["errors"] == 0, launch["first_errors"]
+    assert launch["launches"] == 5
+    assert launch["answers"] == 5 * 3
+    assert launch["round_trips_per_launch"] == 5  # login, launch, /lti/suite, rules, question
+    assert klass["errors"] == 0, klass["first_errors"]
+    assert klass["students"] == klass["launched"] == 4
+    assert klass["students_with_one_learner_and_one_participation"] == 4
+    assert klass["resource_links"] == 1
+    assert report["learners_launched"] == 4 + 5 + 4
+    assert report["launch_queued_grade_jobs"] == 4 + 5 + 4
+    assert grades["grade_worker_processes"] == grades["workers_that_ran_jobs"] == 1
+    assert grades["learners"] == grades["scores_received"] == 20
+    assert grades["lost"] == grades["duplicates"] == grades["wrong_scores"] == 0
+    assert grades["token_requests"] == 1  # one worker: nobody else misses the cache with it
+    assert grades["jobs"] == {"DONE": 20}
+    for figures in (launch["cpu_ms_per_launch"], launch["cpu_ms_per_answer"]):
+        assert set(figures) == {"server", "database", "clients"}
+    assert set(klass["latency_ms"]) == {"p50", "p95", "max"}
+    assert set(grades["cpu_ms_per_grade"]) == {"workers", "database", "platform"}
+    # One row per figure, each with its target and verdict; none dropped.
+    assert len(report["rows"]) == 26
+    for row in report["rows"]:
+        assert set(row) == {"figure", "value", "target", "verdict"}
+        assert row["verdict"] in {"PASS", "MISS", "INFO"}
+    assert [row["verdict"] == "INFO" for row in report["rows"]].count(False) == 12
