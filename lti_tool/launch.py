@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from config.db import execute_dml, utcnow
 from lti_tool import registry
 from lti_tool.http import PlatformUnreachable, platform_key
-from lti_tool.models import LtiLoginState, LtiPlatform
+from lti_tool.models import LtiDeployment, LtiLoginState, LtiPlatform
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 LEEWAY = 60  # seconds of clock difference tolerated between the platform and us
@@ -121,7 +121,7 @@ def start_login(
 # -- launch ---------------------------------------------------------------------------------------
 
 
-class _FormRequest(Request):  # type: ignore[misc]
+class _FormRequest(Request):
     def __init__(self, form: Mapping[str, str]) -> None:
         self.form = form
 
@@ -146,7 +146,7 @@ class _Unused:
         raise AssertionError(f"pylti1p3 reached its own {name}")
 
 
-class ToolLaunch(MessageLaunch):  # type: ignore[misc]
+class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
     """One launch, validated against the database (see the module docstring)."""
 
     def __init__(
@@ -168,6 +168,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[misc]
         self.state_cookie = state_cookie
         self.login_state: LtiLoginState | None = None
         self.platform: LtiPlatform | None = None
+        self.deployment: LtiDeployment | None = None
 
     def _get_request_param(self, key: str) -> str:
         value = self._request.get_param(key)
@@ -235,8 +236,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[misc]
             )
         if not platform.is_active:
             raise LaunchRefused("inactive_platform", "inactive", platform_id=platform.id)
-        self.platform = platform
-        self._registration = registry.registration(self.session, platform)
+        self.platform = platform  # pylti1p3's Registration is not needed: the checks below are ours
         return self
 
     def _client_id(self, body: Mapping[str, Any]) -> str | None:
@@ -292,7 +292,8 @@ class ToolLaunch(MessageLaunch):  # type: ignore[misc]
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LaunchRefused("bad_message", "no deployment_id", platform_id=self._platform_id())
         assert self.platform is not None  # noqa: S101
-        if registry.find_deployment(self.session, self.platform, deployment_id) is None:
+        self.deployment = registry.find_deployment(self.session, self.platform, deployment_id)
+        if self.deployment is None:
             raise LaunchRefused(
                 "unknown_deployment", f"deployment {deployment_id!r}", platform_id=self.platform.id
             )

@@ -208,9 +208,9 @@ class ToolRegistration(Registration):
 def registration(session: Session, platform: LtiPlatform) -> ToolRegistration:
     """What pylti1p3 needs of a platform: its endpoints and our signing key."""
     key = keys.signing_key(session)
-    found = (
-        ToolRegistration()
-        .set_issuer(platform.issuer)
+    found = ToolRegistration()
+    (
+        found.set_issuer(platform.issuer)
         .set_client_id(platform.client_id)
         .set_auth_login_url(platform.auth_login_url)
         .set_auth_token_url(platform.auth_token_url)
@@ -220,7 +220,7 @@ def registration(session: Session, platform: LtiPlatform) -> ToolRegistration:
     if platform.audience:
         found.set_auth_audience(platform.audience)
     if platform.jwks:
-        found.set_key_set(platform.jwks)
+        found.set_key_set(platform.jwks)  # type: ignore[arg-type]
     found.kid = key.kid
     return found
 
@@ -240,9 +240,9 @@ class DatabaseToolConf(ToolConfAbstract):  # type: ignore[type-arg]
     def find_registration_by_issuer(self, iss: str, *args: Any, **kwargs: Any) -> Registration:
         raise NotImplementedError("registrations are found by issuer and client id")
 
-    def find_registration_by_params(
+    def find_registration_by_params(  # type: ignore[override]
         self, iss: str, client_id: str, *args: Any, **kwargs: Any
-    ) -> Registration | None:  # type: ignore[override]
+    ) -> Registration | None:
         platform = find_platform(self.session, iss, client_id)
         if platform is None or not platform.is_active:
             return None

@@ -244,7 +244,7 @@ def _refused(refused: LaunchRefused) -> tuple[str, int]:
 
 
 @blueprint.route("/lti/login", methods=["GET", "POST"], endpoint="login")
-@csrf.exempt
+@csrf.exempt  # type: ignore[untyped-decorator]
 @frameable
 def login() -> Response | tuple[str, int]:
     params = {key: request.values.get(key, "")[:2048] for key in request.values}
@@ -294,7 +294,7 @@ def _text_claim(claims: dict[str, Any], name: str, limit: int = 255) -> str:
 
 
 @blueprint.post("/lti/launch", endpoint="launch")
-@csrf.exempt
+@csrf.exempt  # type: ignore[untyped-decorator]
 @frameable
 def launch() -> Response | tuple[str, int]:
     session = get_session()
@@ -306,14 +306,16 @@ def launch() -> Response | tuple[str, int]:
         claims = tool_launch.claims
         platform = tool_launch.platform
         assert platform is not None  # noqa: S101 - validated
-        deployment = registry.find_deployment(session, platform, claims[LTI + "deployment_id"])
+        deployment = tool_launch.deployment
         assert deployment is not None  # noqa: S101 - validated
         organization = session.get(connectors.Organization, deployment.organization_id)
         if organization is None or organization.archived_at is not None:
             raise LaunchRefused("organization_archived", platform_id=platform.id)
         message_type = claims.get(LTI + "message_type")
         if message_type == "LtiResourceLinkRequest":
-            response = _resource_launch(platform, deployment, organization, claims)
+            response = _resource_launch(
+                platform, deployment, organization, claims, cookies=cookie is not None
+            )
         elif message_type == "LtiDeepLinkingRequest":
             response = _deep_linking_request(platform, deployment, organization, claims)
         else:
@@ -445,6 +447,8 @@ def _resource_launch(
     deployment: LtiDeployment,
     organization: connectors.Organization,
     claims: dict[str, Any],
+    *,
+    cookies: bool,
 ) -> Response:
     session = get_session()
     identity = _identity(platform, claims)
@@ -478,7 +482,7 @@ def _resource_launch(
             refused.code,
             platform_id=platform.id,
         ) from None
-    return redirect(_handoff_url(platform, user, entry.url), 303)
+    return _landing(platform, user, entry.url, cookies)
 
 
 # -- when the LMS iframe refuses our cookie ------------------------------------------------------
@@ -488,6 +492,14 @@ HANDOFF_LIFETIME = dt.timedelta(minutes=2)
 
 def _handoff_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="lti-handoff")
+
+
+def _landing(platform: LtiPlatform, user: connectors.User, target: str, cookies: bool) -> Response:
+    """Straight to `target` when the browser kept the login's state cookie (it keeps ours in
+    this frame); by `/lti/suite` otherwise, which checks the session cookie came back."""
+    if cookies:
+        return redirect(target, 303)
+    return redirect(_handoff_url(platform, user, target), 303)
 
 
 def _handoff_url(platform: LtiPlatform, user: connectors.User, target: str) -> str:
@@ -632,7 +644,7 @@ def _picker_request() -> dict[str, Any]:
 
 
 @blueprint.route("/lti/choisir-un-parcours", methods=["GET", "POST"], endpoint="pick")
-@csrf.exempt  # the signed token, bound to the instructor and the request, stands for it
+@csrf.exempt  # type: ignore[untyped-decorator]  # the signed token stands for it
 @frameable
 def pick() -> Response | tuple[str, int] | str:
     session = get_session()

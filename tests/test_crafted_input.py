@@ -29,6 +29,7 @@ from campaigns.shared.models import Invitation, Learner, Membership, MembershipR
 from config.db import utcnow
 from engine.content import ChallengeType
 from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, student
+from tests.lti_platform import FakePlatform
 from tests.orga_helpers import TEACHER_PASSWORD, sign_in, take_test, world
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits
@@ -276,6 +277,7 @@ def scene(db_session):
         expires_at=utcnow(),
     )
     db_session.add(invitation)
+    platform = FakePlatform().register(db_session, w.school)
     db_session.commit()
     real = {
         "code": [w.campaign.code, done.code],
@@ -289,6 +291,8 @@ def scene(db_session):
         "organization_id": [str(w.school.id), str(w.other.id)],
         "item": ["1"],
         "filename": ["autosubmit.js"],
+        "platform_id": [str(platform.id)],
+        "deployment_id": [str(platform.deployments[0].id)],
     }
     form = {"challenge_id": current.id}
     return w, someone, real, form
@@ -360,7 +364,7 @@ def test_instance_admins_crafted_requests_never_fail(app, client, scene, db_sess
     db_session.commit()
     sign_in(client, w.other_admin.email)
     app.config["WTF_CSRF_ENABLED"] = False
-    walk = Walk(app, client, real, form, only=("admin.",))
+    walk = Walk(app, client, real, form, only=("admin.", "lti_admin."))
     walk.run()
     assert 200 in walk.statuses["admin.journal"]  # an instance admin: the views ran
     _report(walk, at_least=150)

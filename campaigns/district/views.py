@@ -454,12 +454,7 @@ def unarchive(organization_id: int) -> Response | tuple[str, int]:
     return _archiving(organization_id, False)
 
 
-# -- connectors (filled by the LTI and SAML work) -------------------------------------------------
-
-
-@blueprint.get("/admin/plateformes-lti", endpoint="lti_platforms")
-def lti_platforms() -> str:
-    return render_template("admin/lti_platforms.html", section="lti")
+# -- connectors (the LTI tool's platforms: `lti_tool.admin`; SAML: filled by its work) -----------
 
 
 @blueprint.get("/admin/fournisseurs-identite", endpoint="identity_providers")
