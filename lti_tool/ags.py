@@ -5,7 +5,8 @@ headers (paging then asks for pages that do not exist) and caches tokens in proc
 
 - every call times out (`lti_tool.http.TIMEOUT`), so a job always ends within its lease;
 - a token lives in `lti_access_tokens`, per platform and scope set, until shortly before it
-  expires: every worker and process uses it, so a thousand scores cost one token request;
+  expires: every worker and process uses it, so a thousand scores cost one token request; on
+  PostgreSQL one worker asks for it while the others wait on an advisory lock, then read it;
 - the session is committed before each call (`_idle`): no transaction, and on SQLite no write
   lock, is held while a platform takes its time. Callers hand over a session holding nothing
   they would not commit (reads, a token, a line item just created).
@@ -20,14 +21,16 @@ import datetime as dt
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import jwt
 import requests
 from requests.utils import parse_header_links
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from config.db import execute_dml, insert_new, utcnow
@@ -162,6 +165,39 @@ def access_token(
     token = cached_token(session, platform, scopes)
     if token is not None:
         return token
+    _idle(session)
+    with _one_asker(session, platform, scopes):
+        token = cached_token(session, platform, scopes)  # fetched while we waited?
+        if token is not None:
+            return token
+        return _request_token(session, http, platform, scopes)
+
+
+TOKEN_LOCKS = 0x4C544B  # advisory lock namespace: "LTK"
+
+
+@contextmanager
+def _one_asker(session: Session, platform: LtiPlatform, scopes: str) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock per platform and scope set while asking for a token,
+    so that workers starting together make one request, not one each. The lock lives on a
+    connection of its own in autocommit: no transaction stays open during the call, and the
+    session is free to commit. SQLite deployments run a single writer: no lock needed."""
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = zlib.crc32(f"{platform.id} {scopes}".encode()) - 2**31  # a signed 32-bit int
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(select(func.pg_advisory_lock(TOKEN_LOCKS, key)))
+        try:
+            yield
+        finally:
+            lock.execute(select(func.pg_advisory_unlock(TOKEN_LOCKS, key)))
+
+
+def _request_token(
+    session: Session, http: requests.Session, platform: LtiPlatform, scopes: str
+) -> str:
     assertion = client_assertion(session, platform)
     _idle(session)
     what = "token request"

@@ -468,9 +468,7 @@ def _resource_launch(
         if campaign is None:
             return redirect(_picker_url(platform, deployment, user, link=link), 303)
         roster.remember_course(link)
-        return redirect(
-            _handoff_url(platform, user, connectors.panel_url(organization, campaign)), 303
-        )
+        return _landing(platform, user, connectors.panel_url(organization, campaign), cookies)
     if campaign is None:
         raise LaunchRefused("no_campaign", f"link {link.resource_link_id}", platform_id=platform.id)
     _remember_learner(link, user, identity.external_id)

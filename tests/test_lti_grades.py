@@ -26,12 +26,14 @@ from config.jobs import Job, JobStatus, run_due_jobs
 from config.migrations import upgrade
 from config.settings import Settings
 from lti_tool import ags, grades, keys
+from lti_tool.http import TimeoutSession
 from lti_tool.models import (
     GradeStatus,
     LtiAccessToken,
     LtiEvent,
     LtiEventKind,
     LtiLearner,
+    LtiPlatform,
     LtiResourceLink,
 )
 from tests.journey_helpers import assessment_campaign, school, student
@@ -561,6 +563,45 @@ def test_two_workers_never_send_a_grade_twice(scratch_databases):
             assert {j.status for j in grade_jobs(session)} == {JobStatus.DONE}
             statuses = session.scalars(select(LtiLearner.grade_status)).all()
             assert set(statuses) == {GradeStatus.SENT}
+    finally:
+        database.dispose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="concurrent workers are PostgreSQL's"
+)
+def test_workers_asking_for_a_token_together_make_one_request(scratch_databases):
+    database = scratch(scratch_databases, "tokens")
+    lms = FakePlatform()
+    try:
+        with database.session() as session, session.begin():
+            platform_id = build_world(session, lms).platform.id
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            lms.serve(mock)
+            answer = lms._token_response
+
+            def slow_token(request):  # the platform takes its time: the others must wait
+                time.sleep(0.3)
+                return answer(request)
+
+            mock.remove(responses.POST, lms.auth_token_url)
+            mock.add_callback(responses.POST, lms.auth_token_url, callback=slow_token)
+            start = threading.Barrier(4, timeout=10)
+            got = []
+
+            def ask():
+                with database.session() as session:
+                    platform = session.get(LtiPlatform, platform_id)
+                    start.wait()
+                    got.append(ags.access_token(session, TimeoutSession(), platform, SCORE_SCOPE))
+
+            threads = [threading.Thread(target=ask) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        assert lms.token_requests == 1
+        assert len(got) == 4 and len(set(got)) == 1
     finally:
         database.dispose()
 
