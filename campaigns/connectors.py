@@ -206,15 +206,18 @@ def panel_url(organization: Organization, campaign: Campaign | None = None) -> s
 
 
 def enter_campaign(
-    session: Session, user: User, code: str, *, external_id: str | None = None
+    session: Session, user: User, code: str | Campaign, *, external_id: str | None = None
 ) -> Entry:
-    """Start or resume `user`'s participation in the campaign of `code`, under the web journey's
-    rules (archived campaigns refused; an identifier asked first when the campaign wants one,
-    unless the connector has it: `external_id`). Codes come from signed launches, not from
-    typing, so no guessing limit applies here. Raises `NotFound` (code "unknown_code") and
-    `NotAllowed` (code "archived")."""
-    normalized = normalize_code(code)
-    campaign = journey.campaign_by_code(session, normalized) if normalized else None
+    """Start or resume `user`'s participation in the campaign of `code` (or in a campaign the
+    connector already read), under the web journey's rules (archived campaigns refused; an
+    identifier asked first when the campaign wants one, unless the connector has it:
+    `external_id`). Codes come from signed launches, not from typing, so no guessing limit
+    applies here. Raises `NotFound` (code "unknown_code") and `NotAllowed` (code "archived")."""
+    if isinstance(code, Campaign):
+        campaign: Campaign | None = code
+    else:
+        normalized = normalize_code(code)
+        campaign = journey.campaign_by_code(session, normalized) if normalized else None
     if campaign is None:
         raise NotFound("no campaign has this code", code="unknown_code")
     participation, page = journey.enter(session, campaign, user, external_id=external_id)

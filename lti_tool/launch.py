@@ -18,7 +18,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlencode
 
 import jwt
@@ -30,7 +30,8 @@ from pylti1p3.request import Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from config.db import execute_dml, utcnow
+from campaigns.connectors import Organization
+from config.db import utcnow
 from lti_tool import registry
 from lti_tool.http import PlatformUnreachable, platform_key
 from lti_tool.models import LtiDeployment, LtiLoginState, LtiPlatform
@@ -39,6 +40,13 @@ LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 LEEWAY = 60  # seconds of clock difference tolerated between the platform and us
 STATE_LIFETIME = dt.timedelta(minutes=10)
 STATE_COOKIE = "lti_state_"  # + the first characters of the state's hash
+
+
+class LoginState(NamedTuple):
+    """What a launch needs of the login it follows."""
+
+    nonce: str
+    platform_id: int
 
 
 class LaunchRefused(Exception):
@@ -166,9 +174,10 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         )
         self.session = session
         self.state_cookie = state_cookie
-        self.login_state: LtiLoginState | None = None
+        self.login_state: LoginState | None = None
         self.platform: LtiPlatform | None = None
         self.deployment: LtiDeployment | None = None
+        self.organization: Organization | None = None
 
     def _get_request_param(self, key: str) -> str:
         value = self._request.get_param(key)
@@ -181,26 +190,41 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         state = self._get_request_param("state")
         if not state or len(state) > 128:
             raise LaunchRefused("no_state", "missing state")
-        row = self.session.scalars(
-            select(LtiLoginState).where(LtiLoginState.state_hash == state_hash(state))
+        now = utcnow()
+        hashed = state_hash(state)
+        claimed = self.session.execute(  # read and used in one statement: single use
+            update(LtiLoginState)
+            .where(
+                LtiLoginState.state_hash == hashed,
+                LtiLoginState.used_at.is_(None),
+                LtiLoginState.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(LtiLoginState.nonce, LtiLoginState.platform_id)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if claimed is None:
+            self._refuse_state(hashed, now)
+        else:
+            self.login_state = LoginState(claimed.nonce, claimed.platform_id)
+        if self.state_cookie is not None and not secrets.compare_digest(self.state_cookie, state):
+            raise LaunchRefused(
+                "no_state", "state cookie mismatch", platform_id=self._platform_id()
+            )
+        return self
+
+    def _refuse_state(self, hashed: str, now: dt.datetime) -> NoReturn:
+        """Why a state could not be used: unknown, expired or used already."""
+        row = self.session.execute(
+            select(LtiLoginState.expires_at, LtiLoginState.platform_id).where(
+                LtiLoginState.state_hash == hashed
+            )
         ).one_or_none()
         if row is None:
             raise LaunchRefused("no_state", "unknown state")
-        if row.expires_at <= utcnow():
+        if row.expires_at <= now:
             raise LaunchRefused("expired", "state expired", platform_id=row.platform_id)
-        if self.state_cookie is not None and not secrets.compare_digest(self.state_cookie, state):
-            raise LaunchRefused("no_state", "state cookie mismatch", platform_id=row.platform_id)
-        used = execute_dml(
-            self.session,
-            update(LtiLoginState)
-            .where(LtiLoginState.id == row.id, LtiLoginState.used_at.is_(None))
-            .values(used_at=utcnow())
-            .execution_options(synchronize_session=False),
-        ).rowcount
-        if not used:
-            raise LaunchRefused("replayed", "state already used", platform_id=row.platform_id)
-        self.login_state = row
-        return self
+        raise LaunchRefused("replayed", "state already used", platform_id=row.platform_id)
 
     def validate_jwt_format(self) -> ToolLaunch:
         try:
@@ -292,11 +316,12 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LaunchRefused("bad_message", "no deployment_id", platform_id=self._platform_id())
         assert self.platform is not None  # noqa: S101
-        self.deployment = registry.find_deployment(self.session, self.platform, deployment_id)
-        if self.deployment is None:
+        found = registry.find_deployment(self.session, self.platform, deployment_id)
+        if found is None:
             raise LaunchRefused(
                 "unknown_deployment", f"deployment {deployment_id!r}", platform_id=self.platform.id
             )
+        self.deployment, self.organization = found
         return self
 
     def validate_message(self) -> ToolLaunch:

@@ -187,13 +187,17 @@ def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPl
 
 def find_deployment(
     session: Session, platform: LtiPlatform, deployment_id: str
-) -> LtiDeployment | None:
-    return session.scalars(
-        select(LtiDeployment).where(
+) -> tuple[LtiDeployment, Organization] | None:
+    """The deployment and its organization, read in one query (a launch needs both)."""
+    row = session.execute(
+        select(LtiDeployment, Organization)
+        .join(Organization, Organization.id == LtiDeployment.organization_id)
+        .where(
             LtiDeployment.platform_id == platform.id,
             LtiDeployment.deployment_id == deployment_id,
         )
     ).one_or_none()
+    return (row[0], row[1]) if row is not None else None
 
 
 class ToolRegistration(Registration):

@@ -38,7 +38,7 @@ from werkzeug.wrappers import Response
 
 from campaigns import connectors
 from config import ratelimit
-from config.db import execute_dml, get_session, utcnow
+from config.db import execute_dml, get_session, insert_new, utcnow
 from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
@@ -54,6 +54,7 @@ from lti_tool.launch import (
     state_hash,
 )
 from lti_tool.models import (
+    GradeStatus,
     LtiDeployment,
     LtiEvent,
     LtiEventKind,
@@ -308,7 +309,7 @@ def launch() -> Response | tuple[str, int]:
         assert platform is not None  # noqa: S101 - validated
         deployment = tool_launch.deployment
         assert deployment is not None  # noqa: S101 - validated
-        organization = session.get(connectors.Organization, deployment.organization_id)
+        organization = tool_launch.organization
         if organization is None or organization.archived_at is not None:
             raise LaunchRefused("organization_archived", platform_id=platform.id)
         message_type = claims.get(LTI + "message_type")
@@ -418,28 +419,27 @@ def _linked_campaign(
 
 
 def _remember_learner(link: LtiResourceLink, user: connectors.User, sub: str) -> None:
+    """The (link, user) pair the gradebook is written for: inserted at the first launch (a
+    double launch finds it), its last launch noted at each."""
     session = get_session()
     now = utcnow()
-    query = select(LtiLearner).where(
-        LtiLearner.resource_link_id == link.id, LtiLearner.user_id == user.id
-    )
-    learner = session.scalars(query).one_or_none()
-    if learner is None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    LtiLearner(
-                        resource_link_id=link.id,
-                        user_id=user.id,
-                        sub=sub[:255],
-                        first_launch_at=now,
-                        last_launch_at=now,
-                    )
-                )
-            return
-        except IntegrityError:  # a double launch
-            learner = session.scalars(query).one()
-    learner.last_launch_at = now
+    values = {
+        "resource_link_id": link.id,
+        "user_id": user.id,
+        "sub": sub[:255],
+        "first_launch_at": now,
+        "last_launch_at": now,
+        "grade_status": GradeStatus.NONE,
+        "grade_attempts": 0,
+    }
+    if insert_new(session, LtiLearner, ["resource_link_id", "user_id"], values) is None:
+        execute_dml(
+            session,
+            update(LtiLearner)
+            .where(LtiLearner.resource_link_id == link.id, LtiLearner.user_id == user.id)
+            .values(last_launch_at=now)
+            .execution_options(synchronize_session=False),
+        )
 
 
 def _resource_launch(
@@ -473,7 +473,7 @@ def _resource_launch(
         raise LaunchRefused("no_campaign", f"link {link.resource_link_id}", platform_id=platform.id)
     _remember_learner(link, user, identity.external_id)
     try:
-        entry = connectors.enter_campaign(session, user, campaign.code)
+        entry = connectors.enter_campaign(session, user, campaign)
     except connectors.NotAllowed as refused:
         raise LaunchRefused(
             "archived" if refused.code == "archived" else "learner_taken",

@@ -102,10 +102,12 @@ def _find(session: Session, identity: ExternalIdentity) -> tuple[User, Authentic
 
 
 def _create(session: Session, identity: ExternalIdentity) -> tuple[User, AuthenticationMethod]:
+    now = utcnow()
     user = User(
         first_name=_clean_name(identity.first_name),
         last_name=_clean_name(identity.last_name),
         email=None,
+        last_signed_in_at=now,
     )
     session.add(user)
     session.flush()
@@ -115,6 +117,7 @@ def _create(session: Session, identity: ExternalIdentity) -> tuple[User, Authent
         issuer=identity.issuer,
         external_id=identity.external_id,
         attributes=_attributes(identity),
+        last_used_at=now,
     )
     session.add(method)
     session.flush()
@@ -175,8 +178,7 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
     if not created:
         _refresh_names(user, method, identity)
         method.attributes = _attributes(identity)
-    now = utcnow()
-    method.last_used_at = user.last_signed_in_at = now
+        method.last_used_at = user.last_signed_in_at = utcnow()
     _adopt_email(session, user, identity)
     session.flush()
     log.info(

@@ -213,6 +213,13 @@ def join(
     existing = live_participation(session, campaign, user)
     if existing is not None:
         return existing
+    return _start(session, campaign, user, external_id)
+
+
+def _start(
+    session: Session, campaign: Campaign, user: User, external_id: str | None
+) -> Participation:
+    """A new participation (`join` without its checks: the caller made them)."""
     if campaign.external_id_label and not (external_id or "").strip():
         raise InvalidInput("the campaign asks for an identifier", code="external_id")
     learner_id = session.scalar(
@@ -285,7 +292,7 @@ def enter(
     if existing is None and campaign.external_id_label and not (external_id or "").strip():
         return None, NextPage.EXTERNAL_ID
     first = existing is None and not has_participated(session, user)
-    participation = existing or join(session, campaign, user, external_id=external_id)
+    participation = existing or _start(session, campaign, user, external_id)
     return participation, next_step(campaign, participation, first=first)
 
 
