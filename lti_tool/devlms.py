@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from campaigns.connectors import Organization
-from config.security import csrf
+from config.security import csrf, frameable
 from config.settings import Settings
 from lti_tool import registry
 from lti_tool.http import TimeoutSession
@@ -37,7 +37,13 @@ from lti_tool.models import LtiPlatform
 
 log = logging.getLogger(__name__)
 
-blueprint = Blueprint("devlms", __name__, template_folder="templates")
+blueprint = Blueprint(
+    "devlms",
+    __name__,
+    template_folder="templates",
+    static_folder="devlms_static",
+    static_url_path="/dev/lms/static",
+)
 csrf.exempt(blueprint)  # it plays another site, which posts to itself and to the tool
 
 CLIENT_ID = "parcours-dev-lms"
@@ -155,12 +161,15 @@ def home() -> str:
         gradebook=gradebook,
         people=PEOPLE,
         registered=_platform() is not None,
+        tool_origin=_public(),
+        storage=request.args.get("stockage") != "0",
     )
 
 
 @blueprint.post("/dev/lms/lancer", endpoint="launch")
 def launch() -> Response:
-    """Third-party initiated login: the LMS sends the browser to the tool's login URL."""
+    """Third-party initiated login: the LMS sends the browser to the tool's login URL, offering
+    its storage (the page that frames the tool) unless the launch said `storage=0`."""
     person = request.form.get("person", "")
     kind = request.form.get("kind", "resource")
     link = request.form.get("link", "")
@@ -175,10 +184,13 @@ def launch() -> Response:
         "lti_message_hint": hint,
         "target_link_uri": f"{_public()}/lti/launch",
     }
+    if request.form.get("storage") == "1":
+        query["lti_storage_target"] = "_parent"
     return redirect(f"{_public()}/lti/login?{urlencode(query)}", 303)
 
 
 @blueprint.get("/dev/lms/auth", endpoint="auth")
+@frameable  # shown in the iframe the tool runs in, as a real LMS's
 def auth() -> str:
     """The platform's authorization endpoint: an id_token for the person, posted to the tool."""
     args = request.args
@@ -274,7 +286,8 @@ def _tool_key(token: str) -> Any:
 
 
 @blueprint.post("/dev/lms/retour", endpoint="deep_link_return")
-def deep_link_return() -> Response:
+@frameable
+def deep_link_return() -> str:
     """The tool's deep linking response: a new activity in the course, with its line item."""
     token = request.form.get("JWT", "")
     try:
@@ -302,7 +315,7 @@ def deep_link_return() -> Response:
                 }
             )
         _save(state)
-    return redirect("/dev/lms", 303)
+    return render_template("devlms/added.html")
 
 
 # -- services: token, line items, scores, members -------------------------------------------------

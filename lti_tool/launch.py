@@ -7,6 +7,12 @@ several audiences, must be it; ~60 s of clock leeway; the platform's keys are ca
 database and fetched again on an unknown `kid`; every HTTP call times out; a launch without
 `sub` is told apart (an anonymous launch gets its own explanation).
 
+Platform storage (1EdTech's client-side OIDC): when a platform names an `lti_storage_target` at
+login, the login page also puts the state and nonce in that frame of the platform by
+postMessage. A launch whose browser dropped our state cookie (third-party cookies blocked) is
+then not taken at once: `StorageCheck` has a page read them back from the platform's storage in
+this browser and post the launch again only if they are there — the binding the cookie gives.
+
 A refused launch raises `LaunchRefused`, whose `reason` picks the page shown and the log line.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +47,8 @@ LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 LEEWAY = 60  # seconds of clock difference tolerated between the platform and us
 STATE_LIFETIME = dt.timedelta(minutes=10)
 STATE_COOKIE = "lti_state_"  # + the first characters of the state's hash
+STORAGE_TARGET = re.compile(r"_parent|[A-Za-z0-9_.-]{1,64}")  # a frame name, as platforms give
+STORAGE_CHECKED = "lti_storage_checked"  # the launch form's field once the storage check passed
 
 
 class LoginState(NamedTuple):
@@ -47,6 +56,17 @@ class LoginState(NamedTuple):
 
     nonce: str
     platform_id: int
+
+
+class StorageCheck(Exception):  # a step of the launch, not an error
+    """The launch's browser dropped our state cookie but the login put its state and nonce in the
+    platform's storage: a page must read them back there before the launch goes on."""
+
+    def __init__(self, *, target: str, nonce: str, platform_id: int) -> None:
+        super().__init__(f"check the platform storage {target!r}")
+        self.target = target
+        self.nonce = nonce
+        self.platform_id = platform_id
 
 
 class LaunchRefused(Exception):
@@ -76,7 +96,9 @@ class Login:
 
     redirect_url: str
     state: str
+    nonce: str
     platform: LtiPlatform
+    storage_target: str | None  # the platform's storage frame, when it offered one
 
 
 def start_login(
@@ -97,6 +119,9 @@ def start_login(
         raise LaunchRefused(
             "bad_login", f"target_link_uri {target[:200]!r} is not ours", platform_id=platform.id
         )
+    storage_target = (params.get("lti_storage_target") or "").strip()
+    if not STORAGE_TARGET.fullmatch(storage_target):
+        storage_target = ""  # absent, or not a frame name: the cookie alone binds the launch
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = utcnow()
     session.add(
@@ -106,6 +131,7 @@ def start_login(
             platform_id=platform.id,
             created_at=now,
             expires_at=now + STATE_LIFETIME,
+            storage_target=storage_target or None,
         )
     )
     session.flush()
@@ -123,7 +149,13 @@ def start_login(
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
     separator = "&" if "?" in platform.auth_login_url else "?"
-    return Login(platform.auth_login_url + separator + urlencode(query), state, platform)
+    return Login(
+        platform.auth_login_url + separator + urlencode(query),
+        state,
+        nonce,
+        platform,
+        storage_target or None,
+    )
 
 
 # -- launch ---------------------------------------------------------------------------------------
@@ -164,6 +196,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         http: requests.Session,
         *,
         state_cookie: str | None,
+        storage_checked: bool = False,
     ) -> None:
         super().__init__(
             _FormRequest(form),
@@ -174,6 +207,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         )
         self.session = session
         self.state_cookie = state_cookie
+        self.storage_checked = storage_checked
         self.login_state: LoginState | None = None
         self.platform: LtiPlatform | None = None
         self.deployment: LtiDeployment | None = None
@@ -192,14 +226,15 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
             raise LaunchRefused("no_state", "missing state")
         now = utcnow()
         hashed = state_hash(state)
+        claim = update(LtiLoginState).where(
+            LtiLoginState.state_hash == hashed,
+            LtiLoginState.used_at.is_(None),
+            LtiLoginState.expires_at > now,
+        )
+        if self.state_cookie is None and not self.storage_checked:
+            claim = claim.where(LtiLoginState.storage_target.is_(None))  # else: check it first
         claimed = self.session.execute(  # read and used in one statement: single use
-            update(LtiLoginState)
-            .where(
-                LtiLoginState.state_hash == hashed,
-                LtiLoginState.used_at.is_(None),
-                LtiLoginState.expires_at > now,
-            )
-            .values(used_at=now)
+            claim.values(used_at=now)
             .returning(LtiLoginState.nonce, LtiLoginState.platform_id)
             .execution_options(synchronize_session=False)
         ).one_or_none()
@@ -214,16 +249,25 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         return self
 
     def _refuse_state(self, hashed: str, now: dt.datetime) -> NoReturn:
-        """Why a state could not be used: unknown, expired or used already."""
+        """Why a state could not be used: unknown, expired, used already — or waiting for the
+        platform storage check."""
         row = self.session.execute(
-            select(LtiLoginState.expires_at, LtiLoginState.platform_id).where(
-                LtiLoginState.state_hash == hashed
-            )
+            select(
+                LtiLoginState.expires_at,
+                LtiLoginState.platform_id,
+                LtiLoginState.used_at,
+                LtiLoginState.storage_target,
+                LtiLoginState.nonce,
+            ).where(LtiLoginState.state_hash == hashed)
         ).one_or_none()
         if row is None:
             raise LaunchRefused("no_state", "unknown state")
         if row.expires_at <= now:
             raise LaunchRefused("expired", "state expired", platform_id=row.platform_id)
+        if row.used_at is None and row.storage_target is not None:
+            raise StorageCheck(
+                target=row.storage_target, nonce=row.nonce, platform_id=row.platform_id
+            )
         raise LaunchRefused("replayed", "state already used", platform_id=row.platform_id)
 
     def validate_jwt_format(self) -> ToolLaunch:

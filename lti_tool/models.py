@@ -100,7 +100,9 @@ class LtiToolKey(Base):
 
 class LtiLoginState(Base):
     """An OIDC login we started: its `state` (stored hashed) and `nonce` are used once, by the
-    launch that follows within minutes, whatever the browser kept of its cookies."""
+    launch that follows within minutes, whatever the browser kept of its cookies (the launch
+    from a browser that dropped our state cookie is checked against the platform's storage
+    when the login offered one)."""
 
     __tablename__ = "lti_login_states"
 
@@ -111,6 +113,8 @@ class LtiLoginState(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The platform storage frame (`lti_storage_target`) the state and nonce were also put in.
+    storage_target: Mapped[str | None] = mapped_column(String(64))
 
 
 class LtiAccessToken(Base):

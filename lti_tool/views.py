@@ -47,7 +47,10 @@ from lti_tool.http import TimeoutSession
 from lti_tool.launch import (
     LTI,
     STATE_LIFETIME,
+    STORAGE_CHECKED,
     LaunchRefused,
+    Login,
+    StorageCheck,
     ToolLaunch,
     start_login,
     state_cookie_name,
@@ -109,6 +112,13 @@ REFUSALS: dict[str, tuple[int, Any]] = {
         400,
         _l(
             "Cette connexion n’a pas été demandée par Parcours. Relancez l’activité depuis la plateforme."
+        ),
+    ),
+    "storage_missing": (
+        400,
+        _l(
+            "Parcours n’a pas pu vérifier que cette connexion a été demandée par ce navigateur. "
+            "Relancez l’activité depuis la plateforme."
         ),
     ),
     "expired": (400, _l("Cette connexion a expiré. Relancez l’activité depuis la plateforme.")),
@@ -257,7 +267,7 @@ def login() -> Response | tuple[str, int]:
     except LaunchRefused as refused:
         return _refused(refused)
     session.commit()
-    response = redirect(started.redirect_url, 302)
+    response = _to_platform(started)
     settings = _settings()
     response.set_cookie(
         state_cookie_name(started.state),
@@ -270,6 +280,56 @@ def login() -> Response | tuple[str, int]:
         partitioned=settings.https,
     )
     return response
+
+
+def _to_platform(started: Login) -> Response:
+    """On to the platform's authorization endpoint: a redirect, or a page that first puts the
+    state and nonce in the platform's storage when the platform offered one."""
+    if started.storage_target is None:
+        return redirect(started.redirect_url, 302)
+    page = render_template(
+        "lti/storage.html",
+        mode="put",
+        target=started.storage_target,
+        origin=origin_of(started.platform.auth_login_url) or "",
+        state=started.state,
+        nonce=started.nonce,
+        next_url=started.redirect_url,
+    )
+    return Response(page, mimetype="text/html")
+
+
+def _storage_check(check: StorageCheck) -> tuple[str, int]:
+    """The page that reads the state and nonce back from the platform's storage in this browser
+    and posts the launch again, or says the launch cannot be trusted."""
+    log.info("LTI launch without its state cookie: checking the platform storage")
+    session = get_session()
+    platform = session.get(LtiPlatform, check.platform_id)
+    session.rollback()
+    page = render_template(
+        "lti/storage.html",
+        mode="check",
+        target=check.target,
+        origin=origin_of(platform.auth_login_url) if platform is not None else "",
+        state=request.form.get("state", ""),
+        nonce=check.nonce,
+        fields={
+            "id_token": request.form.get("id_token", ""),
+            "state": request.form.get("state", ""),
+        },
+        checked_field=STORAGE_CHECKED,
+    )
+    return page, 200
+
+
+def _storage_refused(state: str) -> tuple[str, int]:
+    """The storage check's page found no state or nonce in the platform's storage."""
+    platform_id = get_session().scalar(
+        select(LtiLoginState.platform_id).where(LtiLoginState.state_hash == state_hash(state))
+    )
+    return _refused(
+        LaunchRefused("storage_missing", "not in the platform storage", platform_id=platform_id)
+    )
 
 
 # -- launch ---------------------------------------------------------------------------------------
@@ -300,8 +360,16 @@ def _text_claim(claims: dict[str, Any], name: str, limit: int = 255) -> str:
 def launch() -> Response | tuple[str, int]:
     session = get_session()
     state = request.form.get("state", "")
+    if request.form.get(STORAGE_CHECKED) == "refused" and 0 < len(state) <= 128:
+        return _storage_refused(state)
     cookie = request.cookies.get(state_cookie_name(state)) if state else None
-    tool_launch = ToolLaunch(session, request.form, _http(), state_cookie=cookie)
+    tool_launch = ToolLaunch(
+        session,
+        request.form,
+        _http(),
+        state_cookie=cookie,
+        storage_checked=request.form.get(STORAGE_CHECKED) == "1",
+    )
     try:
         tool_launch.validate()
         claims = tool_launch.claims
@@ -321,6 +389,8 @@ def launch() -> Response | tuple[str, int]:
             response = _deep_linking_request(platform, deployment, organization, claims)
         else:
             raise LaunchRefused("unsupported", str(message_type), platform_id=platform.id)
+    except StorageCheck as check:
+        return _storage_check(check)
     except LaunchRefused as refused:
         return _refused(refused)
     session.commit()

@@ -77,7 +77,9 @@ def test_deep_link_then_launch_as_a_learner(lms_app, db_session):
         "/lti/choisir-un-parcours", data={"t": token, "action": "choose", "campaign": campaign.id}
     )
     assert back.status_code == 200
-    assert auto_post(browser, back).status_code == 303  # the LMS stored the activity
+    added = auto_post(browser, back)  # the LMS stored the activity
+    assert added.status_code == 200 and "Activité ajoutée" in added.get_data(as_text=True)
+    assert "frame-ancestors 'self'" in added.headers["Content-Security-Policy"]  # in the iframe
     page = browser.get("/dev/lms").get_data(as_text=True)
     assert campaign.title in page
 

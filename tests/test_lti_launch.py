@@ -707,3 +707,92 @@ def test_a_browser_that_drops_our_cookie_in_the_iframe_opens_parcours_in_a_tab(
     assert tab.get(opened.headers["Location"]).status_code == 200  # signed in, no password
     assert app.test_client().get(tab_link).status_code == 410  # single use
     assert app.test_client().get(handoff + "x").status_code == 404
+
+
+# -- platform storage (lti_storage_target) --------------------------------------------------------
+
+
+def storage_login(client, lms, target="_parent"):
+    """A login whose platform offers its storage: a page puts the state and nonce there."""
+    query = {
+        "iss": lms.issuer,
+        "login_hint": "opaque-user",
+        "target_link_uri": f"{OWN}/lti/launch",
+        "client_id": lms.client_id,
+        "lti_storage_target": target,
+    }
+    page = client.get("/lti/login", query_string=query)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-lti-storage="put"' in html
+    next_url = re.search(r'data-next="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert next_url.startswith(lms.auth_login_url + "?")
+    sent = query_of(next_url)
+    assert f'data-state="{sent["state"]}"' in html and f'data-nonce="{sent["nonce"]}"' in html
+    assert f'data-target="{target}"' in html and f'data-origin="{lms.issuer}"' in html
+    assert state_cookie_name(sent["state"]) in page.headers["Set-Cookie"]  # the cookie as well
+    return sent["state"], sent["nonce"]
+
+
+def test_a_login_puts_its_state_in_the_storage_the_platform_offers(app, db_session, lms, world):
+    storage_login(app.test_client(), lms)
+    storage_login(app.test_client(), lms, target="post_message_forwarding")
+    for not_a_frame_name in ("", "a b", "<script>", "x" * 65):
+        login(app.test_client(), lms, lti_storage_target=not_a_frame_name)  # a plain redirect
+
+
+def test_with_its_cookie_a_storage_launch_goes_straight_on(app, db_session, lms, world):
+    _, campaign, _ = world
+    client = app.test_client()
+    state, nonce = storage_login(client, lms)
+    token = lms.sign(lms.claims(nonce, custom={"campaign_code": campaign.code}))
+    launched = client.post("/lti/launch", data={"id_token": token, "state": state})
+    assert launched.status_code == 303
+    assert launched.headers["Location"].endswith(f"/campagnes/{campaign.code}/regles/1")
+
+
+def test_without_its_cookie_a_launch_is_checked_against_the_platform_storage(
+    app, db_session, lms, world
+):
+    _, campaign, _ = world
+    state, nonce = storage_login(app.test_client(), lms)
+    token = lms.sign(lms.claims(nonce, custom={"campaign_code": campaign.code}))
+    iframe = app.test_client()  # the state cookie did not come back
+    page = iframe.post("/lti/launch", data={"id_token": token, "state": state})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-lti-storage="check"' in html
+    assert f'data-state="{state}"' in html and f'data-nonce="{nonce}"' in html
+    assert 'name="lti_storage_checked" value=""' in html and token in html
+    assert "Set-Cookie" not in page.headers  # nobody signed in yet
+    assert count(db_session, Participation) == 0 and lti_identities(db_session) == 0
+
+    # storage.js found both values: it posts the launch again, checked.
+    launched = iframe.post(
+        "/lti/launch", data={"id_token": token, "state": state, "lti_storage_checked": "1"}
+    )
+    assert launched.status_code == 303 and launched.headers["Location"].startswith("/lti/suite?")
+    assert count(db_session, Participation) == 1
+    again = iframe.post(
+        "/lti/launch", data={"id_token": token, "state": state, "lti_storage_checked": "1"}
+    )
+    assert again.status_code == 400 and "déjà été utilisée" in again.get_data(as_text=True)
+
+
+def test_a_launch_missing_from_the_platform_storage_is_refused(app, db_session, lms, world):
+    _, campaign, _ = world
+    state, nonce = storage_login(app.test_client(), lms)
+    token = lms.sign(lms.claims(nonce, custom={"campaign_code": campaign.code}))
+    iframe = app.test_client()
+    assert iframe.post("/lti/launch", data={"id_token": token, "state": state}).status_code == 200
+    # storage.js did not find them (another browser's login): it posts the launch as refused.
+    refused = iframe.post(
+        "/lti/launch", data={"id_token": token, "state": state, "lti_storage_checked": "refused"}
+    )
+    assert refused.status_code == 400
+    assert "demandée par ce navigateur" in refused.get_data(as_text=True)
+    event = db_session.scalars(select(LtiEvent).order_by(LtiEvent.id.desc())).first()
+    assert event.kind == LtiEventKind.REFUSED and event.summary.startswith("storage_missing")
+    spent = iframe.post(
+        "/lti/launch", data={"id_token": token, "state": state, "lti_storage_checked": "1"}
+    )
+    assert spent.status_code == 400  # the state is spent: no second try
+    assert count(db_session, Participation) == 0
