@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import lti_tool
+import sso
 from campaigns.accounts import sessions
 from campaigns.accounts import views as account_views
 from campaigns.accounts.auth import init_auth
@@ -91,5 +92,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.register_blueprint(module.blueprint)
     app.register_blueprint(district_views.blueprint)
     lti_tool.init_app(app)
+    sso.init_app(app)
     views.register_error_handlers(app)
     return app

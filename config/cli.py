@@ -24,6 +24,7 @@ from config.logging import configure_logging
 from config.settings import ConfigError
 from lti_tool import grades  # noqa: F401 (registers the grade passback job handler)
 from lti_tool.cli import lti
+from sso.cli import saml_group
 
 
 class ParcoursGroup(click.Group):
@@ -163,6 +164,7 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
     from config.jobs import run_due_jobs, run_forever
     from config.ratelimit import purge_expired
     from lti_tool import maintenance as lti_maintenance
+    from sso import maintenance as saml_maintenance
 
     database = runtime.connected_database()
     if once:
@@ -178,7 +180,12 @@ def worker(runtime: Runtime, once: bool, poll: float) -> None:
         database,
         stop=stop,
         poll_seconds=poll,
-        maintenance=[purge_expired, purge_ended, lti_maintenance.purge],
+        maintenance=[
+            purge_expired,
+            purge_ended,
+            lti_maintenance.purge,
+            saml_maintenance.purge_and_refresh,
+        ],
     )
 
 
@@ -239,6 +246,7 @@ cli.add_command(admins)
 cli.add_command(content)
 cli.add_command(learners)
 cli.add_command(lti)
+cli.add_command(saml_group, name="saml")
 
 
 def main(argv: list[str] | None = None) -> int:

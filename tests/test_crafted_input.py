@@ -28,9 +28,11 @@ from campaigns.journey import services as journey
 from campaigns.shared.models import Invitation, Learner, Membership, MembershipRole
 from config.db import utcnow
 from engine.content import ChallengeType
+from sso import registry as sso_registry
 from tests.journey_helpers import STUDENT_PASSWORD, assessment_campaign, student
 from tests.lti_platform import FakePlatform
 from tests.orga_helpers import TEACHER_PASSWORD, sign_in, take_test, world
+from tests.saml_idp import FakeIdp
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits
 CRAFTED_NUMBERS = (HUGE, str(2**63), str(2**64), str(2**31))
@@ -117,6 +119,11 @@ FORM_FIELDS = (
     "acteur",
     "objet",
     "objet_id",
+    "SAMLResponse",
+    "RelayState",
+    "day",
+    "month",
+    "year",
 )
 CRAFTED_FORMS = (HUGE, str(2**64), "９", "\x00")  # each form: every field holds this value
 # Learner lists (sent with every form): a NUL character past the first 4 KB, huge values.
@@ -278,6 +285,9 @@ def scene(db_session):
     )
     db_session.add(invitation)
     platform = FakePlatform().register(db_session, w.school)
+    sso_registry.add_idp(
+        db_session, slug="gar", metadata=FakeIdp().metadata(), organizations=[w.school]
+    )
     db_session.commit()
     real = {
         "code": [w.campaign.code, done.code],
@@ -293,6 +303,7 @@ def scene(db_session):
         "filename": ["autosubmit.js"],
         "platform_id": [str(platform.id)],
         "deployment_id": [str(platform.deployments[0].id)],
+        "slug": ["gar", "inconnu"],
     }
     form = {"challenge_id": current.id}
     return w, someone, real, form
@@ -305,9 +316,16 @@ def _no_rate_limits(monkeypatch):
     import campaigns.accounts.views
     import campaigns.journey.views
     import campaigns.orga.team_views
+    import sso.views
     from config.ratelimit import Limit
 
-    for module in (campaigns.accounts.views, campaigns.journey.views, campaigns.orga.team_views):
+    modules = (
+        campaigns.accounts.views,
+        campaigns.journey.views,
+        campaigns.orga.team_views,
+        sso.views,
+    )
+    for module in modules:
         for name, value in list(vars(module).items()):
             if isinstance(value, Limit):
                 monkeypatch.setattr(module, name, Limit(value.name, 10**9, value.window))

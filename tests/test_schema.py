@@ -11,6 +11,7 @@ import campaigns.shared.models  # noqa: F401 - registers the tables
 import config.jobs
 import config.ratelimit  # noqa: F401
 import lti_tool.models  # noqa: F401
+import sso.models  # noqa: F401
 from config.db import Base, Database
 from config.settings import Settings
 

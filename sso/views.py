@@ -1,0 +1,313 @@
+"""The SAML service provider's pages: per-IdP metadata, SP-initiated login, the assertion
+consumer service, and the one-time match of a GAR student with the school's learner list.
+
+The ACS is a cross-site POST from the IdP: exempt from our CSRF token, checked by the SAML
+signature, the stored request id and the replay cache instead (`sso.saml`). Every failure is a
+page with a support reference and a log line that names the reason, never the assertion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import (
+    session as flask_session,
+)
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from campaigns import connectors
+from config import ratelimit
+from config.db import get_session, utcnow
+from config.ratelimit import Limit
+from config.security import csrf
+from config.settings import Settings
+from sso import matching, registry, saml
+from sso.models import AttributeMapping, SamlEvent, SamlEventKind, SamlIdentityProvider
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("sso", __name__, template_folder="templates")
+
+MATCH_KEY = "sso_match"  # the pending match of a GAR student, in the server-side session
+MATCH_LIFETIME = dt.timedelta(minutes=20)
+BIRTHDATE_GUESSES = Limit("sso-birthdate:user", max_hits=5, window=dt.timedelta(minutes=15))
+LOGINS = Limit("sso-login:address", max_hits=120, window=dt.timedelta(minutes=1))
+
+REFUSALS: dict[str, tuple[int, Any]] = {
+    "unknown_idp": (404, _l("Ce fournisseur d’identité n’est pas connu de Parcours.")),
+    "inactive": (403, _l("La connexion par ce fournisseur d’identité est désactivée.")),
+    "too_large": (413, _l("La réponse reçue est trop volumineuse.")),
+    "malformed": (400, _l("La réponse reçue n’est pas une réponse SAML lisible.")),
+    "unsolicited": (
+        400,
+        _l("Parcours n’a pas demandé cette connexion. Repartez de votre ENT ou de Parcours."),
+    ),
+    "unknown_request": (
+        400,
+        _l(
+            "Cette connexion a expiré ou a déjà servi. Repartez de votre ENT (Médiacentre) "
+            "pour ouvrir Parcours."
+        ),
+    ),
+    "replayed": (400, _l("Cette réponse a déjà servi. Repartez de votre ENT pour vous connecter.")),
+    "invalid": (
+        400,
+        _l("La réponse du fournisseur d’identité n’a pas pu être vérifiée. Reconnectez-vous."),
+    ),
+    "attributes": (
+        400,
+        _l(
+            "Votre ENT n’a pas transmis les informations nécessaires (identifiant, établissement, "
+            "profil). Signalez-le à l’administrateur de votre ENT."
+        ),
+    ),
+    "profile": (
+        403,
+        _l("Parcours est ouvert aux élèves et aux enseignants ; votre profil n’y a pas accès."),
+    ),
+    "school": (
+        403,
+        _l(
+            "Votre établissement n’utilise pas Parcours par ce fournisseur d’identité. "
+            "Parlez-en à votre professeur ou au référent numérique."
+        ),
+    ),
+    "too_many": (429, _l("Trop de tentatives. Réessayez dans quelques minutes.")),
+}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    csrf.exempt(acs)
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["PARCOURS_SETTINGS"]
+    return settings
+
+
+def _idp(slug: str) -> SamlIdentityProvider:
+    idp = registry.find_idp(get_session(), slug)
+    if idp is None:
+        raise saml.Refused("unknown_idp", f"slug {slug[:64]!r}")
+    if not idp.is_active:
+        raise saml.Refused("inactive", f"IdP {idp.slug} is inactive")
+    return idp
+
+
+def _event(idp_id: int | None, kind: SamlEventKind, summary: str) -> None:
+    get_session().add(
+        SamlEvent(
+            idp_id=idp_id,
+            kind=kind,
+            summary=summary[:500],
+            request_id=g.get("request_id"),
+            created_at=utcnow(),
+        )
+    )
+
+
+def _refused(refused: saml.Refused, idp_id: int | None = None) -> tuple[str, int]:
+    """The page of a refusal; the log line and the IdP's event say why."""
+    status, message = REFUSALS.get(refused.reason, REFUSALS["invalid"])
+    log.warning("SAML refused (%s): %s", refused.reason, refused.detail or "-")
+    session = get_session()
+    session.rollback()
+    if refused.reason not in ("unknown_idp",):
+        _event(idp_id, SamlEventKind.REFUSED, f"{refused.reason}: {refused.detail}")
+        session.commit()
+    page = render_template(
+        "sso/refused.html", message=message, reference=g.get("request_id"), status=status
+    )
+    return page, status
+
+
+# -- metadata and login ---------------------------------------------------------------------------
+
+
+@blueprint.get("/sso/saml/<slug>/metadata.xml", endpoint="metadata")
+def metadata(slug: str) -> Response:
+    idp = registry.find_idp(get_session(), slug)
+    if idp is None:
+        abort(404)
+    document = saml.metadata_xml(get_session(), idp, _settings().public_url)
+    get_session().commit()  # our key, created at first use
+    response = Response(document, mimetype="application/samlmetadata+xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@blueprint.get("/sso/saml/<slug>/login", endpoint="login")
+def login(slug: str) -> Response | tuple[str, int]:
+    session = get_session()
+    settings = _settings()
+    try:
+        idp = _idp(slug)
+        verdict = ratelimit.hit(
+            session, LOGINS, request.remote_addr or "-", secret=settings.secret_key
+        )
+        if not verdict.allowed:
+            raise saml.Refused("too_many", "login requests rate limited")
+        url = saml.start_login(session, idp, settings.public_url, request.args.get("next"))
+    except saml.Refused as refused:
+        return _refused(refused)
+    session.commit()
+    return redirect(url, 302)
+
+
+# -- assertion consumer service -------------------------------------------------------------------
+
+
+@blueprint.post("/sso/saml/<slug>/acs", endpoint="acs")
+def acs(slug: str) -> Response | tuple[str, int]:
+    session = get_session()
+    settings = _settings()
+    idp_id: int | None = None
+    try:
+        if (request.content_length or 0) > 2 * saml.RESPONSE_MAX_BYTES:
+            raise saml.Refused("too_large", f"{request.content_length} bytes")
+        request.max_content_length = 2 * saml.RESPONSE_MAX_BYTES
+        idp = _idp(slug)
+        idp_id = idp.id
+        accepted = saml.consume(session, idp, request.form.to_dict(), settings.public_url)
+        response = _signed_in(idp, accepted)
+    except saml.Refused as refused:
+        return _refused(refused, idp_id)
+    session.commit()
+    return response
+
+
+def _organization(idp: SamlIdentityProvider, user: saml.SamlUser) -> connectors.Organization:
+    """The school the user belongs to among those the IdP may sign users into."""
+    session = get_session()
+    allowed = registry.organization_ids(session, idp)
+    if user.uai is not None:
+        organization = connectors.find_organization(session, user.uai)
+        if (
+            organization is not None
+            and organization.id in allowed
+            and organization.archived_at is None
+        ):
+            return organization
+    elif len(allowed) == 1:
+        organization = session.get(connectors.Organization, next(iter(allowed)))
+        if organization is not None and organization.archived_at is None:
+            return organization
+    raise saml.Refused("school", f"UAI {user.uai or '-'} not attached to IdP {idp.slug}")
+
+
+def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
+    session = get_session()
+    user_read = accepted.user
+    organization = _organization(idp, user_read)
+    identity = connectors.ExternalIdentity(
+        provider=connectors.AuthenticationProvider.SAML,
+        issuer=idp.slug,
+        external_id=user_read.external_id,
+        first_name=user_read.first_name,
+        last_name=user_read.last_name,
+        email=user_read.email,
+        # GAR passes the academy's own address of a teacher; other IdPs are not trusted for it.
+        email_verified=idp.mapping is AttributeMapping.GAR and user_read.email is not None,
+        attributes={
+            "role": user_read.role,
+            "uai": user_read.uai,
+            "classes": user_read.classes,
+            "groups": user_read.groups,
+        },
+    )
+    user = connectors.sign_in_external(session, identity)
+    ref = connectors.identity_ref(idp.slug, user_read.external_id)
+    _event(idp.id, SamlEventKind.LOGIN, f"{user_read.role} {ref} into {organization.name}")
+    log.info("SAML login of %s (%s) through %s", ref, user_read.role, idp.slug)
+    if user_read.role == "teacher":
+        try:
+            connectors.ensure_member(session, organization, user)
+        except connectors.EmailNotProven:
+            raise saml.Refused("invalid", "teacher account with an unproven address") from None
+        connectors.start_session(user)
+        return redirect(accepted.next_path or connectors.panel_url(organization), 303)
+    connectors.start_session(user)
+    if matching.learner_of(session, organization, user) is not None:
+        return redirect(accepted.next_path or url_for("journey.my_campaigns"), 303)
+    flask_session[MATCH_KEY] = {
+        "organization": organization.id,
+        "idp": idp.id,
+        "user": user.id,
+        "next": accepted.next_path,
+        "until": (utcnow() + MATCH_LIFETIME).timestamp(),
+    }
+    return redirect(url_for("sso.match"), 303)
+
+
+# -- matching a student with the school's learner list ------------------------------------------
+
+
+def _pending_match() -> dict[str, Any] | None:
+    pending = flask_session.get(MATCH_KEY)
+    user = connectors.current_user()
+    if not isinstance(pending, dict) or user is None or pending.get("user") != user.id:
+        return None
+    if float(pending.get("until", 0)) < utcnow().timestamp():
+        return None
+    return pending
+
+
+@blueprint.route("/sso/rattachement", methods=["GET", "POST"], endpoint="match")
+def match() -> Response | str | tuple[str, int]:
+    pending = _pending_match()
+    if pending is None:
+        return redirect(url_for("journey.my_campaigns"), 303)
+    session = get_session()
+    user = connectors.current_user()
+    assert user is not None  # noqa: S101 - _pending_match checked it
+    organization = session.get(connectors.Organization, pending["organization"])
+    if organization is None:
+        abort(404)
+    error: str | None = None
+    form = {"day": "", "month": "", "year": ""}
+    if request.method == "POST":
+        form = {key: request.form.get(key, "").strip()[:4] for key in form}
+        birthdate = matching.parse_birthdate(form["day"], form["month"], form["year"])
+        if birthdate is None:
+            error = "date"
+        else:
+            verdict = ratelimit.hit(
+                session, BIRTHDATE_GUESSES, str(user.id), secret=_settings().secret_key
+            )
+            if not verdict.allowed:
+                session.commit()
+                return _match_page(organization, form, "too_many", 429)
+            outcome = matching.match_and_link(session, organization, user, birthdate)
+            if outcome.linked:
+                flask_session.pop(MATCH_KEY, None)
+                _event(pending["idp"], SamlEventKind.LOGIN, f"matched ({outcome.how})")
+                session.commit()
+                return redirect(pending.get("next") or url_for("journey.my_campaigns"), 303)
+            error = outcome.problem
+            session.commit()
+    status = 200 if error is None else 400 if error in ("date", "none", "several") else 409
+    return _match_page(organization, form, error, status)
+
+
+def _match_page(
+    organization: connectors.Organization, form: dict[str, str], error: str | None, status: int
+) -> tuple[str, int]:
+    return (
+        render_template("sso/match.html", organization=organization, form=form, error=error),
+        status,
+    )
