@@ -9,6 +9,9 @@ A connector's sign-in request, once it has checked the launch or the assertion:
 3. for a teacher, `ensure_member(session, organization, user)` (MEMBER, never ADMIN by that
    alone); for a student the connector matched, `attach_learner(session, organization,
    learner_id, user)`, refused with `LearnerTaken` when the learner is someone else's;
+   A GAR student whose IDO changed (another ENT) is matched to their learner again and
+   `repoint_identity(session, owner, identity)` moves the owner's identity to the new IDO;
+   `find_external_user` says whether an identity signed in before, creating nothing;
 4. `enter_campaign(session, user, code)`: started or resumed as "Je commence" would, with the
    page to land on (`Entry.url`: rules, question, results…);
 5. commit.
@@ -35,7 +38,14 @@ from sqlalchemy.orm import Session
 
 from campaigns.accounts.auth import current_user
 from campaigns.accounts.auth import sign_in as start_session
-from campaigns.accounts.external import ExternalIdentity, identity_ref, sign_in_external
+from campaigns.accounts.external import (
+    ExternalIdentity,
+    find_external_user,
+    has_identity,
+    identity_ref,
+    repoint_identity,
+    sign_in_external,
+)
 from campaigns.accounts.users import EmailNotProven
 from campaigns.district import services as district
 from campaigns.district.views import add_section as add_admin_section
@@ -98,13 +108,16 @@ __all__ = [
     "describe_audit",
     "ensure_member",
     "enter_campaign",
+    "find_external_user",
     "find_organization",
     "has_answered",
+    "has_identity",
     "identity_ref",
     "is_instance_admin",
     "is_member",
     "open_campaigns",
     "panel_url",
+    "repoint_identity",
     "sign_in_external",
     "start_session",
     "subscribe",

@@ -1,5 +1,5 @@
 """What the worker does for the SAML connector now and then (`parcours worker` runs
-`purge_and_refresh`): forget spent requests, expired assertion ids and old events, delete keys
+`purge_and_refresh`): forget spent requests, expired assertion ids, abandoned matches and old events, delete keys
 rotated out long ago, and fetch again the metadata of IdPs registered from a URL when it is due
 (a bad document is refused and the last good copy kept)."""
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from config.db import execute_dml, utcnow
 from sso import keys, registry
-from sso.models import SamlEvent, SamlRequest, SamlSeenAssertion
+from sso.models import SamlEvent, SamlPendingMatch, SamlRequest, SamlSeenAssertion
 
 REQUESTS_KEPT = dt.timedelta(days=1)
 EVENTS_KEPT = dt.timedelta(days=90)
@@ -32,6 +32,9 @@ def purge(session: Session) -> int:
     ).rowcount
     removed += execute_dml(
         session, delete(SamlSeenAssertion).where(SamlSeenAssertion.expires_at < now)
+    ).rowcount
+    removed += execute_dml(
+        session, delete(SamlPendingMatch).where(SamlPendingMatch.expires_at < now)
     ).rowcount
     removed += execute_dml(
         session, delete(SamlEvent).where(SamlEvent.created_at < now - EVENTS_KEPT)

@@ -3,30 +3,92 @@ student types their birth date, then the learners of the school born that day ar
 name — accents, case and punctuation ignored; exact names first, then close ones (edit distance
 at most a quarter of the name's length, first and last names each) — and exactly one candidate
 is linked for good through the connector seam. No candidate or several: nothing is linked and
-the student is told whom to ask.
+the student is told whom to ask (or goes on with an account of their own).
+
+Until then no account exists: what the IdP vouched for waits in `saml_pending_matches`, the
+browser holding only a random token. The names compared are the IdP's (signed), never typed; the
+birth date is the one thing typed, and its guesses are limited per identity. When the one
+candidate is already linked to an account holding an identity of the same IdP, that is the same
+student whose IDO changed (their school moved to another ENT): the account's identity is
+re-pointed to the new IDO. A learner linked to any other account is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns import connectors
-from campaigns.connectors import Learner, Organization, User
+from campaigns.connectors import ExternalIdentity, Learner, Organization, User
+from config.db import utcnow
+from sso.models import SamlIdentityProvider, SamlPendingMatch
 
 FUZZY_RATIO = 0.25
+PENDING_LIFETIME = dt.timedelta(minutes=20)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    linked: bool
-    how: str = ""  # "strict" or "fuzzy" when linked
+    user: User | None  # signed in as, when matched
+    how: str = ""  # "strict", "fuzzy", "repointed"
     problem: str | None = None  # "none", "several", "taken" or "already" when not
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hold(
+    session: Session,
+    idp: SamlIdentityProvider,
+    organization: Organization,
+    identity: ExternalIdentity,
+    next_path: str | None,
+) -> str:
+    """Keep what the IdP vouched for while the student types their birth date; the token the
+    browser keeps to come back to it."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    data = asdict(identity)
+    data["provider"] = identity.provider.value
+    data["attributes"] = dict(identity.attributes)
+    session.add(
+        SamlPendingMatch(
+            token_hash=_token_hash(token),
+            idp_id=idp.id,
+            organization_id=organization.id,
+            identity=data,
+            next_path=next_path,
+            created_at=now,
+            expires_at=now + PENDING_LIFETIME,
+        )
+    )
+    session.flush()
+    return token
+
+
+def pending(session: Session, token: str) -> SamlPendingMatch | None:
+    if not token or len(token) > 128:
+        return None
+    return session.scalar(
+        select(SamlPendingMatch).where(
+            SamlPendingMatch.token_hash == _token_hash(token),
+            SamlPendingMatch.expires_at > utcnow(),
+        )
+    )
+
+
+def identity_of(held: SamlPendingMatch) -> ExternalIdentity:
+    data = dict(held.identity)
+    data["provider"] = connectors.AuthenticationProvider(data["provider"])
+    return ExternalIdentity(**data)
 
 
 def learner_of(session: Session, organization: Organization, user: User) -> Learner | None:
@@ -78,7 +140,7 @@ def _close(typed: str, known: str) -> bool:
 
 
 def candidates(
-    session: Session, organization: Organization, user: User, birthdate: dt.date
+    session: Session, organization: Organization, identity: ExternalIdentity, birthdate: dt.date
 ) -> tuple[list[Learner], str]:
     """The learners of the school born that day whose names match the user's, and how."""
     born = list(
@@ -90,7 +152,7 @@ def candidates(
             )
         )
     )
-    first, last = normalize(user.first_name or ""), normalize(user.last_name or "")
+    first, last = normalize(identity.first_name), normalize(identity.last_name)
     strict = [
         learner
         for learner in born
@@ -107,18 +169,36 @@ def candidates(
     return fuzzy, "fuzzy"
 
 
-def match_and_link(
-    session: Session, organization: Organization, user: User, birthdate: dt.date
+def match_and_sign_in(
+    session: Session, held: SamlPendingMatch, organization: Organization, birthdate: dt.date
 ) -> Outcome:
-    found, how = candidates(session, organization, user, birthdate)
+    """Match the held student with the learners born on `birthdate`; when exactly one fits,
+    link it (or re-point its account's identity) and return the account to sign in."""
+    identity = identity_of(held)
+    found, how = candidates(session, organization, identity, birthdate)
     if not found:
-        return Outcome(linked=False, problem="none")
+        return Outcome(user=None, problem="none")
     if len(found) > 1:
-        return Outcome(linked=False, problem="several")
+        return Outcome(user=None, problem="several")
+    learner = found[0]
+    if learner.user_id is not None:
+        owner = session.get(User, learner.user_id)
+        known = connectors.find_external_user(session, identity)
+        if owner is not None and known is not None and known.id == owner.id:
+            return Outcome(user=connectors.sign_in_external(session, identity), how=how)
+        if owner is not None and known is None and _has_identity_of(session, owner, identity):
+            user = connectors.repoint_identity(session, owner, identity)
+            return Outcome(user=user, how="repointed")
+        return Outcome(user=None, problem="taken")
+    user = connectors.sign_in_external(session, identity)
     try:
-        connectors.attach_learner(session, organization, found[0].id, user)
+        connectors.attach_learner(session, organization, learner.id, user)
     except connectors.LearnerTaken:
-        return Outcome(linked=False, problem="taken")
+        return Outcome(user=None, problem="taken")
     except connectors.AlreadyLinked:
-        return Outcome(linked=False, problem="already")
-    return Outcome(linked=True, how=how)
+        return Outcome(user=None, problem="already")
+    return Outcome(user=user, how=how)
+
+
+def _has_identity_of(session: Session, user: User, identity: ExternalIdentity) -> bool:
+    return connectors.has_identity(session, user, identity.provider, identity.issuer)

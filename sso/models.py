@@ -152,3 +152,23 @@ class SamlEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_saml_events_idp_id_created_at", "idp_id", "created_at"),)
+
+
+class SamlPendingMatch(Base):
+    """A student the IdP vouched for whose identity Parcours does not know yet, kept here (the
+    browser holds only a random token) while they type their birth date: no account exists
+    until they are matched with the learner list or choose to go on without."""
+
+    __tablename__ = "saml_pending_matches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    idp_id: Mapped[int] = mapped_column(
+        ForeignKey("saml_identity_providers.id", ondelete="CASCADE")
+    )
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    # What the assertion said: the identity and attributes the mapping read.
+    identity: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    next_path: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("sso", __name__, template_folder="templates")
 
-MATCH_KEY = "sso_match"  # the pending match of a GAR student, in the server-side session
-MATCH_LIFETIME = dt.timedelta(minutes=20)
+MATCH_KEY = "sso_match"  # the token of a student's pending match
 BIRTHDATE_GUESSES = Limit("sso-birthdate:user", max_hits=5, window=dt.timedelta(minutes=15))
 LOGINS = Limit("sso-login:address", max_hits=120, window=dt.timedelta(minutes=1))
 
@@ -210,98 +209,112 @@ def _organization(idp: SamlIdentityProvider, user: saml.SamlUser) -> connectors.
     raise saml.Refused("school", f"UAI {user.uai or '-'} not attached to IdP {idp.slug}")
 
 
-def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
-    session = get_session()
-    user_read = accepted.user
-    organization = _organization(idp, user_read)
-    identity = connectors.ExternalIdentity(
+def _identity(idp: SamlIdentityProvider, read: saml.SamlUser) -> connectors.ExternalIdentity:
+    return connectors.ExternalIdentity(
         provider=connectors.AuthenticationProvider.SAML,
         issuer=idp.slug,
-        external_id=user_read.external_id,
-        first_name=user_read.first_name,
-        last_name=user_read.last_name,
-        email=user_read.email,
+        external_id=read.external_id,
+        first_name=read.first_name,
+        last_name=read.last_name,
+        email=read.email,
         # GAR passes the academy's own address of a teacher; other IdPs are not trusted for it.
-        email_verified=idp.mapping is AttributeMapping.GAR and user_read.email is not None,
+        email_verified=idp.mapping is AttributeMapping.GAR and read.email is not None,
         attributes={
-            "role": user_read.role,
-            "uai": user_read.uai,
-            "classes": user_read.classes,
-            "groups": user_read.groups,
+            "role": read.role,
+            "uai": read.uai,
+            "classes": read.classes,
+            "groups": read.groups,
         },
     )
-    user = connectors.sign_in_external(session, identity)
-    ref = connectors.identity_ref(idp.slug, user_read.external_id)
-    _event(idp.id, SamlEventKind.LOGIN, f"{user_read.role} {ref} into {organization.name}")
-    log.info("SAML login of %s (%s) through %s", ref, user_read.role, idp.slug)
-    if user_read.role == "teacher":
+
+
+def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
+    session = get_session()
+    read = accepted.user
+    organization = _organization(idp, read)
+    identity = _identity(idp, read)
+    ref = connectors.identity_ref(idp.slug, read.external_id)
+    log.info("SAML login of %s (%s) through %s", ref, read.role, idp.slug)
+    _event(idp.id, SamlEventKind.LOGIN, f"{read.role} {ref} into {organization.name}")
+    if read.role == "teacher":
+        user = connectors.sign_in_external(session, identity)
         try:
             connectors.ensure_member(session, organization, user)
         except connectors.EmailNotProven:
             raise saml.Refused("invalid", "teacher account with an unproven address") from None
         connectors.start_session(user)
         return redirect(accepted.next_path or connectors.panel_url(organization), 303)
-    connectors.start_session(user)
-    if matching.learner_of(session, organization, user) is not None:
-        return redirect(accepted.next_path or url_for("journey.my_campaigns"), 303)
-    flask_session[MATCH_KEY] = {
-        "organization": organization.id,
-        "idp": idp.id,
-        "user": user.id,
-        "next": accepted.next_path,
-        "until": (utcnow() + MATCH_LIFETIME).timestamp(),
-    }
+    known = connectors.find_external_user(session, identity)
+    if known is not None:
+        user = connectors.sign_in_external(session, identity)
+        if matching.learner_of(session, organization, user) is not None:
+            connectors.start_session(user)
+            return redirect(accepted.next_path or url_for("journey.my_campaigns"), 303)
+    # Not known, or known but not yet matched in this school: the birth date first.
+    token = matching.hold(session, idp, organization, identity, accepted.next_path)
+    flask_session[MATCH_KEY] = token
     return redirect(url_for("sso.match"), 303)
 
 
 # -- matching a student with the school's learner list ------------------------------------------
 
 
-def _pending_match() -> dict[str, Any] | None:
-    pending = flask_session.get(MATCH_KEY)
-    user = connectors.current_user()
-    if not isinstance(pending, dict) or user is None or pending.get("user") != user.id:
-        return None
-    if float(pending.get("until", 0)) < utcnow().timestamp():
-        return None
-    return pending
-
-
 @blueprint.route("/sso/rattachement", methods=["GET", "POST"], endpoint="match")
 def match() -> Response | str | tuple[str, int]:
-    pending = _pending_match()
-    if pending is None:
-        return redirect(url_for("journey.my_campaigns"), 303)
     session = get_session()
-    user = connectors.current_user()
-    assert user is not None  # noqa: S101 - _pending_match checked it
-    organization = session.get(connectors.Organization, pending["organization"])
+    pending = matching.pending(session, str(flask_session.get(MATCH_KEY, "")))
+    if pending is None:
+        return _refused(saml.Refused("unknown_request", "no pending match (expired or used)"))
+    organization = session.get(connectors.Organization, pending.organization_id)
     if organization is None:
         abort(404)
     error: str | None = None
     form = {"day": "", "month": "", "year": ""}
     if request.method == "POST":
+        if request.form.get("action") == "skip":
+            return _go_on_without(pending)
         form = {key: request.form.get(key, "").strip()[:4] for key in form}
         birthdate = matching.parse_birthdate(form["day"], form["month"], form["year"])
         if birthdate is None:
             error = "date"
         else:
             verdict = ratelimit.hit(
-                session, BIRTHDATE_GUESSES, str(user.id), secret=_settings().secret_key
+                session,
+                BIRTHDATE_GUESSES,
+                f"{pending.idp_id}:{pending.identity['external_id']}",
+                secret=_settings().secret_key,
             )
             if not verdict.allowed:
                 session.commit()
                 return _match_page(organization, form, "too_many", 429)
-            outcome = matching.match_and_link(session, organization, user, birthdate)
-            if outcome.linked:
+            outcome = matching.match_and_sign_in(session, pending, organization, birthdate)
+            if outcome.user is not None:
                 flask_session.pop(MATCH_KEY, None)
-                _event(pending["idp"], SamlEventKind.LOGIN, f"matched ({outcome.how})")
+                connectors.start_session(outcome.user)
+                _event(pending.idp_id, SamlEventKind.LOGIN, f"matched ({outcome.how})")
+                next_path = pending.next_path
+                session.delete(pending)
                 session.commit()
-                return redirect(pending.get("next") or url_for("journey.my_campaigns"), 303)
+                return redirect(next_path or url_for("journey.my_campaigns"), 303)
             error = outcome.problem
             session.commit()
-    status = 200 if error is None else 400 if error in ("date", "none", "several") else 409
+    status = 200 if error is None else 409 if error in ("taken", "already") else 400
     return _match_page(organization, form, error, status)
+
+
+def _go_on_without(pending: Any) -> Response:
+    """The student could not be matched and goes on with an account of their own (a teacher
+    can link it to the list later): their campaigns by code."""
+    session = get_session()
+    identity = matching.identity_of(pending)
+    user = connectors.sign_in_external(session, identity)
+    flask_session.pop(MATCH_KEY, None)
+    connectors.start_session(user)
+    _event(pending.idp_id, SamlEventKind.LOGIN, "not matched: went on without")
+    next_path = pending.next_path
+    session.delete(pending)
+    session.commit()
+    return redirect(next_path or url_for("journey.my_campaigns"), 303)
 
 
 def _match_page(

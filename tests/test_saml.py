@@ -162,6 +162,7 @@ def test_a_student_is_matched_once_by_birth_date_then_goes_straight_in(app, db_s
     assert right.status_code == 303 and right.headers["Location"] == "/mes-parcours"
     learner = db_session.scalars(select(Learner)).one()
     assert learner.user_id is not None
+    assert client.get("/mes-parcours").status_code == 200  # signed in
 
     again = app.test_client()  # the next morning: straight in, no question
     response = login(again, idp, student(PRE=["LEA"], DIV=["2NDC##2nde C"]))
@@ -213,20 +214,58 @@ def test_two_candidates_link_nobody(app, db_session, idp, world):
     assert db_session.scalar(select(func.count()).where(Learner.user_id.is_not(None))) == 0
 
 
-def test_a_learner_already_linked_to_another_account_is_refused(app, db_session, idp, world):
+def _match(client, day="14", month="3", year="2011"):
+    token = csrf_token(client, "/sso/rattachement")
+    return client.post(
+        "/sso/rattachement", data={"csrf_token": token, "day": day, "month": month, "year": year}
+    )
+
+
+def test_a_changed_ido_re_points_the_account_of_the_matched_learner(app, db_session, idp, world):
     first = app.test_client()
     login(first, idp, student())
-    token = csrf_token(first, "/sso/rattachement")
-    first.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
+    assert _match(first).status_code == 303
+    learner = db_session.scalars(select(Learner)).one()
+    owner = learner.user_id
+    moved = app.test_client()  # the school moved to another ENT: a new IDO, the same student
+    response = login(moved, idp, student(IDO=["gar-ido-new-ent"]))
+    assert response.headers["Location"] == "/sso/rattachement"
+    assert _match(moved).status_code == 303
+    ids = db_session.scalars(
+        select(AuthenticationMethod.external_id).where(AuthenticationMethod.user_id == owner)
+    ).all()
+    assert ids == ["gar-ido-new-ent"]  # one account, its identity moved
+    assert count(db_session, User) == 2
+    again = app.test_client()
+    assert (
+        login(again, idp, student(IDO=["gar-ido-new-ent"])).headers["Location"] == "/mes-parcours"
     )
-    other = app.test_client()  # someone else claiming to be Léa Martin
-    login(other, idp, student(IDO=["gar-ido-other"]))
-    token = csrf_token(other, "/sso/rattachement")
-    page = other.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+
+
+def test_a_learner_linked_to_an_account_of_another_kind_is_refused(app, db_session, idp, world):
+    _, admin = world
+    learner = db_session.scalars(select(Learner)).one()
+    learner.user_id = admin.id  # e.g. an account with a password the teacher linked
+    db_session.commit()
+    client = app.test_client()
+    login(client, idp, student())
+    page = _match(client)
     assert page.status_code == 409 and "déjà rattachée" in page.get_data(as_text=True)
+    assert saml_identities(db_session) == 0  # no account made
+
+
+def test_an_unmatched_student_may_go_on_with_an_account_of_their_own(app, db_session, idp, world):
+    client = app.test_client()
+    login(client, idp, student(IDO=["ido-new"], PRE=["Inès"], NOM=["Nouvelle"]))
+    page = _match(client)
+    assert page.status_code == 400 and "Continuer sans" in page.get_data(as_text=True)
+    assert saml_identities(db_session) == 0
+    token = csrf_token(client, "/sso/rattachement")
+    went = client.post("/sso/rattachement", data={"csrf_token": token, "action": "skip"})
+    assert went.status_code == 303 and went.headers["Location"] == "/mes-parcours"
+    assert saml_identities(db_session) == 1
+    assert client.get("/mes-parcours").status_code == 200
+    assert client.get("/sso/rattachement").status_code == 400  # used: nothing pending
 
 
 def test_birth_date_guesses_are_limited(app, db_session, idp, world):

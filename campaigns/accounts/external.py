@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.accounts.users import has_password, normalize_email
-from campaigns.shared.errors import InvalidInput
+from campaigns.shared.errors import AlreadyExists, InvalidInput
 from campaigns.shared.models import (
     NAME_MAX_LENGTH,
     AuthenticationMethod,
@@ -189,3 +189,56 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
         "created" if created else "known",
     )
     return user
+
+
+def find_external_user(session: Session, identity: ExternalIdentity) -> User | None:
+    """The account of `identity` if it signed in before (nothing is created or refreshed)."""
+    found = _find(session, _checked(identity))
+    return found[0] if found is not None else None
+
+
+def repoint_identity(session: Session, user: User, identity: ExternalIdentity) -> User:
+    """Move `user`'s identity of the same provider and issuer to `identity`'s new external id
+    (a GAR student whose IDO changed when their school moved to another ENT), then sign in as
+    `sign_in_external` would. The connector decides when (the federation vouched for the names
+    and the school's learner list matched them); refused with `InvalidInput` when `user` has no
+    identity of that issuer, and with `AlreadyExists` when the new id already has an account."""
+    identity = _checked(identity)
+    if _find(session, identity) is not None:
+        raise AlreadyExists("this identity already has an account", code="identity")
+    method = session.scalars(
+        select(AuthenticationMethod).where(
+            AuthenticationMethod.user_id == user.id,
+            AuthenticationMethod.provider == identity.provider,
+            AuthenticationMethod.issuer == identity.issuer,
+        )
+    ).first()
+    if method is None:
+        raise InvalidInput("the account has no identity of this issuer", code="identity")
+    old_ref = identity_ref(identity.issuer, method.external_id or "")
+    method.external_id = identity.external_id
+    session.flush()
+    log.info(
+        "%s identity of user %s re-pointed: %s -> %s",
+        identity.provider.value,
+        user.id,
+        old_ref,
+        identity_ref(identity.issuer, identity.external_id),
+    )
+    return sign_in_external(session, identity)
+
+
+def has_identity(
+    session: Session, user: User, provider: AuthenticationProvider, issuer: str
+) -> bool:
+    """Whether `user` signs in through that provider and issuer (an LMS, an IdP)."""
+    return (
+        session.scalar(
+            select(AuthenticationMethod.id).where(
+                AuthenticationMethod.user_id == user.id,
+                AuthenticationMethod.provider == provider,
+                AuthenticationMethod.issuer == issuer,
+            )
+        )
+        is not None
+    )

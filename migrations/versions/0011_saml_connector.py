@@ -7,6 +7,8 @@
 - `saml_requests`: AuthnRequest ids, used once, with the wanted destination kept server-side.
 - `saml_seen_assertions`: accepted assertion ids, refused again until they expire.
 - `saml_events`: recent logins, refusals and metadata refreshes for `/admin`.
+- `saml_pending_matches`: students vouched for by an IdP, waiting to be matched with the learner
+  list (no account until then).
 
 Revision ID: 0011
 Revises: 0010
@@ -185,8 +187,46 @@ def upgrade() -> None:
             batch_op.f("ix_saml_seen_assertions_expires_at"), ["expires_at"], unique=False
         )
 
+    op.create_table(
+        "saml_pending_matches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("idp_id", sa.Integer(), nullable=False),
+        sa.Column("organization_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "identity",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("next_path", sa.String(length=512), nullable=True),
+        sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", config.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["idp_id"],
+            ["saml_identity_providers.id"],
+            name=op.f("fk_saml_pending_matches_idp_id_saml_identity_providers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_saml_pending_matches_organization_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saml_pending_matches")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_saml_pending_matches_token_hash")),
+    )
+    with op.batch_alter_table("saml_pending_matches", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_saml_pending_matches_expires_at"), ["expires_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("saml_pending_matches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_saml_pending_matches_expires_at"))
+
+    op.drop_table("saml_pending_matches")
     with op.batch_alter_table("saml_seen_assertions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_saml_seen_assertions_expires_at"))
 
