@@ -38,11 +38,13 @@ from sqlalchemy.orm import Session
 
 from campaigns.accounts.auth import current_user
 from campaigns.accounts.auth import sign_in as start_session
+from campaigns.accounts.auth import sign_out as end_session
 from campaigns.accounts.external import (
     ExternalIdentity,
+    RecordedIdentity,
     find_external_user,
-    has_identity,
     identity_ref,
+    recorded_identity,
     repoint_identity,
     sign_in_external,
 )
@@ -96,6 +98,7 @@ __all__ = [
     "Organization",
     "Participation",
     "ParticipationStatus",
+    "RecordedIdentity",
     "ServiceError",
     "User",
     "add_admin_section",
@@ -106,17 +109,18 @@ __all__ = [
     "create_campaign",
     "current_user",
     "describe_audit",
+    "end_session",
     "ensure_member",
     "enter_campaign",
     "find_external_user",
     "find_organization",
     "has_answered",
-    "has_identity",
     "identity_ref",
     "is_instance_admin",
     "is_member",
     "open_campaigns",
     "panel_url",
+    "recorded_identity",
     "repoint_identity",
     "sign_in_external",
     "start_session",

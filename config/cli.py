@@ -98,6 +98,13 @@ def db_revision(runtime: Runtime, message: str) -> None:
 # -- serving ------------------------------------------------------------------------------------
 
 
+def _instance_path(runtime: Runtime) -> str:
+    """The app's instance folder (where the test LMS and IdP keep their keys)."""
+    from config.app import create_app
+
+    return create_app(runtime.settings, database=runtime.connected_database()).instance_path
+
+
 def _serve(runtime: Runtime, host: str, port: int) -> None:
     from config.app import create_app
 
@@ -132,21 +139,27 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
     from config.migrations import upgrade
     from engine.content import BUNDLED_PACK
     from lti_tool.devlms import register_demo_platform
+    from sso.devidp import register_demo_idp
 
     if runtime.settings.is_production:
         fail("the demo seeds known accounts and refuses to run with PARCOURS_ENV=production")
     database = runtime.connected_database()
     upgrade(database)
+    instance_path = _instance_path(runtime)
     with database.session() as session, session.begin():
         import_pack(session, BUNDLED_PACK)
         seeded = seed_demo(session)
         register_demo_platform(session, seeded.organization, runtime.settings.public_url)
+        register_demo_idp(session, seeded.organization, runtime.settings.public_url, instance_path)
     base = f"http://{host}:{port}"
     if as_json:
-        print_json({**seeded.as_dict(base), "test_lms": f"{base}/dev/lms"})
+        print_json(
+            {**seeded.as_dict(base), "test_lms": f"{base}/dev/lms", "test_idp": f"{base}/dev/idp"}
+        )
     else:
         click.echo(seeded.describe(base))
         click.echo(f"  test LMS  {base}/dev/lms  (LTI 1.3: deep linking, launches, gradebook)")
+        click.echo(f"  test ENT  {base}/dev/idp  (SAML, GAR: students and a teacher of the school)")
     if not no_serve:
         _serve(runtime, host, port)
 

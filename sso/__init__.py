@@ -8,7 +8,8 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Mount the connector's pages (called by the app factory)."""
     from campaigns import connectors
-    from sso import cli, views
+    from sso import cli, devidp, views
 
     views.init_app(app)
+    devidp.init_app(app)
     connectors.describe_audit(cli.ACTION_LABELS, cli.OBJECT_LABELS)

@@ -213,24 +213,39 @@ def refresh_metadata(runtime: Runtime, as_json: bool) -> None:
 
 
 @saml_group.command("rotate-key")
+@click.option(
+    "--now",
+    "at_once",
+    is_flag=True,
+    help="Sign with the new key at once (a compromised key): IdPs that did not read our "
+    "metadata again refuse logins until they do.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
-def rotate_key(runtime: Runtime, as_json: bool) -> None:
-    """A new service-provider key signs from now on; the old certificate stays in our metadata
-    for a week so identity providers that read it again trust the new one first."""
+def rotate_key(runtime: Runtime, at_once: bool, as_json: bool) -> None:
+    """Add our next service-provider key: listed in our metadata at once, signing a week later
+    (identity providers that take our metadata by hand have that week), the old one listed a
+    week more."""
     from urllib.parse import urlsplit
 
     with runtime.connected_database().session() as session, session.begin():
-        key = keys.rotate(session, urlsplit(runtime.settings.public_url).hostname or "parcours")
+        try:
+            key = keys.rotate(
+                session, urlsplit(runtime.settings.public_url).hostname or "parcours", now=at_once
+            )
+        except connectors.InvalidInput as refused:
+            fail(str(refused))
         connectors.audit_command_line(
             session,
             "saml.keys.rotate",
             object_type=KEY_OBJECT_TYPE,
             object_id=key.id,
             object_label=f"clé {key.id}",
+            details={"now": at_once},
         )
-        result = {"id": key.id, "created_at": key.created_at.isoformat()}
+        signs_from = key.created_at + keys.PUBLISH_AHEAD
+        result = {"id": key.id, "signs_from": signs_from.isoformat()}
     if as_json:
         print_json(result)
         return
-    click.echo(f"new SAML key {result['id']} signs from now on")
+    click.echo(f"new SAML key {result['id']}: listed now, signs from {result['signs_from']}")

@@ -1,31 +1,37 @@
 """Our service-provider key and certificate, kept in the database so that every process signs
-AuthnRequests with the same one and every IdP's metadata shows the same certificate.
+AuthnRequests with the same one and every IdP's metadata shows the same certificates.
 
-The newest key signs. `rotate` adds one: from then on the metadata lists both certificates (an
-identity provider that reads our metadata again trusts the new one before it is used alone)
-and the new key signs; the old one stays listed for `OVERLAP`, then `purge_retired` deletes it.
+A rollover has three phases, because some identity providers (the GAR among them) take our
+metadata by hand: `rotate` adds a key that is only *published* (listed in our metadata beside
+the signing one) for `PUBLISH_AHEAD`; then it signs, and the old one stays listed for `OVERLAP`
+before `purge_retired` deletes it. One rollover at a time; `rotate(now=True)` switches at once
+(a compromised key). The first key is made at first use: two processes doing so at the same
+moment make two keys, and both then sign with the newer one, which the metadata lists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from campaigns.connectors import InvalidInput
 from config.db import execute_dml, utcnow
 from sso.models import SamlSpKey
 
 KEY_SIZE = 2048
 CERTIFICATE_LIFETIME = dt.timedelta(days=3650)  # SAML ignores certificate dates; GAR asks ≥ 1 year
-OVERLAP = dt.timedelta(days=7)
+PUBLISH_AHEAD = dt.timedelta(days=7)  # a new key is listed that long before it signs
+OVERLAP = dt.timedelta(days=7)  # an old key stays listed that long after it stopped signing
 
 
-def _new_key(common_name: str) -> SamlSpKey:
+def _new_key(common_name: str, created_at: dt.datetime) -> SamlSpKey:
     private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
     now = utcnow()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "Parcours")])
@@ -46,55 +52,66 @@ def _new_key(common_name: str) -> SamlSpKey:
             serialization.NoEncryption(),
         ).decode(),
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        created_at=now,
+        created_at=created_at,
     )
 
 
-def signing_key(session: Session, common_name: str) -> SamlSpKey:
-    """The key to sign with: the newest, created at first use."""
-    key = session.scalars(
-        select(SamlSpKey)
-        .where(SamlSpKey.superseded_at.is_(None))
-        .order_by(SamlSpKey.created_at.desc(), SamlSpKey.id.desc())
-        .limit(1)
-    ).first()
-    if key is None:
-        key = _new_key(common_name)
+@dataclass(frozen=True)
+class KeyRing:
+    signing: SamlSpKey
+    also_listed: SamlSpKey | None  # the next key (published ahead) or the previous one
+    retired: list[SamlSpKey]  # listed no more
+
+
+def _all(session: Session) -> list[SamlSpKey]:
+    return list(session.scalars(select(SamlSpKey).order_by(SamlSpKey.created_at, SamlSpKey.id)))
+
+
+def key_ring(session: Session, common_name: str) -> KeyRing:
+    """The key that signs now, the one listed beside it, and those to delete."""
+    found = _all(session)
+    if not found:
+        key = _new_key(common_name, utcnow() - PUBLISH_AHEAD)  # the first signs at once
         session.add(key)
         session.flush()
-    return key
+        found = [key]
+    now = utcnow()
+    ready = [k for k in found if k.created_at <= now - PUBLISH_AHEAD]
+    signing = ready[-1] if ready else found[0]
+    position = found.index(signing)
+    older, newer = found[:position], found[position + 1 :]
+    also: SamlSpKey | None = newer[0] if newer else None
+    retired = older + newer[1:]
+    if also is None and older and signing.created_at + PUBLISH_AHEAD + OVERLAP > now:
+        also = older[-1]  # stopped signing less than OVERLAP ago: still listed
+        retired.remove(also)
+    return KeyRing(signing, also, retired)
 
 
-def rotate(session: Session, common_name: str) -> SamlSpKey:
-    """A new key that signs from now on; the ones it replaces stay listed for `OVERLAP`."""
-    execute_dml(
-        session,
-        update(SamlSpKey)
-        .where(SamlSpKey.superseded_at.is_(None))
-        .values(superseded_at=utcnow())
-        .execution_options(synchronize_session=False),
-    )
-    key = _new_key(common_name)
+def rotate(session: Session, common_name: str, *, now: bool = False) -> SamlSpKey:
+    """Add the next key: published at once, signing after `PUBLISH_AHEAD` (at once with
+    `now`, for a compromised key). Refused while a rollover is under way."""
+    ring = key_ring(session, common_name)
+    if ring.also_listed is not None and not now:
+        raise InvalidInput(
+            "a key rollover is under way: the next key signs, or the old one leaves the "
+            "metadata, within a week (--now forces a new key at once)",
+            code="rotation",
+        )
+    moment = utcnow() - PUBLISH_AHEAD if now else utcnow()
+    key = _new_key(common_name, moment)
     session.add(key)
     session.flush()
     return key
 
 
-def previous_keys(session: Session) -> list[SamlSpKey]:
-    """Superseded keys still listed in the metadata (less than `OVERLAP` ago)."""
-    cutoff = utcnow() - OVERLAP
-    return list(
-        session.scalars(
-            select(SamlSpKey)
-            .where(SamlSpKey.superseded_at > cutoff)
-            .order_by(SamlSpKey.superseded_at.desc())
-        )
-    )
-
-
 def purge_retired(session: Session) -> int:
-    cutoff = utcnow() - OVERLAP
-    return execute_dml(session, delete(SamlSpKey).where(SamlSpKey.superseded_at < cutoff)).rowcount
+    """Delete keys that neither sign nor are listed any more."""
+    ring = key_ring(session, "Parcours")
+    ids = [key.id for key in ring.retired]
+    if not ids:
+        return 0
+    return execute_dml(session, delete(SamlSpKey).where(SamlSpKey.id.in_(ids))).rowcount
 
 
 def certificate_body(pem: str) -> str:

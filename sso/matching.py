@@ -8,9 +8,11 @@ the student is told whom to ask (or goes on with an account of their own).
 Until then no account exists: what the IdP vouched for waits in `saml_pending_matches`, the
 browser holding only a random token. The names compared are the IdP's (signed), never typed; the
 birth date is the one thing typed, and its guesses are limited per identity. When the one
-candidate is already linked to an account holding an identity of the same IdP, that is the same
-student whose IDO changed (their school moved to another ENT): the account's identity is
-re-pointed to the new IDO. A learner linked to any other account is refused.
+candidate, matched by exact names, is already linked to an account whose identity at the same
+IdP carried the same names and school and has been silent for a day, that is the same student
+whose IDO changed (their school moved to another ENT): the account's identity is re-pointed to
+the new IDO. A learner linked to any other account is not given away, and the page answers as
+when nobody matches (it must not confirm a classmate's birth date).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sso.models import SamlIdentityProvider, SamlPendingMatch
 
 FUZZY_RATIO = 0.25
 PENDING_LIFETIME = dt.timedelta(minutes=20)
+MOVED_AFTER = dt.timedelta(days=1)  # an old IDO silent that long may have been replaced
 
 
 @dataclass(frozen=True)
@@ -139,31 +142,34 @@ def _close(typed: str, known: str) -> bool:
     return distance(typed, known) / max(len(typed), len(known)) <= FUZZY_RATIO
 
 
+def _strict(learner: Learner, first: str, last: str) -> bool:
+    return normalize(learner.first_name) == first and normalize(learner.last_name) == last
+
+
 def candidates(
     session: Session, organization: Organization, identity: ExternalIdentity, birthdate: dt.date
 ) -> tuple[list[Learner], str]:
-    """The learners of the school born that day whose names match the user's, and how."""
-    born = list(
+    """The learners of the school born that day whose names match the IdP's, and how. Close
+    names are tried only when no learner of the school bears exactly these names (whatever their
+    birth date): a student on the list is never matched to a namesake's close neighbour."""
+    learners = list(
         session.scalars(
             select(Learner).where(
                 Learner.organization_id == organization.id,
-                Learner.birthdate == birthdate,
                 Learner.is_disabled.is_(False),
             )
         )
     )
     first, last = normalize(identity.first_name), normalize(identity.last_name)
-    strict = [
-        learner
-        for learner in born
-        if normalize(learner.first_name) == first and normalize(learner.last_name) == last
-    ]
+    strict = [learner for learner in learners if _strict(learner, first, last)]
+    born = [learner for learner in strict if learner.birthdate == birthdate]
     if strict:
-        return strict, "strict"
+        return born, "strict"
     fuzzy = [
         learner
-        for learner in born
-        if _close(first, normalize(learner.first_name))
+        for learner in learners
+        if learner.birthdate == birthdate
+        and _close(first, normalize(learner.first_name))
         and _close(last, normalize(learner.last_name))
     ]
     return fuzzy, "fuzzy"
@@ -173,7 +179,8 @@ def match_and_sign_in(
     session: Session, held: SamlPendingMatch, organization: Organization, birthdate: dt.date
 ) -> Outcome:
     """Match the held student with the learners born on `birthdate`; when exactly one fits,
-    link it (or re-point its account's identity) and return the account to sign in."""
+    link it (or re-point its account's identity) and return the account to sign in. A learner
+    already someone else's answers as "none" does (the page must not confirm a birth date)."""
     identity = identity_of(held)
     found, how = candidates(session, organization, identity, birthdate)
     if not found:
@@ -186,7 +193,7 @@ def match_and_sign_in(
         known = connectors.find_external_user(session, identity)
         if owner is not None and known is not None and known.id == owner.id:
             return Outcome(user=connectors.sign_in_external(session, identity), how=how)
-        if owner is not None and known is None and _has_identity_of(session, owner, identity):
+        if owner is not None and known is None and _moved(session, owner, identity, how):
             user = connectors.repoint_identity(session, owner, identity)
             return Outcome(user=user, how="repointed")
         return Outcome(user=None, problem="taken")
@@ -200,5 +207,20 @@ def match_and_sign_in(
     return Outcome(user=user, how=how)
 
 
-def _has_identity_of(session: Session, user: User, identity: ExternalIdentity) -> bool:
-    return connectors.has_identity(session, user, identity.provider, identity.issuer)
+def _moved(session: Session, owner: User, identity: ExternalIdentity, how: str) -> bool:
+    """Whether `identity` is `owner`'s identity at the same IdP under a new id (the school moved
+    to another ENT): exact names, the names the IdP sent for the old id equal to the new ones,
+    the same school, and the old id silent for `MOVED_AFTER` (a student signing in under both
+    is two students)."""
+    if how != "strict":
+        return False
+    old = connectors.recorded_identity(session, owner, identity.provider, identity.issuer)
+    if old is None:
+        return False
+    said = old.attributes
+    same_names = normalize(str(said.get("first_name", ""))) == normalize(
+        identity.first_name
+    ) and normalize(str(said.get("last_name", ""))) == normalize(identity.last_name)
+    same_school = said.get("uai") == identity.attributes.get("uai")
+    quiet = old.last_used_at is None or utcnow() - old.last_used_at >= MOVED_AFTER
+    return same_names and same_school and quiet

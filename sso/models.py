@@ -86,7 +86,7 @@ class SamlIdpOrganization(Base):
 
 class SamlSpKey(Base):
     """Our service-provider key and certificate, kept in the database so every process signs
-    with the same one. The newest signs; a superseded one stays in the metadata for a while."""
+    with the same one (`sso.keys`: which signs and which are listed follows from `created_at`)."""
 
     __tablename__ = "saml_sp_keys"
 
@@ -94,7 +94,6 @@ class SamlSpKey(Base):
     private_key_pem: Mapped[str] = mapped_column(Text)
     certificate_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class SamlRequest(Base):

@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from cryptography import x509
@@ -64,14 +65,17 @@ def _valid_until(document: bytes) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def parse_metadata(document: str | bytes) -> IdpMetadata:
-    """Read an IdP metadata document (DOCTYPEs refused) or raise `InvalidInput`."""
+def parse_metadata(document: str | bytes, entity_id: str | None = None) -> IdpMetadata:
+    """Read an IdP metadata document (DOCTYPEs refused) or raise `InvalidInput`; with
+    `entity_id`, the entity of that id only (a federation file holds many)."""
     raw = document.encode() if isinstance(document, str) else document
     if len(raw) > METADATA_MAX_BYTES:
         raise InvalidInput("metadata: the document is too large", code="metadata")
     try:
         parsed: dict[str, Any] = OneLogin_Saml2_IdPMetadataParser.parse(
-            raw, required_sso_binding=OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT
+            raw,
+            required_sso_binding=OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT,
+            entity_id=entity_id,
         )
         valid_until = _valid_until(raw)
     except InvalidInput:
@@ -81,9 +85,9 @@ def parse_metadata(document: str | bytes) -> IdpMetadata:
             "metadata: not a readable SAML metadata document", code="metadata"
         ) from None
     idp = parsed.get("idp") or {}
-    entity_id = idp.get("entityId")
+    found_id = idp.get("entityId")
     sso_url = (idp.get("singleSignOnService") or {}).get("url")
-    if not entity_id:
+    if not found_id or (entity_id is not None and found_id != entity_id):
         raise InvalidInput("metadata: no identity provider (IDPSSODescriptor)", code="metadata")
     if not sso_url or not str(sso_url).startswith(("https://", "http://")):
         raise InvalidInput("metadata: no HTTP-Redirect SingleSignOnService", code="metadata")
@@ -100,7 +104,7 @@ def parse_metadata(document: str | bytes) -> IdpMetadata:
             raise InvalidInput("metadata: a certificate does not parse", code="metadata") from None
     if valid_until is not None and valid_until <= utcnow():
         raise InvalidInput(f"metadata: expired on {valid_until:%Y-%m-%d}", code="metadata")
-    return IdpMetadata(str(entity_id), str(sso_url), certificates, valid_until)
+    return IdpMetadata(str(found_id), str(sso_url), certificates, valid_until)
 
 
 def _der(certificate: str) -> bytes:
@@ -109,14 +113,27 @@ def _der(certificate: str) -> bytes:
 
 def fetch_metadata(http: requests.Session, url: str) -> bytes:
     """The document at `url` (https, or http on this machine for development), size-capped."""
-    if not url.startswith("https://") and not url.startswith(
-        ("http://127.0.0.1", "http://localhost")
-    ):
+    try:
+        parts = urlsplit(url)
+        local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        valid = bool(parts.hostname) and (parts.scheme == "https" or local)
+    except ValueError:
+        valid = False
+    if not valid:
         raise InvalidInput("metadata URL: https:// only", code="metadata_url")
     try:
         with http.get(
-            url, timeout=TIMEOUT, stream=True, headers={"User-Agent": USER_AGENT}
+            url,
+            timeout=TIMEOUT,
+            stream=True,
+            allow_redirects=False,  # never from https to somewhere else
+            headers={"User-Agent": USER_AGENT},
         ) as response:
+            if response.is_redirect:
+                raise InvalidInput(
+                    "metadata URL: it redirects elsewhere (give the final URL)",
+                    code="metadata_url",
+                )
             response.raise_for_status()
             chunks, size = [], 0
             for chunk in response.iter_content(65536):
@@ -189,7 +206,7 @@ def refresh_metadata(session: Session, idp: SamlIdentityProvider, http: requests
         return False
     try:
         document = fetch_metadata(http, idp.metadata_url)
-        parsed = parse_metadata(document)
+        parsed = parse_metadata(document, entity_id=idp.entity_id)  # the same IdP, pinned
     except InvalidInput as refused:
         idp.metadata_error = str(refused)[:500]
         idp.metadata_fetched_at = utcnow()

@@ -22,7 +22,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,9 +60,9 @@ GENERIC_NAMES = {
     "last_name": ("urn:oid:2.5.4.4", "sn", "surname"),
     "email": ("urn:oid:0.9.2342.19200300.100.1.3", "mail", "email"),
     "affiliation": ("urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "eduPersonAffiliation"),
-    "school": ("urn:oid:1.3.6.1.4.1.25178.1.2.9", "schacHomeOrganization"),
 }
-GENERIC_TEACHER = {"faculty", "staff", "employee", "teacher"}
+# Only teaching affiliations reach the panel (staff and employees see no students' results).
+GENERIC_TEACHER = {"faculty", "teacher"}
 
 
 class Refused(Exception):
@@ -110,11 +112,9 @@ def _requested_attributes(idp: SamlIdentityProvider) -> list[dict[str, Any]]:
 def settings(
     session: Session, idp: SamlIdentityProvider, public_url: str
 ) -> OneLogin_Saml2_Settings:
-    """python3-saml's settings for one IdP, strict, with our newest key signing requests and
-    the keys being rotated out still listed in our metadata."""
-    host = urlsplit(public_url).hostname or "parcours"
-    key = keys.signing_key(session, host)
-    previous = keys.previous_keys(session)
+    """python3-saml's settings for one IdP, strict, with our signing key and, during a
+    rollover, the other key listed in our metadata."""
+    ring = keys.key_ring(session, urlsplit(public_url).hostname or "parcours")
     base = sp_base(public_url, idp)
     sp: dict[str, Any] = {
         "entityId": f"{base}/metadata.xml",  # GAR: the entity id is the metadata URL
@@ -123,16 +123,16 @@ def settings(
             "binding": OneLogin_Saml2_Constants.BINDING_HTTP_POST,
         },
         "NameIDFormat": OneLogin_Saml2_Constants.NAMEID_UNSPECIFIED,
-        "x509cert": keys.certificate_body(key.certificate_pem),
-        "privateKey": key.private_key_pem,
+        "x509cert": keys.certificate_body(ring.signing.certificate_pem),
+        "privateKey": ring.signing.private_key_pem,
         "attributeConsumingService": {
             "serviceName": "Parcours",
             "serviceDescription": "Parcours",
             "requestedAttributes": _requested_attributes(idp),
         },
     }
-    if previous:  # python3-saml lists one more certificate: the one being rotated out
-        sp["x509certNew"] = keys.certificate_body(previous[0].certificate_pem)
+    if ring.also_listed is not None:  # the next key published ahead, or the previous one
+        sp["x509certNew"] = keys.certificate_body(ring.also_listed.certificate_pem)
     data = {
         "strict": True,
         "debug": False,
@@ -153,6 +153,7 @@ def settings(
             "requestedAuthnContext": False,
             "signMetadata": False,
             "rejectDeprecatedAlgorithm": True,
+            "rejectUnsolicitedResponsesWithInResponseTo": True,
             "signatureAlgorithm": OneLogin_Saml2_Constants.RSA_SHA256,
             "digestAlgorithm": OneLogin_Saml2_Constants.SHA256,
             "allowRepeatAttributeName": True,
@@ -185,9 +186,19 @@ def metadata_xml(session: Session, idp: SamlIdentityProvider, public_url: str) -
 # -- login ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Started:
+    url: str  # the IdP's SSO URL with our signed AuthnRequest
+    request_id: str
+
+
+def request_hash(request_id: str) -> str:
+    return hashlib.sha256(request_id.encode()).hexdigest()
+
+
 def start_login(
     session: Session, idp: SamlIdentityProvider, public_url: str, next_path: str | None
-) -> str:
+) -> Started:
     """The IdP URL carrying a signed AuthnRequest (HTTP-Redirect); its id is stored with where
     the user wanted to go (a same-site path only), to be claimed once by the response."""
     login_path = f"/sso/saml/{idp.slug}/login"
@@ -207,7 +218,7 @@ def start_login(
         )
     )
     session.flush()
-    return url
+    return Started(url, auth.get_last_request_id())
 
 
 def safe_next(value: str | None) -> str | None:
@@ -243,7 +254,16 @@ def _in_response_to(encoded: str) -> str | None:
     if OneLogin_Saml2_XML.query(root, "/samlp:Response") == []:
         raise Refused("malformed", "not a samlp:Response")
     value = root.get("InResponseTo")
-    return value or None
+    if value:
+        return str(value)
+    # A response whose root lost its InResponseTo still answers the request its (signed)
+    # assertion names: that request is claimed, never skipped as an unsolicited response.
+    confirmations = OneLogin_Saml2_XML.query(
+        root,
+        "/samlp:Response/saml:Assertion/saml:Subject/saml:SubjectConfirmation/"
+        "saml:SubjectConfirmationData[@InResponseTo]",
+    )
+    return str(confirmations[0].get("InResponseTo")) if confirmations else None
 
 
 def _claim_request(session: Session, idp: SamlIdentityProvider, request_id: str) -> str | None:
@@ -267,9 +287,15 @@ def _claim_request(session: Session, idp: SamlIdentityProvider, request_id: str)
 
 
 def consume(
-    session: Session, idp: SamlIdentityProvider, form: dict[str, str], public_url: str
+    session: Session,
+    idp: SamlIdentityProvider,
+    form: dict[str, str],
+    public_url: str,
+    *,
+    started_here: Callable[[str], bool],
 ) -> Accepted:
-    """Check a POSTed response and its assertion; the user it names, or `Refused`."""
+    """Check a POSTed response and its assertion; the user it names, or `Refused`.
+    `started_here(request_id)` says whether this browser sent that request (its cookie)."""
     encoded = form.get("SAMLResponse", "")
     if not encoded:
         raise Refused("malformed", "no SAMLResponse")
@@ -278,6 +304,8 @@ def consume(
     request_id = _in_response_to(encoded)
     next_path: str | None = None
     if request_id is not None:
+        if not started_here(request_id):
+            raise Refused("other_browser", "no cookie of the request in this browser")
         next_path = _claim_request(session, idp, request_id)
     elif not idp.allow_idp_initiated:
         raise Refused("unsolicited", "no InResponseTo and IdP-initiated login is off")
@@ -299,21 +327,38 @@ def consume(
     return Accepted(read_user(idp.mapping, attributes), next_path, attributes)
 
 
+def _valid_until(auth: Any) -> dt.datetime:
+    """The latest moment the assertion could still be accepted: its Conditions' and its
+    subject confirmation's NotOnOrAfter, whichever is later. An assertion with neither is
+    refused (it could be replayed for ever)."""
+    moments = []
+    confirmation = auth.get_last_assertion_not_on_or_after()
+    if confirmation:
+        moments.append(dt.datetime.fromtimestamp(confirmation, dt.UTC))
+    document = OneLogin_Saml2_XML.to_etree(auth.get_last_response_xml())
+    for node in OneLogin_Saml2_XML.query(
+        document, "/samlp:Response/saml:Assertion/saml:Conditions[@NotOnOrAfter]"
+    ):
+        value = str(node.get("NotOnOrAfter")).replace("Z", "+00:00")
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise Refused("invalid", "Conditions NotOnOrAfter is not a date") from None
+        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+    if not moments:
+        raise Refused("invalid", "the assertion never expires (no NotOnOrAfter)")
+    return max(moments)
+
+
 def _remember_assertion(session: Session, idp: SamlIdentityProvider, auth: Any) -> None:
     assertion_id = auth.get_last_assertion_id()
     if not assertion_id:
         raise Refused("invalid", "no assertion id")
-    not_on_or_after = auth.get_last_assertion_not_on_or_after()
     now = utcnow()
-    expires = (
-        dt.datetime.fromtimestamp(not_on_or_after, dt.UTC)
-        if not_on_or_after
-        else now + REQUEST_LIFETIME
-    )
     values = {
         "idp_id": idp.id,
         "assertion_id": str(assertion_id)[:256],
-        "expires_at": max(expires, now) + SKEW,
+        "expires_at": max(_valid_until(auth), now) + SKEW,
     }
     if insert_new(session, SamlSeenAssertion, ["idp_id", "assertion_id"], values) is None:
         raise Refused("replayed", "assertion id seen before")

@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("sso", __name__, template_folder="templates")
 
 MATCH_KEY = "sso_match"  # the token of a student's pending match
-BIRTHDATE_GUESSES = Limit("sso-birthdate:user", max_hits=5, window=dt.timedelta(minutes=15))
+BIRTHDATE_GUESSES = Limit("sso-birthdate:identity", max_hits=5, window=dt.timedelta(minutes=15))
+BIRTHDATE_DAILY = Limit("sso-birthdate-day:identity", max_hits=15, window=dt.timedelta(days=1))
+REQUEST_COOKIE = "saml_rq_"  # + the first characters of the request id's hash
 LOGINS = Limit("sso-login:address", max_hits=120, window=dt.timedelta(minutes=1))
 
 REFUSALS: dict[str, tuple[int, Any]] = {
@@ -54,6 +56,13 @@ REFUSALS: dict[str, tuple[int, Any]] = {
     "unsolicited": (
         400,
         _l("Parcours n’a pas demandé cette connexion. Repartez de votre ENT ou de Parcours."),
+    ),
+    "other_browser": (
+        400,
+        _l(
+            "Cette connexion a été commencée dans un autre navigateur. Repartez de votre ENT "
+            "(Médiacentre) dans ce navigateur-ci."
+        ),
     ),
     "unknown_request": (
         400,
@@ -161,11 +170,31 @@ def login(slug: str) -> Response | tuple[str, int]:
         )
         if not verdict.allowed:
             raise saml.Refused("too_many", "login requests rate limited")
-        url = saml.start_login(session, idp, settings.public_url, request.args.get("next"))
+        started = saml.start_login(session, idp, settings.public_url, request.args.get("next"))
     except saml.Refused as refused:
         return _refused(refused)
     session.commit()
-    return redirect(url, 302)
+    response = redirect(started.url, 302)
+    response.set_cookie(  # binds the response to this browser (login CSRF)
+        _request_cookie(started.request_id),
+        saml.request_hash(started.request_id),
+        max_age=int(saml.REQUEST_LIFETIME.total_seconds()),
+        path=f"/sso/saml/{idp.slug}/",
+        secure=settings.https,
+        httponly=True,
+        samesite="None" if settings.https else "Lax",  # the ACS is a cross-site POST
+    )
+    return response
+
+
+def _request_cookie(request_id: str) -> str:
+    return REQUEST_COOKIE + saml.request_hash(request_id)[:16]
+
+
+def _started_here(request_id: str) -> bool:
+    """Whether this browser started the login `request_id` answers."""
+    value = request.cookies.get(_request_cookie(request_id), "")
+    return bool(value) and value == saml.request_hash(request_id)
 
 
 # -- assertion consumer service -------------------------------------------------------------------
@@ -182,7 +211,9 @@ def acs(slug: str) -> Response | tuple[str, int]:
         request.max_content_length = 2 * saml.RESPONSE_MAX_BYTES
         idp = _idp(slug)
         idp_id = idp.id
-        accepted = saml.consume(session, idp, request.form.to_dict(), settings.public_url)
+        accepted = saml.consume(
+            session, idp, request.form.to_dict(), settings.public_url, started_here=_started_here
+        )
         response = _signed_in(idp, accepted)
     except saml.Refused as refused:
         return _refused(refused, idp_id)
@@ -250,7 +281,9 @@ def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
         if matching.learner_of(session, organization, user) is not None:
             connectors.start_session(user)
             return redirect(accepted.next_path or url_for("journey.my_campaigns"), 303)
-    # Not known, or known but not yet matched in this school: the birth date first.
+    # Not known, or known but not yet matched in this school: the birth date first, with
+    # nobody signed in meanwhile (a previous user of a shared computer is signed out).
+    connectors.end_session()
     token = matching.hold(session, idp, organization, identity, accepted.next_path)
     flask_session[MATCH_KEY] = token
     return redirect(url_for("sso.match"), 303)
@@ -278,13 +311,13 @@ def match() -> Response | str | tuple[str, int]:
         if birthdate is None:
             error = "date"
         else:
-            verdict = ratelimit.hit(
-                session,
-                BIRTHDATE_GUESSES,
-                f"{pending.idp_id}:{pending.identity['external_id']}",
-                secret=_settings().secret_key,
-            )
-            if not verdict.allowed:
+            key = f"{pending.idp_id}:{pending.identity['external_id']}"
+            secret = _settings().secret_key
+            verdicts = [
+                ratelimit.hit(session, limit, key, secret=secret)
+                for limit in (BIRTHDATE_GUESSES, BIRTHDATE_DAILY)
+            ]
+            if not all(verdict.allowed for verdict in verdicts):
                 session.commit()
                 return _match_page(organization, form, "too_many", 429)
             outcome = matching.match_and_sign_in(session, pending, organization, birthdate)
@@ -297,8 +330,11 @@ def match() -> Response | str | tuple[str, int]:
                 session.commit()
                 return redirect(next_path or url_for("journey.my_campaigns"), 303)
             error = outcome.problem
+            if error == "taken":
+                _event(pending.idp_id, SamlEventKind.REFUSED, "match: learner linked elsewhere")
+                error = "none"  # the page must not confirm someone else's birth date
             session.commit()
-    status = 200 if error is None else 409 if error in ("taken", "already") else 400
+    status = 200 if error is None else 409 if error == "already" else 400
     return _match_page(organization, form, error, status)
 
 

@@ -300,7 +300,7 @@ def scene(db_session):
         "invitation_id": [str(invitation.id)],
         "organization_id": [str(w.school.id), str(w.other.id)],
         "item": ["1"],
-        "filename": ["autosubmit.js"],
+        "filename": ["storage.js"],
         "platform_id": [str(platform.id)],
         "deployment_id": [str(platform.deployments[0].id)],
         "slug": ["gar", "inconnu"],

@@ -107,14 +107,46 @@ def test_each_idp_has_its_metadata_whose_entity_id_is_its_url(app, world):
     assert app.test_client().get("/sso/saml/inconnu/metadata.xml").status_code == 404
 
 
-def test_a_rotated_key_is_listed_beside_the_new_one_then_signs(app, db_session, idp, world):
-    first = app.test_client().get("/sso/saml/gar/metadata.xml").get_data(as_text=True)
-    assert first.count("<ds:X509Certificate>") == 1
-    keys.rotate(db_session, "127.0.0.1")
+def _certificates(app):
+    xml = app.test_client().get("/sso/saml/gar/metadata.xml").get_data(as_text=True)
+    return re.findall(r"<ds:X509Certificate>([^<]+)</ds:X509Certificate>", xml)
+
+
+def _signing_certificate(client):
+    response = client.get("/sso/saml/gar/login")
+    return response.headers["Location"]
+
+
+def test_a_key_rollover_publishes_the_next_key_ahead_then_keeps_the_old_one_listed(
+    app, db_session, idp, world
+):
+    from sso.models import SamlSpKey
+
+    [first] = _certificates(app)
+    new = keys.rotate(db_session, "127.0.0.1")
     db_session.commit()
-    both = app.test_client().get("/sso/saml/gar/metadata.xml").get_data(as_text=True)
-    assert both.count("<ds:X509Certificate>") == 2
-    assert login(app.test_client(), idp, teacher()).status_code == 303  # signed with the new key
+    assert sorted(_certificates(app)) == sorted([first, keys.certificate_body(new.certificate_pem)])
+    ring = keys.key_ring(db_session, "127.0.0.1")
+    assert keys.certificate_body(ring.signing.certificate_pem) == first  # not yet: a week ahead
+    with pytest.raises(Exception, match="under way"):
+        keys.rotate(db_session, "127.0.0.1")
+    assert login(app.test_client(), idp, teacher()).status_code == 303
+
+    new.created_at -= keys.PUBLISH_AHEAD  # a week later: the new key signs, the old is listed
+    db_session.commit()
+    ring = keys.key_ring(db_session, "127.0.0.1")
+    assert (
+        ring.signing.id == new.id
+        and keys.certificate_body(ring.also_listed.certificate_pem) == first
+    )
+    assert len(_certificates(app)) == 2
+    assert login(app.test_client(), idp, teacher(IDO=["other"])).status_code == 303
+
+    for key in db_session.scalars(select(SamlSpKey)):
+        key.created_at -= keys.OVERLAP  # another week: the old key leaves the metadata
+    db_session.commit()
+    assert _certificates(app) == [keys.certificate_body(new.certificate_pem)]
+    assert keys.purge_retired(db_session) == 1 and count(db_session, SamlSpKey) == 1
 
 
 # -- teachers -------------------------------------------------------------------------------------
@@ -227,6 +259,14 @@ def test_a_changed_ido_re_points_the_account_of_the_matched_learner(app, db_sess
     assert _match(first).status_code == 303
     learner = db_session.scalars(select(Learner)).one()
     owner = learner.user_id
+    busy = app.test_client()  # the old IDO signed in a moment ago: two students, not one moving
+    login(busy, idp, student(IDO=["gar-ido-new-ent"]))
+    assert "Aucun élève" in _match(busy).get_data(as_text=True)
+    method = db_session.scalars(
+        select(AuthenticationMethod).where(AuthenticationMethod.user_id == owner)
+    ).one()
+    method.last_used_at -= dt.timedelta(days=2)  # the old IDO fell silent: the ENT changed
+    db_session.commit()
     moved = app.test_client()  # the school moved to another ENT: a new IDO, the same student
     response = login(moved, idp, student(IDO=["gar-ido-new-ent"]))
     assert response.headers["Location"] == "/sso/rattachement"
@@ -249,8 +289,9 @@ def test_a_learner_linked_to_an_account_of_another_kind_is_refused(app, db_sessi
     db_session.commit()
     client = app.test_client()
     login(client, idp, student())
-    page = _match(client)
-    assert page.status_code == 409 and "déjà rattachée" in page.get_data(as_text=True)
+    page = _match(client)  # answered as "nobody": the page must not confirm her birth date
+    assert page.status_code == 400 and "Aucun élève" in page.get_data(as_text=True)
+    assert last_event(db_session).summary == "match: learner linked elsewhere"
     assert saml_identities(db_session) == 0  # no account made
 
 
@@ -304,9 +345,12 @@ def test_a_replayed_response_is_refused(app, db_session, idp, world):
         acs=ACS, audience=AUDIENCE, attributes=teacher(), in_response_to=request_id
     )
     assert post(client, encoded).status_code == 303
-    replay = post(app.test_client(), encoded)
+    replay = post(client, encoded)
     assert replay.status_code == 400
     assert last_event(db_session).summary.startswith("unknown_request")
+    elsewhere = post(app.test_client(), encoded)  # another browser: no cookie of that request
+    assert elsewhere.status_code == 400
+    assert last_event(db_session).summary.startswith("other_browser")
     # the same assertion in a response to a new request: the assertion id is remembered
     assertion = re.search(r'<saml:Assertion[^>]* ID="([^"]+)"', _xml(encoded)).group(1)
     request_id = start(client)
@@ -465,3 +509,53 @@ def test_the_worker_forgets_spent_requests_and_expired_assertions(app, db_sessio
     db_session.commit()
     assert maintenance.purge_and_refresh(db_session) == 2  # nothing to refresh: no URL
     assert count(db_session, SamlRequest) == 1 and count(db_session, SamlSeenAssertion) == 0
+
+
+def test_a_classmate_with_a_close_name_cannot_take_a_linked_account(app, db_session, idp, world):
+    organization, _ = world
+    db_session.add(
+        Learner(
+            organization_id=organization.id, first_name="Louise", last_name="Petit",
+            birthdate=dt.date(2012, 6, 1),
+        )
+    )  # fmt: skip
+    db_session.add(
+        Learner(
+            organization_id=organization.id, first_name="Louis", last_name="Petit",
+            birthdate=dt.date(2010, 2, 2),
+        )
+    )  # fmt: skip
+    db_session.commit()
+    louise = app.test_client()
+    login(louise, idp, student(IDO=["ido-louise"], PRE=["Louise"], NOM=["Petit"]))
+    assert _match(louise, "1", "6", "2012").status_code == 303
+    method = db_session.scalars(
+        select(AuthenticationMethod).where(AuthenticationMethod.external_id == "ido-louise")
+    ).one()
+    method.last_used_at -= dt.timedelta(days=30)
+    db_session.commit()
+    louis = app.test_client()  # her brother types her birth date
+    login(louis, idp, student(IDO=["ido-louis"], PRE=["Louis"], NOM=["Petit"]))
+    page = _match(louis, "1", "6", "2012")
+    assert page.status_code == 400 and "Aucun élève" in page.get_data(as_text=True)
+    assert method.external_id == "ido-louise"  # untouched
+    assert _match(louis, "2", "2", "2010").status_code == 303  # his own
+
+
+def test_a_student_arriving_on_a_shared_computer_signs_the_previous_user_out(
+    app, db_session, idp, world
+):
+    client = app.test_client()
+    assert login(client, idp, teacher()).status_code == 303
+    assert client.get("/mon-compte").status_code == 200  # the teacher is signed in
+    login(client, idp, student())  # a student on the same computer, not matched yet
+    account = client.get("/mon-compte")
+    assert account.status_code == 302 and "connexion" in account.headers["Location"]
+
+
+def test_assertion_ids_are_kept_until_the_assertion_could_no_longer_be_accepted(
+    app, db_session, idp, world
+):
+    login(app.test_client(), idp, teacher(), lifetime=dt.timedelta(hours=3))
+    seen = db_session.scalars(select(SamlSeenAssertion)).one()
+    assert seen.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)

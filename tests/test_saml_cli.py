@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -79,10 +80,12 @@ def test_add_idp_refuses_bad_input_in_one_line(database_url, metadata_file, tmp_
         assert session.scalars(select(SamlIdentityProvider.slug)).all() == ["gar"]
 
 
-def test_rotate_key_adds_a_key_that_signs_and_keeps_the_old_one_listed(database_url):
-    for _ in range(2):
-        assert run(database_url, "saml", "rotate-key", "--json").exit_code == 0
+def test_rotate_key_publishes_the_next_key_ahead_and_one_rollover_at_a_time(database_url):
+    first = run(database_url, "saml", "rotate-key", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["signs_from"] > dt.datetime.now(dt.UTC).isoformat()
+    one_line_failure(run(database_url, "saml", "rotate-key"), "under way", "--now")
+    assert run(database_url, "saml", "rotate-key", "--now", "--json").exit_code == 0
     with session_of(database_url) as session:
-        key_rows = session.scalars(select(SamlSpKey).order_by(SamlSpKey.id)).all()
-        assert [k.superseded_at is None for k in key_rows] == [False, True]
+        assert len(session.scalars(select(SamlSpKey)).all()) == 3  # the first one, made at use
     assert [a[0] for a in audit(database_url)] == ["saml.keys.rotate"] * 2

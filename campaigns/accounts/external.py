@@ -18,6 +18,7 @@ Functions take the session first, flush and never commit.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -228,17 +229,27 @@ def repoint_identity(session: Session, user: User, identity: ExternalIdentity) -
     return sign_in_external(session, identity)
 
 
-def has_identity(
+@dataclass(frozen=True)
+class RecordedIdentity:
+    """What Parcours last read of an account's identity at a provider and issuer."""
+
+    external_id: str
+    attributes: Mapping[str, Any]
+    last_used_at: dt.datetime | None
+
+
+def recorded_identity(
     session: Session, user: User, provider: AuthenticationProvider, issuer: str
-) -> bool:
-    """Whether `user` signs in through that provider and issuer (an LMS, an IdP)."""
-    return (
-        session.scalar(
-            select(AuthenticationMethod.id).where(
-                AuthenticationMethod.user_id == user.id,
-                AuthenticationMethod.provider == provider,
-                AuthenticationMethod.issuer == issuer,
-            )
+) -> RecordedIdentity | None:
+    method = session.scalars(
+        select(AuthenticationMethod).where(
+            AuthenticationMethod.user_id == user.id,
+            AuthenticationMethod.provider == provider,
+            AuthenticationMethod.issuer == issuer,
         )
-        is not None
+    ).first()
+    if method is None:
+        return None
+    return RecordedIdentity(
+        method.external_id or "", dict(method.attributes or {}), method.last_used_at
     )

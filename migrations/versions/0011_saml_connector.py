@@ -3,7 +3,7 @@
 - `saml_identity_providers`: slug, entity id, SSO URL, signing certificates, the last valid
   metadata and where to fetch it again, attribute mapping (gar or generic), IdP-initiated login
   (off by default), active; `saml_idp_organizations`: where each may sign users into.
-- `saml_sp_keys`: our key and certificate (newest signs, rotation with overlap).
+- `saml_sp_keys`: our keys and certificates (a rollover publishes the next key ahead).
 - `saml_requests`: AuthnRequest ids, used once, with the wanted destination kept server-side.
 - `saml_seen_assertions`: accepted assertion ids, refused again until they expire.
 - `saml_events`: recent logins, refusals and metadata refreshes for `/admin`.
@@ -71,7 +71,6 @@ def upgrade() -> None:
         sa.Column("private_key_pem", sa.Text(), nullable=False),
         sa.Column("certificate_pem", sa.Text(), nullable=False),
         sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("superseded_at", config.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_saml_sp_keys")),
     )
     op.create_table(
