@@ -26,11 +26,11 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED) $(CATALOGS)  ## create .venv with Parcours and its tools
 
-install-browser:  ## Debian's Chromium for the browser tests (needs root and apt)
-	@if command -v chromium >/dev/null; then :; \
+install-browser:  ## Debian's Chromium (browser tests) and xmlsec1 (SAML interoperability test); needs root and apt
+	@if command -v chromium >/dev/null && command -v xmlsec1 >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "note: no chromium and no root: browser tests will be skipped (CI installs it)"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium xmlsec1 >/dev/null; \
+	else echo "note: no chromium or xmlsec1 and no root: browser and SAML interoperability tests will be skipped (CI installs them)"; fi
 
 run: install  ## the demo: upgrade the SQLite database, seed, serve on http://127.0.0.1:5000
 	$(BIN)/parcours demo --host $(HOST) --port $(PORT)
