@@ -8,8 +8,9 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Mount the connector's pages (called by the app factory)."""
     from campaigns import connectors
-    from sso import cli, devidp, views
+    from sso import admin, cli, devidp, views
 
     views.init_app(app)
+    admin.init_app(app)
     devidp.init_app(app)
     connectors.describe_audit(cli.ACTION_LABELS, cli.OBJECT_LABELS)

@@ -25,6 +25,9 @@ OBJECT_TYPE = "saml_idp"
 KEY_OBJECT_TYPE = "saml_sp_key"
 ACTION_LABELS = {
     "saml.idp.create": _l("Fournisseur d’identité enregistré"),
+    "saml.idp.update": _l("Fournisseur d’identité modifié"),
+    "saml.idp.activate": _l("Fournisseur d’identité activé"),
+    "saml.idp.deactivate": _l("Fournisseur d’identité désactivé"),
     "saml.idp.refresh": _l("Métadonnées d’un fournisseur d’identité relues"),
     "saml.keys.rotate": _l("Clé SAML renouvelée"),
 }

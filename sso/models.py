@@ -108,6 +108,8 @@ class SamlRequest(Base):
         ForeignKey("saml_identity_providers.id", ondelete="CASCADE")
     )
     next_path: Mapped[str | None] = mapped_column(String(512))
+    # "login", or "test": an administrator's connection test (nobody is signed in).
+    purpose: Mapped[str] = mapped_column(String(16), default="login", server_default="login")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -111,8 +111,8 @@ def _der(certificate: str) -> bytes:
     return base64.b64decode("".join(certificate.split()), validate=True)
 
 
-def fetch_metadata(http: requests.Session, url: str) -> bytes:
-    """The document at `url` (https, or http on this machine for development), size-capped."""
+def check_metadata_url(url: str) -> None:
+    """https, or http on this machine (development); `InvalidInput` otherwise."""
     try:
         parts = urlsplit(url)
         local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
@@ -121,6 +121,11 @@ def fetch_metadata(http: requests.Session, url: str) -> bytes:
         valid = False
     if not valid:
         raise InvalidInput("metadata URL: https:// only", code="metadata_url")
+
+
+def fetch_metadata(http: requests.Session, url: str) -> bytes:
+    """The document at `url` (https, or http on this machine for development), size-capped."""
+    check_metadata_url(url)
     try:
         with http.get(
             url,
@@ -254,3 +259,47 @@ def _event(
             created_at=utcnow(),
         )
     )
+
+
+def set_organizations(
+    session: Session, idp: SamlIdentityProvider, organizations: list[Organization]
+) -> bool:
+    """Attach exactly `organizations` to the IdP; whether that changed anything."""
+    wanted = {organization.id for organization in organizations}
+    if wanted == organization_ids(session, idp):
+        return False
+    idp.organizations[:] = [link for link in idp.organizations if link.organization_id in wanted]
+    present = {link.organization_id for link in idp.organizations}
+    for organization_id in sorted(wanted - present):
+        idp.organizations.append(SamlIdpOrganization(organization_id=organization_id))
+    session.flush()
+    return True
+
+
+def update_idp(
+    session: Session,
+    idp: SamlIdentityProvider,
+    *,
+    name: str,
+    mapping: AttributeMapping,
+    allow_idp_initiated: bool,
+    metadata_url: str | None,
+    organizations: list[Organization],
+) -> dict[str, Any]:
+    """Change what an administrator may change; the changes, for the audit log."""
+    changes: dict[str, Any] = {}
+    name = " ".join(name.split())[:255] or idp.entity_id[:255]
+    for field, value in (
+        ("name", name),
+        ("mapping", mapping),
+        ("allow_idp_initiated", allow_idp_initiated),
+        ("metadata_url", metadata_url or None),
+    ):
+        before = getattr(idp, field)
+        if before != value:
+            changes[field] = {"from": str(before), "to": str(value)}
+            setattr(idp, field, value)
+    if set_organizations(session, idp, organizations):
+        changes["organizations"] = sorted(o.id for o in organizations)
+    session.flush()
+    return changes

@@ -46,6 +46,7 @@ from sso.models import (
 )
 
 REQUEST_LIFETIME = dt.timedelta(minutes=15)
+LOGIN, TEST = "login", "test"  # a request's purpose: sign someone in, or an administrator's test
 SKEW = dt.timedelta(seconds=300)  # python3-saml's allowed clock difference
 RESPONSE_MAX_BYTES = 256 * 1024  # the base64 SAMLResponse field; GAR's are a few kilobytes
 
@@ -197,7 +198,12 @@ def request_hash(request_id: str) -> str:
 
 
 def start_login(
-    session: Session, idp: SamlIdentityProvider, public_url: str, next_path: str | None
+    session: Session,
+    idp: SamlIdentityProvider,
+    public_url: str,
+    next_path: str | None,
+    *,
+    purpose: str = LOGIN,
 ) -> Started:
     """The IdP URL carrying a signed AuthnRequest (HTTP-Redirect); its id is stored with where
     the user wanted to go (a same-site path only), to be claimed once by the response."""
@@ -213,6 +219,7 @@ def start_login(
             request_id=auth.get_last_request_id(),
             idp_id=idp.id,
             next_path=safe_next(next_path),
+            purpose=purpose,
             created_at=now,
             expires_at=now + REQUEST_LIFETIME,
         )
@@ -235,9 +242,12 @@ def safe_next(value: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Accepted:
-    user: SamlUser
+    """A response whose every check passed: the attributes it carries, and what the request
+    that it answers wanted."""
+
+    attributes: dict[str, list[str]]
     next_path: str | None
-    attributes: dict[str, list[str]]  # as received (for the administrator's connection test)
+    purpose: str
 
 
 def _in_response_to(encoded: str) -> str | None:
@@ -266,7 +276,9 @@ def _in_response_to(encoded: str) -> str | None:
     return str(confirmations[0].get("InResponseTo")) if confirmations else None
 
 
-def _claim_request(session: Session, idp: SamlIdentityProvider, request_id: str) -> str | None:
+def _claim_request(
+    session: Session, idp: SamlIdentityProvider, request_id: str
+) -> tuple[str | None, str]:
     now = utcnow()
     claimed = session.execute(
         update(SamlRequest)
@@ -277,13 +289,12 @@ def _claim_request(session: Session, idp: SamlIdentityProvider, request_id: str)
             SamlRequest.expires_at > now,
         )
         .values(used_at=now)
-        .returning(SamlRequest.next_path)
+        .returning(SamlRequest.next_path, SamlRequest.purpose)
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if claimed is None:
         raise Refused("unknown_request", "InResponseTo names no pending request of ours")
-    next_path: str | None = claimed.next_path
-    return next_path
+    return claimed.next_path, claimed.purpose
 
 
 def consume(
@@ -303,10 +314,11 @@ def consume(
         raise Refused("too_large", f"{len(encoded)} bytes")
     request_id = _in_response_to(encoded)
     next_path: str | None = None
+    purpose = LOGIN
     if request_id is not None:
         if not started_here(request_id):
             raise Refused("other_browser", "no cookie of the request in this browser")
-        next_path = _claim_request(session, idp, request_id)
+        next_path, purpose = _claim_request(session, idp, request_id)
     elif not idp.allow_idp_initiated:
         raise Refused("unsolicited", "no InResponseTo and IdP-initiated login is off")
     auth = OneLogin_Saml2_Auth(
@@ -324,7 +336,7 @@ def consume(
         str(name): [str(v) for v in values if v is not None]
         for name, values in (auth.get_attributes() or {}).items()
     }
-    return Accepted(read_user(idp.mapping, attributes), next_path, attributes)
+    return Accepted(attributes, next_path, purpose)
 
 
 def _valid_until(auth: Any) -> dt.datetime:

@@ -108,11 +108,11 @@ def _settings() -> Settings:
     return settings
 
 
-def _idp(slug: str) -> SamlIdentityProvider:
+def _idp(slug: str, *, inactive_too: bool = False) -> SamlIdentityProvider:
     idp = registry.find_idp(get_session(), slug)
     if idp is None:
         raise saml.Refused("unknown_idp", f"slug {slug[:64]!r}")
-    if not idp.is_active:
+    if not idp.is_active and not inactive_too:
         raise saml.Refused("inactive", f"IdP {idp.slug} is inactive")
     return idp
 
@@ -170,9 +170,19 @@ def login(slug: str) -> Response | tuple[str, int]:
         )
         if not verdict.allowed:
             raise saml.Refused("too_many", "login requests rate limited")
-        started = saml.start_login(session, idp, settings.public_url, request.args.get("next"))
     except saml.Refused as refused:
         return _refused(refused)
+    return begin_login(idp, request.args.get("next"))
+
+
+def begin_login(
+    idp: SamlIdentityProvider, next_path: str | None, purpose: str = saml.LOGIN
+) -> Response:
+    """To the IdP with a signed AuthnRequest, its id stored and named in a cookie of this
+    browser (also the administrators' connection test, `purpose=saml.TEST`)."""
+    session = get_session()
+    settings = _settings()
+    started = saml.start_login(session, idp, settings.public_url, next_path, purpose=purpose)
     session.commit()
     response = redirect(started.url, 302)
     response.set_cookie(  # binds the response to this browser (login CSRF)
@@ -209,11 +219,15 @@ def acs(slug: str) -> Response | tuple[str, int]:
         if (request.content_length or 0) > 2 * saml.RESPONSE_MAX_BYTES:
             raise saml.Refused("too_large", f"{request.content_length} bytes")
         request.max_content_length = 2 * saml.RESPONSE_MAX_BYTES
-        idp = _idp(slug)
+        idp = _idp(slug, inactive_too=True)  # an inactive IdP answers only a connection test
         idp_id = idp.id
         accepted = saml.consume(
             session, idp, request.form.to_dict(), settings.public_url, started_here=_started_here
         )
+        if accepted.purpose == saml.TEST:
+            return _test_result(idp, accepted)
+        if not idp.is_active:
+            raise saml.Refused("inactive", f"IdP {idp.slug} is inactive")
         response = _signed_in(idp, accepted)
     except saml.Refused as refused:
         return _refused(refused, idp_id)
@@ -259,9 +273,33 @@ def _identity(idp: SamlIdentityProvider, read: saml.SamlUser) -> connectors.Exte
     )
 
 
+def _test_result(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response | tuple[str, int]:
+    """An administrator's connection test: what the IdP sent and what Parcours reads of it;
+    nobody is signed in. Shown only to the instance administrator who started it."""
+    if not connectors.is_instance_admin():
+        raise saml.Refused("invalid", "a connection test answered outside an admin session")
+    try:
+        read: saml.SamlUser | None = saml.read_user(idp.mapping, accepted.attributes)
+        problem = None
+    except saml.Refused as refused:
+        read, problem = None, refused.reason
+    _event(idp.id, SamlEventKind.LOGIN, f"connection test: {'ok' if problem is None else problem}")
+    get_session().commit()
+    page = render_template(
+        "sso/test_result.html",
+        section="idp",
+        idp=idp,
+        attributes=sorted(accepted.attributes.items()),
+        read=read,
+        problem=problem,
+        problem_message=REFUSALS[problem][1] if problem in REFUSALS else None,
+    )
+    return page, 200
+
+
 def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
     session = get_session()
-    read = accepted.user
+    read = saml.read_user(idp.mapping, accepted.attributes)
     organization = _organization(idp, read)
     identity = _identity(idp, read)
     ref = connectors.identity_ref(idp.slug, read.external_id)

@@ -89,7 +89,6 @@ def test_the_admin_section_has_the_expected_routes(app):
         "admin.archive",
         "admin.unarchive",
         "admin.invite_admin",
-        "admin.identity_providers",
         "admin.journal",
     } <= endpoints
     assert all(rule.rule.startswith("/admin") for rule in admin_rules(app))
@@ -363,14 +362,14 @@ def test_inviting_an_admin_sends_an_invitation_and_grants_nothing(client, scene,
     assert w.admin.email in page and someone.email in page
 
 
-def test_connector_sections_say_they_are_not_there_yet(client, scene):
+def test_connector_sections_are_the_connectors_own(client, scene):
     _, admin, _ = scene
     sign_in(client, admin.email)
     lti = client.get("/admin/plateformes-lti").get_data(as_text=True)
     idp = client.get("/admin/fournisseurs-identite").get_data(as_text=True)
     assert "pas encore disponible" not in lti  # the LTI tool's section (tests/test_lti_admin.py)
-    assert "pas encore disponible" in idp and "SAML" in idp
-    assert "<table" not in idp
+    assert "pas encore disponible" not in idp  # the SAML connector's (tests/test_saml_admin.py)
+    assert "Aucun fournisseur d’identité" in idp
 
 
 # -- the audit log --------------------------------------------------------------------------------

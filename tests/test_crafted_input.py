@@ -285,7 +285,7 @@ def scene(db_session):
     )
     db_session.add(invitation)
     platform = FakePlatform().register(db_session, w.school)
-    sso_registry.add_idp(
+    idp = sso_registry.add_idp(
         db_session, slug="gar", metadata=FakeIdp().metadata(), organizations=[w.school]
     )
     db_session.commit()
@@ -304,6 +304,7 @@ def scene(db_session):
         "platform_id": [str(platform.id)],
         "deployment_id": [str(platform.deployments[0].id)],
         "slug": ["gar", "inconnu"],
+        "idp_id": [str(idp.id)],
     }
     form = {"challenge_id": current.id}
     return w, someone, real, form

@@ -454,12 +454,8 @@ def unarchive(organization_id: int) -> Response | tuple[str, int]:
     return _archiving(organization_id, False)
 
 
-# -- connectors (the LTI tool's platforms: `lti_tool.admin`; SAML: filled by its work) -----------
-
-
-@blueprint.get("/admin/fournisseurs-identite", endpoint="identity_providers")
-def identity_providers() -> str:
-    return render_template("admin/identity_providers.html", section="idp")
+# The connectors' sections (LTI platforms, identity providers) are their own: `lti_tool.admin`,
+# `sso.admin`, mounted with `add_section`.
 
 
 # -- the audit log --------------------------------------------------------------------------------

@@ -147,6 +147,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=128), nullable=False),
         sa.Column("idp_id", sa.Integer(), nullable=False),
         sa.Column("next_path", sa.String(length=512), nullable=True),
+        sa.Column("purpose", sa.String(length=16), server_default="login", nullable=False),
         sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("used_at", config.db.UTCDateTime(timezone=True), nullable=True),
