@@ -76,6 +76,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
+from campaigns.shared.organizations import add_sign_in_entry, set_gar_organizations
 
 __all__ = [
     "AlreadyExists",
@@ -103,6 +104,7 @@ __all__ = [
     "User",
     "add_admin_section",
     "add_campaign_section",
+    "add_sign_in_entry",
     "attach_learner",
     "audit",
     "audit_command_line",
@@ -122,6 +124,7 @@ __all__ = [
     "panel_url",
     "recorded_identity",
     "repoint_identity",
+    "set_gar_organizations",
     "sign_in_external",
     "start_session",
     "subscribe",

@@ -309,6 +309,7 @@ def _activation(idp_id: int, active: bool) -> Response | tuple[str, int]:
         ), 200
     if found.is_active != active:
         found.is_active = active
+        registry.sync_gar(get_session())
         _audit("saml.idp.activate" if active else "saml.idp.deactivate", found)
         get_session().commit()
         flash(

@@ -24,6 +24,7 @@ from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from campaigns import connectors
 from campaigns.connectors import AlreadyExists, InvalidInput, Organization
 from config.db import utcnow
 from sso.models import (
@@ -201,6 +202,7 @@ def add_idp(
         idp.organizations.append(SamlIdpOrganization(organization_id=organization.id))
     session.add(idp)
     session.flush()
+    sync_gar(session)
     return idp
 
 
@@ -302,4 +304,36 @@ def update_idp(
     if set_organizations(session, idp, organizations):
         changes["organizations"] = sorted(o.id for o in organizations)
     session.flush()
+    sync_gar(session)
     return changes
+
+
+def gar_idp_of(session: Session, organization_id: int) -> SamlIdentityProvider | None:
+    """The active GAR identity provider that serves an organization, if any."""
+    return session.scalars(
+        select(SamlIdentityProvider)
+        .join(SamlIdpOrganization, SamlIdpOrganization.idp_id == SamlIdentityProvider.id)
+        .where(
+            SamlIdpOrganization.organization_id == organization_id,
+            SamlIdentityProvider.is_active.is_(True),
+            SamlIdentityProvider.mapping == AttributeMapping.GAR,
+        )
+        .order_by(SamlIdentityProvider.id)
+        .limit(1)
+    ).first()
+
+
+def sync_gar(session: Session) -> None:
+    """Organizations attached to an active GAR identity provider are marked as served by the
+    GAR (no direct link in the panel; students pointed to their ENT); the others are not."""
+    served = set(
+        session.scalars(
+            select(SamlIdpOrganization.organization_id)
+            .join(SamlIdentityProvider, SamlIdentityProvider.id == SamlIdpOrganization.idp_id)
+            .where(
+                SamlIdentityProvider.is_active.is_(True),
+                SamlIdentityProvider.mapping == AttributeMapping.GAR,
+            )
+        )
+    )
+    connectors.set_gar_organizations(session, served)

@@ -101,6 +101,15 @@ REFUSALS: dict[str, tuple[int, Any]] = {
 def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
     csrf.exempt(acs)
+    connectors.add_sign_in_entry(_gar_entry)
+
+
+def _gar_entry(session: Any, organization: connectors.Organization, next_path: str) -> str | None:
+    """Students of a school served by the GAR sign in through their ENT, then go on."""
+    idp = registry.gar_idp_of(session, organization.id)
+    if idp is None:
+        return None
+    return url_for("sso.login", slug=idp.slug, next=saml.safe_next(next_path))
 
 
 def _settings() -> Settings:

@@ -559,3 +559,37 @@ def test_assertion_ids_are_kept_until_the_assertion_could_no_longer_be_accepted(
     login(app.test_client(), idp, teacher(), lifetime=dt.timedelta(hours=3))
     seen = db_session.scalars(select(SamlSeenAssertion)).one()
     assert seen.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+
+
+def test_schools_served_by_the_gar_point_students_to_their_ent(app, db_session, idp, world):
+    from html import unescape
+
+    from tests.journey_helpers import assessment_campaign
+
+    organization, admin = world
+    assert organization.uses_gar  # attached to an active GAR IdP: no direct link in the panel
+    campaign = assessment_campaign(db_session, organization, admin)
+    db_session.commit()
+    visitor = app.test_client()
+    page = visitor.get(f"/campagnes/{campaign.code}").get_data(as_text=True)
+    assert "Médiacentre" in page and "Je n’ai pas d’ENT" in page
+    entry = unescape(re.search(r'href="(/sso/saml/gar/login[^"]+)"', page).group(1))
+    assert entry == f"/sso/saml/gar/login?next=/campagnes/{campaign.code}"
+    request_id = start(visitor, entry)
+    encoded = idp.response(
+        acs=ACS, audience=AUDIENCE, attributes=teacher(), in_response_to=request_id
+    )
+    assert post(visitor, encoded).headers["Location"] == f"/campagnes/{campaign.code}"
+    signed_in = visitor.get(f"/campagnes/{campaign.code}").get_data(as_text=True)
+    assert "Je n’ai pas d’ENT" not in signed_in
+
+    found = registry.find_idp(db_session, "gar")
+    registry.update_idp(
+        db_session, found, name=found.name, mapping=found.mapping,
+        allow_idp_initiated=False, metadata_url=None, organizations=[],
+    )  # fmt: skip
+    db_session.commit()
+    db_session.refresh(organization)
+    assert not organization.uses_gar  # no GAR IdP serves it any more
+    page = app.test_client().get(f"/campagnes/{campaign.code}").get_data(as_text=True)
+    assert "Médiacentre" not in page and "Je commence" in page

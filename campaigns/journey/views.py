@@ -41,6 +41,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
+from campaigns.shared.organizations import sign_in_entry
 from config.db import get_session, utcnow
 from config.numbers import parse_int
 from config.ratelimit import Limit, exceeded
@@ -222,12 +223,19 @@ def landing(code: str) -> str | tuple[str, int]:
         return render_template("journey/archived.html", campaign=campaign), 410
     user = current_user()
     participation = journey.live_participation(get_session(), campaign, user) if user else None
+    # A school served by the GAR: a visitor is pointed to their ENT first (no account to make).
+    ent = (
+        sign_in_entry(get_session(), organization, request.path)
+        if organization.uses_gar and user is None
+        else None
+    )
     return render_template(
         "journey/landing.html",
         campaign=campaign,
         organization=organization,
         participation=participation,
         title=_title(campaign),
+        ent=ent,
     )
 
 

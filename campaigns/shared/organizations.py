@@ -4,6 +4,7 @@ that a UAI or the name of an organization without one is taken once."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -132,3 +133,37 @@ def organizations_of(session: Session, user: User) -> list[tuple[Organization, M
         .order_by(Organization.name)
     )
     return [(organization, role) for organization, role in rows]
+
+
+def set_gar_organizations(session: Session, organization_ids: set[int]) -> None:
+    """Mark exactly these organizations as served by the GAR (their students arrive from an
+    ENT's Médiacentre: the panel shows no direct link, a campaign's page points students to
+    their ENT). Called by the SAML connector when its GAR identity providers change."""
+    for organization in session.scalars(
+        select(Organization).where(
+            (Organization.uses_gar.is_(True)) | (Organization.id.in_(organization_ids or {0}))
+        )
+    ):
+        organization.uses_gar = organization.id in organization_ids
+    session.flush()
+
+
+# Where a connector signs an organization's students in (the ENT through the GAR): connectors
+# register a finder; the journey's pages ask for it.
+SignInEntry = Callable[[Session, Organization, str], "str | None"]
+_sign_in_entries: list[SignInEntry] = []
+
+
+def add_sign_in_entry(finder: SignInEntry) -> None:
+    if finder not in _sign_in_entries:
+        _sign_in_entries.append(finder)
+
+
+def sign_in_entry(session: Session, organization: Organization, next_path: str) -> str | None:
+    """The URL that signs a student of `organization` in through its connector, then goes on
+    to `next_path`; None when no connector serves it."""
+    for finder in _sign_in_entries:
+        found = finder(session, organization, next_path)
+        if found:
+            return found
+    return None
