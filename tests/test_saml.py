@@ -593,3 +593,24 @@ def test_schools_served_by_the_gar_point_students_to_their_ent(app, db_session, 
     assert not organization.uses_gar  # no GAR IdP serves it any more
     page = app.test_client().get(f"/campagnes/{campaign.code}").get_data(as_text=True)
     assert "Médiacentre" not in page and "Je commence" in page
+
+
+def test_a_matched_student_finds_the_campaigns_of_their_school(app, db_session, idp, world):
+    from tests.journey_helpers import assessment_campaign
+
+    organization, admin = world
+    campaign = assessment_campaign(db_session, organization, admin, title="Santé numérique")
+    archived = assessment_campaign(db_session, organization, admin, title="Ancien parcours")
+    archived.archived_at = dt.datetime.now(dt.UTC)
+    db_session.commit()
+    client = app.test_client()
+    login(client, idp, student())
+    assert _match(client).headers["Location"] == "/mes-parcours"
+    page = client.get("/mes-parcours").get_data(as_text=True)
+    assert "Les parcours de votre établissement" in page and "Santé numérique" in page
+    assert f"/campagnes/{campaign.code}" in page and "Ancien parcours" not in page
+    stranger = app.test_client()  # not on any list: only the code form
+    login(stranger, idp, student(IDO=["ido-x"], PRE=["Inès"], NOM=["Nouvelle"]))
+    token = csrf_token(stranger, "/sso/rattachement")
+    stranger.post("/sso/rattachement", data={"csrf_token": token, "action": "skip"})
+    assert "Santé numérique" not in stranger.get("/mes-parcours").get_data(as_text=True)

@@ -256,6 +256,27 @@ def _start(
     return participation
 
 
+def school_campaigns(session: Session, user: User) -> list[Campaign]:
+    """The open campaigns of the schools whose learner list holds `user` (a student matched by
+    their school, e.g. arriving from their ENT): offered on "Mes parcours", newest first."""
+    schools = select(Learner.organization_id).where(
+        Learner.user_id == user.id, Learner.is_disabled.is_(False)
+    )
+    return list(
+        session.scalars(
+            select(Campaign)
+            .join(Organization, Organization.id == Campaign.organization_id)
+            .where(
+                Campaign.organization_id.in_(schools),
+                Campaign.archived_at.is_(None),
+                Organization.archived_at.is_(None),
+            )
+            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+            .limit(50)
+        )
+    )
+
+
 def has_participated(session: Session, user: User) -> bool:
     return (
         session.scalar(select(Participation.id).where(Participation.user_id == user.id).limit(1))

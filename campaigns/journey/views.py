@@ -738,4 +738,7 @@ def my_campaigns() -> str:
         )
         .order_by(Participation.created_at.desc())
     )
-    return render_template("journey/my_campaigns.html", rows=list(rows), title_of=_title)
+    rows = list(rows)
+    started = {campaign.id for _, campaign in rows}
+    offered = [c for c in journey.school_campaigns(get_session(), _user()) if c.id not in started]
+    return render_template("journey/my_campaigns.html", rows=rows, offered=offered, title_of=_title)
