@@ -728,7 +728,7 @@ def collection(code: str) -> str | Response:
 @frameable
 @login_required
 def my_campaigns() -> str:
-    rows = get_session().execute(
+    found = get_session().execute(
         select(Participation, Campaign)
         .join(Campaign, Campaign.id == Participation.campaign_id)
         .where(
@@ -738,7 +738,7 @@ def my_campaigns() -> str:
         )
         .order_by(Participation.created_at.desc())
     )
-    rows = list(rows)
+    rows = list(found)
     started = {campaign.id for _, campaign in rows}
     offered = [c for c in journey.school_campaigns(get_session(), _user()) if c.id not in started]
     return render_template("journey/my_campaigns.html", rows=rows, offered=offered, title_of=_title)
