@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from campaigns.accounts.auth import current_user
 from campaigns.accounts.auth import sign_in as start_session
 from campaigns.accounts.auth import sign_out as end_session
+from campaigns.accounts.data import erase_user, export_user
 from campaigns.accounts.external import (
     ExternalIdentity,
     RecordedIdentity,
@@ -114,6 +115,8 @@ __all__ = [
     "end_session",
     "ensure_member",
     "enter_campaign",
+    "erase_user",
+    "export_user",
     "find_external_user",
     "find_organization",
     "has_answered",

@@ -10,6 +10,7 @@ audit log in its transaction.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
@@ -369,3 +370,86 @@ def test(idp_id: int) -> Response:
     from sso.views import begin_login
 
     return begin_login(_idp(idp_id), None, purpose=saml.TEST)
+
+
+# -- a person's data (RGPD, GAR duties) -----------------------------------------------------------
+
+
+def _person(found: SamlIdentityProvider) -> tuple[str, connectors.User | None]:
+    """The identifier typed (IDO, or the generic mapping's id) and its account, if any. Asked
+    by POST only: identifiers never travel in URLs (nor, therefore, in access logs)."""
+    typed = " ".join(request.form.get("ido", "").split())[:512]
+    if not typed:
+        return typed, None
+    identity = connectors.ExternalIdentity(
+        provider=connectors.AuthenticationProvider.SAML, issuer=found.slug, external_id=typed
+    )
+    return typed, connectors.find_external_user(get_session(), identity)
+
+
+def _person_audit(action: str, found: SamlIdentityProvider, typed: str) -> None:
+    connectors.audit(
+        action,
+        object_type=OBJECT_TYPE,
+        object_id=found.id,
+        object_label=found.name,
+        details={"identity": connectors.identity_ref(found.slug, typed)},
+    )
+
+
+@blueprint.post("/admin/fournisseurs-identite/<int:idp_id>/personne", endpoint="person")
+def person(idp_id: int) -> tuple[str, int]:
+    found = _idp(idp_id)
+    typed, user = _person(found)
+    summary = connectors.export_user(get_session(), user) if user is not None else None
+    return render_template(
+        "saml_admin/person.html", section="idp", idp=found, typed=typed, summary=summary
+    ), 200 if user is not None or not typed else 404
+
+
+@blueprint.post("/admin/fournisseurs-identite/<int:idp_id>/personne/export", endpoint="export")
+def export(idp_id: int) -> Response:
+    found = _idp(idp_id)
+    typed, user = _person(found)
+    if user is None:
+        abort(404)
+    data = connectors.export_user(get_session(), user)
+    _person_audit("saml.user.export", found, typed)
+    get_session().commit()
+    response = current_app.response_class(
+        json.dumps(data, ensure_ascii=False, indent=2), mimetype="application/json"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="parcours-{user.id}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/admin/fournisseurs-identite/<int:idp_id>/personne/effacer", endpoint="erase")
+def erase(idp_id: int) -> Response | tuple[str, int]:
+    """The question (without `confirm`), then the erasure."""
+    found = _idp(idp_id)
+    typed, user = _person(found)
+    if user is None:
+        abort(404)
+    if request.form.get("confirm") != "1":
+        return render_template(
+            "saml_admin/person_erase.html", section="idp", idp=found, typed=typed, user=user
+        ), 200
+    session = get_session()
+    try:
+        connectors.erase_user(session, user)
+    except connectors.ServiceError as refused:
+        session.rollback()
+        message = {
+            "owns_campaigns": _("Ce compte possède des campagnes : transmettez-les d’abord."),
+            "last_admin": _(
+                "Ce compte est le dernier administrateur d’une organisation : nommez-en un autre "
+                "d’abord."
+            ),
+        }.get(refused.code, _("Ce compte ne peut pas être effacé."))
+        flash(message, "error")
+        return _back(found)
+    _person_audit("saml.user.erase", found, typed)
+    session.commit()
+    flash(_("Le compte et toutes ses données sont effacés."), "info")
+    return _back(found)

@@ -29,6 +29,8 @@ ACTION_LABELS = {
     "saml.idp.activate": _l("Fournisseur d’identité activé"),
     "saml.idp.deactivate": _l("Fournisseur d’identité désactivé"),
     "saml.idp.refresh": _l("Métadonnées d’un fournisseur d’identité relues"),
+    "saml.user.export": _l("Données d’une personne exportées"),
+    "saml.user.erase": _l("Compte d’une personne effacé"),
     "saml.keys.rotate": _l("Clé SAML renouvelée"),
 }
 OBJECT_LABELS = {

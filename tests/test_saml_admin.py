@@ -64,7 +64,7 @@ def test_everyone_but_instance_admins_gets_a_404_on_every_route_and_method(
     elif who == "school admin":
         sign_in(client, w.admin.email)
     token = csrf_token(client, "/connexion" if who == "visitor" else "/")
-    assert len(rules(app)) == 8
+    assert len(rules(app)) == 11
     for rule in rules(app):
         path = rule.build({"idp_id": idp.id} if rule.arguments else {})[1]
         for method in ("GET", "POST"):
@@ -205,3 +205,91 @@ def test_metadata_is_read_again_on_demand_and_a_bad_copy_is_refused(client, scen
     assert "à jour" in page
     assert [e.action for e in entries(db_session)] == ["saml.idp.refresh"] * 2
     assert re.search(r"Métadonnées", page)
+
+
+def test_a_persons_data_is_exported_and_erased_on_request(app, client, scene, db_session):
+    import datetime as dt
+    import json
+
+    from campaigns.shared.models import Learner, User
+    from tests.saml_idp import student
+
+    w, admin, idp = scene
+    db_session.add(
+        Learner(
+            organization_id=w.school.id, first_name="Léa", last_name="Martin",
+            birthdate=dt.date(2011, 3, 14),
+        )
+    )  # fmt: skip
+    db_session.commit()
+    lea = app.test_client()
+    started = lea.get("/sso/saml/gar/login")
+    request_id, acs, _ = FakeIdp.request_of(started.headers["Location"])
+    encoded = FakeIdp().response(
+        acs=acs, audience=f"{OWN}/sso/saml/gar/metadata.xml",
+        attributes=student(UAI=["0750201A"]), in_response_to=request_id,
+    )  # fmt: skip
+    assert lea.post("/sso/saml/gar/acs", data={"SAMLResponse": encoded}).status_code == 303
+    token = csrf_token(lea, "/sso/rattachement")
+    lea.post(
+        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
+    )
+    learner = db_session.scalars(select(Learner).filter_by(last_name="Martin")).one()
+    user_id = learner.user_id
+    assert user_id is not None
+
+    sign_in(client, admin.email)
+    page = _post(client, f"/admin/fournisseurs-identite/{idp.id}/personne", {"ido": "inconnu"})
+    assert page.status_code == 404 and "Aucun compte" in page.get_data(as_text=True)
+    page = _post(
+        client, f"/admin/fournisseurs-identite/{idp.id}/personne", {"ido": "gar-ido-7f3a9c"}
+    )
+    assert page.status_code == 200 and "Léa Martin" in page.get_data(as_text=True)
+    exported = _post(
+        client, f"/admin/fournisseurs-identite/{idp.id}/personne/export", {"ido": "gar-ido-7f3a9c"}
+    )
+    assert exported.headers["Content-Disposition"].startswith("attachment;")
+    data = json.loads(exported.get_data(as_text=True))
+    assert data["account"]["first_name"] == "Léa"
+    assert data["sign_in_methods"][0]["external_id"] == "gar-ido-7f3a9c"
+    assert data["learner_lists"][0]["birthdate"] == "2011-03-14"
+    question = _post(
+        client, f"/admin/fournisseurs-identite/{idp.id}/personne/effacer", {"ido": "gar-ido-7f3a9c"}
+    )
+    assert question.status_code == 200 and "définitivement" in question.get_data(as_text=True)
+    assert db_session.get(User, user_id) is not None  # not yet
+    erased = _post(
+        client,
+        f"/admin/fournisseurs-identite/{idp.id}/personne/effacer",
+        {"ido": "gar-ido-7f3a9c", "confirm": "1"},
+    )
+    assert erased.status_code == 303
+    db_session.expire_all()
+    assert db_session.get(User, user_id) is None
+    assert db_session.scalars(select(Learner).filter_by(last_name="Martin")).one().user_id is None
+    logged = entries(db_session)
+    assert [e.action for e in logged] == ["saml.user.export", "saml.user.erase"]
+    assert all("gar-ido-7f3a9c" not in json.dumps(e.details) for e in logged)  # a hash only
+    assert lea.get("/mes-parcours").status_code == 302  # her session ended with her account
+
+
+def test_an_account_that_owns_campaigns_is_not_erased(client, scene, db_session):
+    from campaigns.shared.models import AuthenticationProvider
+
+    w, admin, idp = scene
+    db_session.add(
+        AuthenticationMethod(
+            user_id=w.admin.id, provider=AuthenticationProvider.SAML, issuer="gar",
+            external_id="ido-owner",
+        )
+    )  # fmt: skip
+    db_session.commit()  # the school's admin, owner of its campaigns, also signs in through GAR
+    sign_in(client, admin.email)
+    erased = _post(
+        client,
+        f"/admin/fournisseurs-identite/{idp.id}/personne/effacer",
+        {"ido": "ido-owner", "confirm": "1"},
+    )
+    page = client.get(erased.headers["Location"]).get_data(as_text=True)
+    assert "possède des campagnes" in page or "dernier administrateur" in page
+    assert db_session.get(type(w.admin), w.admin.id) is not None
