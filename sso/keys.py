@@ -5,8 +5,9 @@ A rollover has three phases, because some identity providers (the GAR among them
 metadata by hand: `rotate` adds a key that is only *published* (listed in our metadata beside
 the signing one) for `PUBLISH_AHEAD`; then it signs, and the old one stays listed for `OVERLAP`
 before `purge_retired` deletes it. One rollover at a time; `rotate(now=True)` switches at once
-(a compromised key). The first key is made at first use: two processes doing so at the same
-moment make two keys, and both then sign with the newer one, which the metadata lists.
+(a compromised key). The first key is made when the first identity provider is registered (or
+at first use): two processes doing so at the same moment make two keys, and both then sign
+with the newer one, which the metadata lists.
 """
 
 from __future__ import annotations

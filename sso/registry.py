@@ -20,6 +20,7 @@ import requests
 from cryptography import x509
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.settings import validate_url
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from campaigns import connectors
 from campaigns.connectors import AlreadyExists, InvalidInput, Organization
 from config.db import utcnow
+from sso import keys
 from sso.models import (
     AttributeMapping,
     SamlEvent,
@@ -92,6 +94,8 @@ def parse_metadata(document: str | bytes, entity_id: str | None = None) -> IdpMe
         raise InvalidInput("metadata: no identity provider (IDPSSODescriptor)", code="metadata")
     if not sso_url or not str(sso_url).startswith(("https://", "http://")):
         raise InvalidInput("metadata: no HTTP-Redirect SingleSignOnService", code="metadata")
+    if not validate_url(str(sso_url)):  # what python3-saml's settings will demand
+        raise InvalidInput("metadata: the SingleSignOnService URL is not valid", code="metadata")
     if idp.get("x509cert"):
         certificates = [idp["x509cert"]]
     else:
@@ -202,6 +206,7 @@ def add_idp(
         idp.organizations.append(SamlIdpOrganization(organization_id=organization.id))
     session.add(idp)
     session.flush()
+    keys.key_ring(session, "Parcours")  # our key exists before any login needs it
     sync_gar(session)
     return idp
 

@@ -46,7 +46,8 @@ MATCH_KEY = "sso_match"  # the token of a student's pending match
 BIRTHDATE_GUESSES = Limit("sso-birthdate:identity", max_hits=5, window=dt.timedelta(minutes=15))
 BIRTHDATE_DAILY = Limit("sso-birthdate-day:identity", max_hits=15, window=dt.timedelta(days=1))
 REQUEST_COOKIE = "saml_rq_"  # + the first characters of the request id's hash
-LOGINS = Limit("sso-login:address", max_hits=120, window=dt.timedelta(minutes=1))
+# A school signs in from one address (its NAT): room for a big one arriving at once.
+LOGINS = Limit("sso-login:address", max_hits=1200, window=dt.timedelta(minutes=1))
 
 REFUSALS: dict[str, tuple[int, Any]] = {
     "unknown_idp": (404, _l("Ce fournisseur d’identité n’est pas connu de Parcours.")),

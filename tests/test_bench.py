@@ -141,3 +141,40 @@ def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
         assert set(row) == {"figure", "value", "target", "verdict"}
         assert row["verdict"] in {"PASS", "MISS", "INFO"}
     assert [row["verdict"] == "INFO" for row in report["rows"]].count(False) == 12
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the SAML benchmark runs gunicorn on PostgreSQL",
+)
+def test_the_saml_benchmark_signs_everyone_in_once():
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench.saml", "--json", "--logins", "6", "--rush", "5",
+            "--rush-seconds", "2", "--doubles", "2", "--workers", "2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    login, rush, check = report["login"], report["rush"], report["rush_check"]
+    # Every flag changes what is measured.
+    assert report["server_workers"] == 2 and report["warmup_logins"] == 6  # 3 per worker
+    assert login["errors"] == 0, login["first_errors"]
+    assert login["logins"] == 6 and login["answers"] == 6 * 3
+    assert rush["errors"] == 0, rush["first_errors"]
+    assert rush["students"] == 5 and rush["doubles"] == 2 and rush["sign_ins"] == 7
+    assert rush["seconds"] >= 2 * 4 / 5  # arrivals spread over --rush-seconds
+    assert check["accounts"] == check["learner_lines_linked"] == 5
+    assert check["duplicates"] == 0
+    for figures in (login["cpu_ms_per_acs"], login["cpu_ms_per_answer"]):
+        assert set(figures) == {"server", "database", "clients"}
+    assert set(rush["acs_ms"]) == set(rush["match_ms"]) == {"p50", "p95", "max"}
+    # One row per figure, each with its target and verdict; none dropped.
+    assert len(report["rows"]) == 21
+    for row in report["rows"]:
+        assert row["verdict"] in ("PASS", "MISS", "INFO")
