@@ -84,7 +84,8 @@ class SamlUser:
     first_name: str = ""
     last_name: str = ""
     email: str | None = None
-    uai: str | None = None
+    uai: str | None = None  # the first school the assertion names
+    uais: list[str] = field(default_factory=list)  # all of them (a teacher in several schools)
     classes: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
 
@@ -417,7 +418,8 @@ def read_user(mapping: AttributeMapping, attributes: dict[str, list[str]]) -> Sa
             role = "teacher"
         else:
             raise Refused("profile", f"PRO {sorted(profiles)[:3]}")
-        uai = _first(attributes, "UAI").upper() or None
+        uais = [u.upper() for u in _all(attributes, "UAI")]
+        uai = uais[0] if uais else None
         if uai is None:
             raise Refused("attributes", "no UAI")
         return SamlUser(
@@ -427,6 +429,7 @@ def read_user(mapping: AttributeMapping, attributes: dict[str, list[str]]) -> Sa
             last_name=_first(attributes, "NOM"),
             email=(_first(attributes, "P_MEL") or None) if role == "teacher" else None,
             uai=uai,
+            uais=uais,
             classes=_all(attributes, "DIV"),
             groups=_all(attributes, "GRO"),
         )

@@ -245,23 +245,29 @@ def acs(slug: str) -> Response | tuple[str, int]:
     return response
 
 
-def _organization(idp: SamlIdentityProvider, user: saml.SamlUser) -> connectors.Organization:
-    """The school the user belongs to among those the IdP may sign users into."""
+def _organizations(idp: SamlIdentityProvider, user: saml.SamlUser) -> list[connectors.Organization]:
+    """The schools the user belongs to among those the IdP may sign users into, in the order
+    the assertion names them (a teacher may teach in several); refused when there is none."""
     session = get_session()
     allowed = registry.organization_ids(session, idp)
-    if user.uai is not None:
-        organization = connectors.find_organization(session, user.uai)
-        if (
-            organization is not None
-            and organization.id in allowed
-            and organization.archived_at is None
-        ):
-            return organization
+    found: list[connectors.Organization] = []
+    if user.uais:
+        for uai in user.uais:
+            organization = connectors.find_organization(session, uai)
+            if (
+                organization is not None
+                and organization.id in allowed
+                and organization.archived_at is None
+                and organization not in found
+            ):
+                found.append(organization)
     elif len(allowed) == 1:
         organization = session.get(connectors.Organization, next(iter(allowed)))
         if organization is not None and organization.archived_at is None:
-            return organization
-    raise saml.Refused("school", f"UAI {user.uai or '-'} not attached to IdP {idp.slug}")
+            found.append(organization)
+    if not found:
+        raise saml.Refused("school", f"UAI {user.uai or '-'} not attached to IdP {idp.slug}")
+    return found
 
 
 def _identity(idp: SamlIdentityProvider, read: saml.SamlUser) -> connectors.ExternalIdentity:
@@ -310,7 +316,8 @@ def _test_result(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response
 def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
     session = get_session()
     read = saml.read_user(idp.mapping, accepted.attributes)
-    organization = _organization(idp, read)
+    schools = _organizations(idp, read)
+    organization = schools[0]
     identity = _identity(idp, read)
     ref = connectors.identity_ref(idp.slug, read.external_id)
     log.info("SAML login of %s (%s) through %s", ref, read.role, idp.slug)
@@ -318,7 +325,8 @@ def _signed_in(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response:
     if read.role == "teacher":
         user = connectors.sign_in_external(session, identity)
         try:
-            connectors.ensure_member(session, organization, user)
+            for school in schools:  # every school of the assertion the IdP serves
+                connectors.ensure_member(session, school, user)
         except connectors.EmailNotProven:
             raise saml.Refused("invalid", "teacher account with an unproven address") from None
         connectors.start_session(user)

@@ -614,3 +614,21 @@ def test_a_matched_student_finds_the_campaigns_of_their_school(app, db_session, 
     token = csrf_token(stranger, "/sso/rattachement")
     stranger.post("/sso/rattachement", data={"csrf_token": token, "action": "skip"})
     assert "Santé numérique" not in stranger.get("/mes-parcours").get_data(as_text=True)
+
+
+def test_a_teacher_of_two_schools_joins_both(app, db_session, idp, world):
+    organization, _ = world
+    other, _ = school(db_session, uai="0750998Y")
+    found = registry.find_idp(db_session, "gar")
+    registry.set_organizations(db_session, found, [organization, other])
+    db_session.commit()
+    login(app.test_client(), idp, teacher(UAI=["0750999Z", "0750998Y", "0330001X"]))
+    user = db_session.scalars(
+        select(User)
+        .join(AuthenticationMethod)
+        .where(AuthenticationMethod.external_id == "gar-ido-prof-42")
+    ).one()
+    schools = set(
+        db_session.scalars(select(Membership.organization_id).where(Membership.user_id == user.id))
+    )
+    assert schools == {organization.id, other.id}  # not the school the IdP does not serve
