@@ -436,12 +436,19 @@ def erase(idp_id: int) -> Response | tuple[str, int]:
             "saml_admin/person_erase.html", section="idp", idp=found, typed=typed, user=user
         ), 200
     session = get_session()
+    current = connectors.current_user()
+    if current is not None and current.id == user.id:
+        flash(_("Vous ne pouvez pas effacer votre propre compte ici."), "error")
+        return _back(found)
+    _person_audit("saml.user.erase", found, typed)  # before: the entry survives the account
     try:
         connectors.erase_user(session, user)
     except connectors.ServiceError as refused:
         session.rollback()
         message = {
-            "owns_campaigns": _("Ce compte possède des campagnes : transmettez-les d’abord."),
+            "owns_campaigns": _(
+                "Ce compte possède ou a créé des campagnes : transmettez-les d’abord."
+            ),
             "last_admin": _(
                 "Ce compte est le dernier administrateur d’une organisation : nommez-en un autre "
                 "d’abord."
@@ -449,7 +456,6 @@ def erase(idp_id: int) -> Response | tuple[str, int]:
         }.get(refused.code, _("Ce compte ne peut pas être effacé."))
         flash(message, "error")
         return _back(found)
-    _person_audit("saml.user.erase", found, typed)
     session.commit()
     flash(_("Le compte et toutes ses données sont effacés."), "info")
     return _back(found)

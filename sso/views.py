@@ -296,9 +296,10 @@ def _test_result(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response
         raise saml.Refused("invalid", "a connection test answered outside an admin session")
     try:
         read: saml.SamlUser | None = saml.read_user(idp.mapping, accepted.attributes)
+        schools = _organizations(idp, read) if read is not None else []
         problem = None
     except saml.Refused as refused:
-        read, problem = None, refused.reason
+        read, schools, problem = None, [], refused.reason
     _event(idp.id, SamlEventKind.LOGIN, f"connection test: {'ok' if problem is None else problem}")
     get_session().commit()
     page = render_template(
@@ -307,6 +308,7 @@ def _test_result(idp: SamlIdentityProvider, accepted: saml.Accepted) -> Response
         idp=idp,
         attributes=sorted(accepted.attributes.items()),
         read=read,
+        schools=schools,
         problem=problem,
         problem_message=REFUSALS[problem][1] if problem in REFUSALS else None,
     )

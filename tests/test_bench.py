@@ -170,11 +170,11 @@ def test_the_saml_benchmark_signs_everyone_in_once():
     assert rush["students"] == 5 and rush["doubles"] == 2 and rush["sign_ins"] == 7
     assert rush["seconds"] >= 2 * 4 / 5  # arrivals spread over --rush-seconds
     assert check["accounts"] == check["learner_lines_linked"] == 5
-    assert check["duplicates"] == 0
+    assert check["duplicates"] == 0 and check["accounts_made"] == 5
     for figures in (login["cpu_ms_per_acs"], login["cpu_ms_per_answer"]):
         assert set(figures) == {"server", "database", "clients"}
     assert set(rush["acs_ms"]) == set(rush["match_ms"]) == {"p50", "p95", "max"}
     # One row per figure, each with its target and verdict; none dropped.
-    assert len(report["rows"]) == 21
+    assert len(report["rows"]) == 22
     for row in report["rows"]:
         assert row["verdict"] in ("PASS", "MISS", "INFO")

@@ -172,7 +172,7 @@ def test_the_connection_test_shows_the_attributes_and_signs_nobody_in(client, sc
     assert started.status_code == 302
     request_id, acs, _ = FakeIdp.request_of(started.headers["Location"])
     encoded = FakeIdp().response(
-        acs=acs, audience=f"{OWN}/sso/saml/gar/metadata.xml", attributes=teacher(),
+        acs=acs, audience=f"{OWN}/sso/saml/gar/metadata.xml", attributes=teacher(UAI=["0750201A"]),
         in_response_to=request_id,
     )  # fmt: skip
     result = client.post("/sso/saml/gar/acs", data={"SAMLResponse": encoded})
@@ -291,5 +291,42 @@ def test_an_account_that_owns_campaigns_is_not_erased(client, scene, db_session)
         {"ido": "ido-owner", "confirm": "1"},
     )
     page = client.get(erased.headers["Location"]).get_data(as_text=True)
-    assert "possède des campagnes" in page or "dernier administrateur" in page
+    assert "a créé des campagnes" in page or "dernier administrateur" in page
     assert db_session.get(type(w.admin), w.admin.id) is not None
+
+
+def test_erasing_oneself_or_a_campaign_creator_is_refused_with_a_message(client, scene, db_session):
+    from campaigns.shared.models import AuthenticationProvider, Campaign
+
+    w, admin, idp = scene
+    for user, ido in ((admin, "ido-admin"), (w.member, "ido-member")):
+        db_session.add(
+            AuthenticationMethod(
+                user_id=user.id, provider=AuthenticationProvider.SAML, issuer="gar",
+                external_id=ido,
+            )
+        )  # fmt: skip
+    campaign = db_session.scalars(select(Campaign)).first()
+    campaign.creator_id = w.member.id  # created by the member, owned by someone else
+    db_session.commit()
+    sign_in(client, admin.email)
+    base = f"/admin/fournisseurs-identite/{idp.id}/personne/effacer"
+    mine = _post(client, base, {"ido": "ido-admin", "confirm": "1"})
+    assert "propre compte" in client.get(mine.headers["Location"]).get_data(as_text=True)
+    creator = _post(client, base, {"ido": "ido-member", "confirm": "1"})
+    assert creator.status_code == 303
+    assert "a créé des campagnes" in client.get(creator.headers["Location"]).get_data(as_text=True)
+    assert entries(db_session) == []  # nothing erased, nothing logged
+
+
+def test_the_connection_test_says_when_the_school_is_not_served(client, scene, db_session):
+    _, admin, idp = scene
+    sign_in(client, admin.email)
+    started = client.get(f"/admin/fournisseurs-identite/{idp.id}/tester")
+    request_id, acs, _ = FakeIdp.request_of(started.headers["Location"])
+    encoded = FakeIdp().response(
+        acs=acs, audience=f"{OWN}/sso/saml/gar/metadata.xml",
+        attributes=teacher(UAI=["0330001X"]), in_response_to=request_id,
+    )  # fmt: skip
+    page = client.post("/sso/saml/gar/acs", data={"SAMLResponse": encoded}).get_data(as_text=True)
+    assert "ne pourrait connecter personne" in page and "0330001X" in page

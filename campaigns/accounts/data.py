@@ -2,9 +2,11 @@
 `export_user` gathers everything Parcours holds about one account, `erase_user` deletes it.
 
 Erasing deletes the account, its sign-in methods, sessions, memberships, participations,
-answers and knowledge (the database cascades); the school's learner list keeps its line (the
-school's own data), unlinked. Refused while the account owns campaigns (their ownership must be
-handed over first) or is the last administrator of an organization.
+answers, knowledge and the comments of its challenge reports (the database cascades or the
+code deletes); the school's learner list keeps its line (the school's own data), unlinked, and
+the audit log keeps the copy of an administrator's name it is made to keep. Refused while the
+account owns or created campaigns (their ownership must be handed over first; a campaign keeps
+its creator) or is the last administrator of an organization.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from campaigns.shared.models import (
     Assessment,
     AuthenticationMethod,
     Campaign,
+    ChallengeReport,
     KnowledgeElement,
     Learner,
     Membership,
@@ -63,6 +66,11 @@ def export_user(session: Session, user: User) -> dict[str, Any]:
         .where(Assessment.user_id == user.id)
         .order_by(Answer.created_at, Answer.id)
     )
+    reports = session.scalars(
+        select(ChallengeReport)
+        .where(ChallengeReport.user_id == user.id)
+        .order_by(ChallengeReport.created_at, ChallengeReport.id)
+    )
     knowledge = session.scalars(
         select(KnowledgeElement)
         .where(KnowledgeElement.user_id == user.id)
@@ -76,6 +84,9 @@ def export_user(session: Session, user: User) -> dict[str, Any]:
             "last_name": user.last_name,
             "email": user.email,
             "email_verified_at": _when(user.email_verified_at),
+            "username": user.username,
+            "locale": user.locale,
+            "terms_accepted_at": _when(user.cgu_accepted_at),
             "created_at": _when(user.created_at),
             "last_signed_in_at": _when(user.last_signed_in_at),
         },
@@ -100,6 +111,7 @@ def export_user(session: Session, user: User) -> dict[str, Any]:
                 "last_name": learner.last_name,
                 "birthdate": _when(learner.birthdate),
                 "division": learner.division,
+                "national_student_id": learner.national_student_id,
             }
             for learner, o in learners
         ],
@@ -114,6 +126,8 @@ def export_user(session: Session, user: User) -> dict[str, Any]:
                 "mastery_rate": str(p.mastery_rate) if p.mastery_rate is not None else None,
                 "pix_score": p.pix_score,
                 "identifier": p.participant_external_id,
+                "shared_results": p.shared_results,
+                "deleted_at": _when(p.deleted_at),
             }
             for p, c in participations
         ],
@@ -137,17 +151,29 @@ def export_user(session: Session, user: User) -> dict[str, Any]:
             }
             for k in knowledge
         ],
+        "challenge_reports": [
+            {
+                "challenge_id": r.challenge_id,
+                "category": r.category,
+                "comment": r.comment,
+                "at": _when(r.created_at),
+            }
+            for r in reports
+        ],
     }
 
 
 def erase_user(session: Session, user: User) -> None:
     """Delete `user` and everything that is theirs (see the module docstring)."""
     owned = session.scalar(
-        select(func.count()).select_from(Campaign).where(Campaign.owner_id == user.id)
+        select(func.count())
+        .select_from(Campaign)
+        .where((Campaign.owner_id == user.id) | (Campaign.creator_id == user.id))
     )
     if owned:
         raise ServiceError(
-            f"the account owns {owned} campaign(s): hand them over first", code="owns_campaigns"
+            f"the account owns or created {owned} campaign(s): hand them over first",
+            code="owns_campaigns",
         )
     admin_of = session.scalars(
         select(Membership.organization_id).where(
@@ -167,6 +193,7 @@ def erase_user(session: Session, user: User) -> None:
             raise ServiceError(
                 "the account is the last administrator of an organization", code="last_admin"
             )
+    execute_dml(session, delete(ChallengeReport).where(ChallengeReport.user_id == user.id))
     # The database's ON DELETE rules do the rest (cascade, learner lines unlinked).
     execute_dml(session, delete(User).where(User.id == user.id))
     session.expunge(user)
