@@ -13,6 +13,7 @@ import sso
 from campaigns.accounts import sessions
 from campaigns.accounts import views as account_views
 from campaigns.accounts.auth import init_auth
+from campaigns.accounts.external import set_identity_key
 from campaigns.district import views as district_views
 from campaigns.journey import views as journey_views
 from campaigns.orga import (
@@ -36,6 +37,7 @@ from lti_tool.services import platform_origins
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("config", static_url_path="/static")
+    set_identity_key(settings.secret_key)  # logs name external identities by a keyed hash
     # Before any route is added: ids in URLs are bounded (config/numbers.py).
     app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(

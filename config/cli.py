@@ -173,12 +173,14 @@ def demo(runtime: Runtime, host: str, port: int, no_serve: bool, as_json: bool) 
 @pass_runtime
 def worker(runtime: Runtime, once: bool, poll: float) -> None:
     """Deliver queued jobs (grade passback…) until stopped."""
+    from campaigns.accounts.external import set_identity_key
     from campaigns.accounts.sessions import purge_ended
     from config.jobs import run_due_jobs, run_forever
     from config.ratelimit import purge_expired
     from lti_tool import maintenance as lti_maintenance
     from sso import maintenance as saml_maintenance
 
+    set_identity_key(runtime.settings.secret_key)  # as the app does: the same hashes in logs
     database = runtime.connected_database()
     if once:
         report = run_due_jobs(database)

@@ -640,3 +640,19 @@ def test_a_connector_may_give_the_identifier_the_campaign_asks_for(app, db_sessi
         entry = connectors.enter_campaign(db_session, pupil, campaign.code, external_id="ent-42")
     assert entry.page is connectors.NextPage.RULES
     assert entry.participation.participant_external_id == "ent-42"
+
+
+def test_identity_refs_are_keyed_with_the_instance_secret():
+    from campaigns.accounts.external import set_identity_key
+    from tests.conftest import TEST_SECRET
+
+    try:
+        set_identity_key("another-instance-secret")
+        elsewhere = connectors.identity_ref(ISSUER, "jean.dupont@univ.example")
+        set_identity_key(TEST_SECRET)
+        here = connectors.identity_ref(ISSUER, "jean.dupont@univ.example")
+        assert here != elsewhere  # a guessed id cannot be confirmed without the secret
+        assert here == connectors.identity_ref(ISSUER, "jean.dupont@univ.example")  # stable
+        assert len(here) == 16 and "dupont" not in here
+    finally:
+        set_identity_key(TEST_SECRET)

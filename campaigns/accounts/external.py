@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -61,9 +62,24 @@ class ExternalIdentity:
     attributes: Mapping[str, Any] = field(default_factory=dict)  # roles, classes, UAI… as read
 
 
+_identity_key: bytes | None = None
+
+
+def set_identity_key(secret: str) -> None:
+    """Key `identity_ref` with the instance's secret (the app factory and `parcours worker` do):
+    a guessable id (an e-mail-like eduPersonPrincipalName) cannot then be confirmed from the
+    logs by hashing candidates."""
+    global _identity_key
+    _identity_key = hashlib.sha256(b"parcours identity ref\0" + secret.encode()).digest()
+
+
 def identity_ref(issuer: str, external_id: str) -> str:
-    """What logs say instead of an external id: stable, not reversible by whoever reads them."""
-    return hashlib.sha256(f"{issuer}\0{external_id}".encode()).hexdigest()[:16]
+    """What logs, events and the audit log say instead of an external id: stable for one
+    instance, not reversible, and not checkable without the instance's secret."""
+    message = f"{issuer}\0{external_id}".encode()
+    if _identity_key is None:  # only before any app or worker set it up (scripts)
+        return hashlib.sha256(message).hexdigest()[:16]
+    return hmac.new(_identity_key, message, hashlib.sha256).hexdigest()[:16]
 
 
 def _checked(identity: ExternalIdentity) -> ExternalIdentity:
