@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import os
 import socket
@@ -22,11 +23,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, delete, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Index, Integer, String, Text, bindparam, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from config.db import Base, Database, JSONDocument, UTCDateTime, enum_type, execute_dml, utcnow
+from config.db import (
+    Base,
+    Database,
+    JSONDocument,
+    UTCDateTime,
+    enum_type,
+    execute_dml,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +101,16 @@ class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help; the job is parked as FAILED at once."""
 
 
+KEYED_COLUMNS = (
+    "kind",
+    "payload",
+    "run_at",
+    "dedupe_key",
+    "max_attempts",
+    "status",
+    "attempts",
+    "created_at",
+)
 Handler = Callable[[Session, dict[str, Any]], None]
 _handlers: dict[str, Handler] = {}
 
@@ -126,32 +146,44 @@ def enqueue(
     """
     if kind not in _handlers:
         raise ValueError(f"no handler registered for job kind {kind!r}")
-    for _ in range(3):
-        if dedupe_key is not None:
-            waiting = session.scalars(
-                select(Job).where(Job.dedupe_key == dedupe_key, Job.status == JobStatus.PENDING)
-            ).one_or_none()
-            if waiting is not None:
-                waiting.payload = payload
-                waiting.kind = kind
-                session.flush()
-                return waiting
-        try:
-            with session.begin_nested():
-                job = Job(
-                    kind=kind,
-                    payload=payload,
-                    run_at=run_at or utcnow(),
-                    dedupe_key=dedupe_key,
-                    max_attempts=max_attempts,
-                    status=JobStatus.PENDING,
-                    attempts=0,
-                )
-                session.add(job)
-            return job
-        except IntegrityError:
-            continue  # another transaction queued the same key meanwhile: update that one
-    raise RuntimeError(f"could not queue job {kind!r} under key {dedupe_key!r}")
+    values = {
+        "kind": kind,
+        "payload": payload,
+        "run_at": run_at or utcnow(),
+        "dedupe_key": dedupe_key,
+        "max_attempts": max_attempts,
+        "status": JobStatus.PENDING,
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    if dedupe_key is None:
+        job = Job(**values)
+        session.add(job)
+        session.flush()
+        return job
+    # One statement, atomic under concurrency: the waiting job of this key takes the newer
+    # payload, or a new job is queued (a RUNNING one does not hold the key).
+    queued: Job = session.scalars(
+        _keyed_insert(session.get_bind().dialect.name),
+        values,
+        execution_options={"populate_existing": True},
+    ).one()
+    return queued
+
+
+@functools.cache
+def _keyed_insert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT on the waiting job's key, built once per dialect (building it is
+    most of its cost)."""
+    table = Job.__table__.c
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Job).values(
+        {column: bindparam(column, type_=table[column].type) for column in KEYED_COLUMNS}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[Job.dedupe_key],
+        index_where=text(PENDING_SQL),
+        set_={"payload": statement.excluded.payload, "kind": statement.excluded.kind},
+    ).returning(Job)
 
 
 def withdraw(session: Session, dedupe_key: str) -> bool:

@@ -19,6 +19,7 @@ A refused launch raises `LaunchRefused`, whose `reason` picks the page shown and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -30,6 +31,8 @@ from urllib.parse import urlencode
 
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwcrypto.jwk import JWK
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
@@ -159,6 +162,16 @@ def start_login(
 
 
 # -- launch ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(jwk_json: str) -> RSAPublicKey:
+    """A platform's JWK as a key object, loaded once per process and key (a class launching
+    together is verified against the same few keys)."""
+    key = serialization.load_pem_public_key(JWK.from_json(jwk_json).export_to_pem())
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("not an RSA key")
+    return key
 
 
 class _FormRequest(Request):
@@ -336,7 +349,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
                 "bad_signature", f"unknown kid {kid!r}", platform_id=self.platform.id
             )
         try:
-            public_key = JWK.from_json(json.dumps(jwk)).export_to_pem()
+            public_key = _public_key(json.dumps(jwk, sort_keys=True))
             jwt.decode(
                 self._get_id_token(),
                 public_key,

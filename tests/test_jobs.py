@@ -243,3 +243,30 @@ def test_concurrent_workers_run_each_job_exactly_once(scratch_databases):
     assert set(calls.values()) == {1}
     with Database(Settings(database_url=database.url.render_as_string(False))).session() as s:
         assert s.scalar(select(func.count()).where(Job.status == JobStatus.DONE)) == 60
+
+
+def test_two_transactions_queueing_one_key_leave_one_waiting_job(scratch_databases):
+    """The second transaction waits for the first (PostgreSQL locks the conflicting row; SQLite
+    the whole file), then takes over its job: one waiting job, the newer payload."""
+    database = Database(Settings(database_url=scratch_databases.new("jobkeys")))
+    upgrade(database)
+    queued: dict[str, int] = {}
+    with database.session() as first:
+        queued["first"] = enqueue(first, "test.record", {"n": 1}, dedupe_key="grade:9").id
+
+        def second_transaction():
+            with database.session() as second:
+                queued["second"] = enqueue(second, "test.record", {"n": 2}, dedupe_key="grade:9").id
+                second.commit()
+
+        thread = threading.Thread(target=second_transaction)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive()  # held by the first transaction's row
+        first.commit()
+    thread.join(10)
+    with database.session() as session:
+        jobs = session.scalars(select(Job).where(Job.dedupe_key == "grade:9")).all()
+    database.dispose()
+    assert queued["first"] == queued["second"]
+    assert [(j.status, j.payload) for j in jobs] == [(JobStatus.PENDING, {"n": 2})]

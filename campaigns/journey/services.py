@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, and_, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -302,6 +302,30 @@ def next_step(campaign: Campaign, participation: Participation, *, first: bool =
     return NextPage.RULES if first else NextPage.QUESTION
 
 
+def _live_or_first(
+    session: Session, campaign: Campaign, user: User
+) -> tuple[Participation | None, bool]:
+    """The user's live participation in the campaign, and whether they never took part in any
+    campaign: one query over the user's participations, the live one of this campaign first."""
+    live = and_(
+        Participation.campaign_id == campaign.id,
+        Participation.is_improved.is_(False),
+        Participation.deleted_at.is_(None),
+    )
+    found = session.scalars(
+        select(Participation)
+        .where(Participation.user_id == user.id)
+        .order_by(case((live, 0), else_=1))
+        .limit(1)
+    ).one_or_none()
+    if found is None:
+        return None, True
+    is_live = (
+        found.campaign_id == campaign.id and not found.is_improved and found.deleted_at is None
+    )
+    return (found if is_live else None), False
+
+
 def enter(
     session: Session, campaign: Campaign, user: User, *, external_id: str | None = None
 ) -> tuple[Participation | None, NextPage]:
@@ -309,10 +333,9 @@ def enter(
     No participation yet and the campaign asks for an identifier nobody gave: (None,
     EXTERNAL_ID)."""
     ensure_open(session, campaign)
-    existing = live_participation(session, campaign, user)
+    existing, first = _live_or_first(session, campaign, user)
     if existing is None and campaign.external_id_label and not (external_id or "").strip():
         return None, NextPage.EXTERNAL_ID
-    first = existing is None and not has_participated(session, user)
     participation = existing or _start(session, campaign, user, external_id)
     return participation, next_step(campaign, participation, first=first)
 
