@@ -179,7 +179,7 @@ def main() -> None:
     pack = load_pack(args.pack) if args.pack else load_pack()
     profile = profile_of(pack)
     results = {
-        name: simulate(selector, profile, args.learners, args.seed)
+        name: simulate(selector, profile, args.learners, args.seed, args.population)
         for name, selector in SELECTORS.items()
     }
     big = synthetic_profile(1000)

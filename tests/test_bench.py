@@ -29,6 +29,24 @@ def test_the_engine_benchmark_prints_its_json_report():
     assert set(report["selection_ms"]) == {"skills_60", "skills_1000"}
 
 
+def test_the_engine_benchmark_simulates_the_population_it_is_given():
+    def figures(population):
+        command = ["-m", "bench.engine", "--json", "--learners", "20", "--timing-tests", "3"]
+        result = subprocess.run(
+            [sys.executable, *command, "--population", population],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        report = json.loads(result.stdout)
+        assert report["population"] == population
+        return report["algorithms"]["baseline"]
+
+    assert figures("default") != figures("independent")
+
+
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
     reason="the HTTP benchmark runs gunicorn on PostgreSQL",
