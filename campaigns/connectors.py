@@ -11,6 +11,10 @@ A connector's sign-in request, once it has checked the launch or the assertion:
    learner_id, user)`, refused with `LearnerTaken` when the learner is someone else's;
    A GAR student whose IDO changed (another ENT) is matched to their learner again and
    `repoint_identity(session, owner, identity)` moves the owner's identity to the new IDO;
+   `match_learners(session, organization, first, last, birthdate)` finds the school's learners
+   a student's vouched names and typed birth date fit (`has_learners`, `parse_birthdate`);
+   when the one learner is already someone's, `join_identity(session, owner, identity)` gives
+   that account this identity too, within its rules (the same student from ENT and LMS);
    `find_external_user` says whether an identity signed in before, creating nothing;
 4. `enter_campaign(session, user, code)`: started or resumed as "Je commence" would, with the
    page to land on (`Entry.url`: rules, question, results…);
@@ -45,6 +49,7 @@ from campaigns.accounts.external import (
     RecordedIdentity,
     find_external_user,
     identity_ref,
+    join_identity,
     recorded_identity,
     repoint_identity,
     sign_in_external,
@@ -57,6 +62,12 @@ from campaigns.journey import services as journey
 from campaigns.journey.services import NextPage, NotAllowed, NotFound
 from campaigns.journey.views import page_url
 from campaigns.orga.campaign_admin import create_campaign, usable_target_profiles
+from campaigns.orga.learner_match import (
+    has_learners,
+    match_learners,
+    normalize_name,
+    parse_birthdate,
+)
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
 from campaigns.orga.reporting_views import add_campaign_section
 from campaigns.orga.team import ensure_member
@@ -120,11 +131,16 @@ __all__ = [
     "find_external_user",
     "find_organization",
     "has_answered",
+    "has_learners",
     "identity_ref",
     "is_instance_admin",
     "is_member",
+    "join_identity",
+    "match_learners",
+    "normalize_name",
     "open_campaigns",
     "panel_url",
+    "parse_birthdate",
     "recorded_identity",
     "repoint_identity",
     "set_gar_organizations",

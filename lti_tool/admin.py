@@ -87,6 +87,7 @@ PLATFORM_FIELDS = (
     "key_set_url",
     "audience",
     "frame_origins",
+    "match_learners",
 )
 REQUIRED = ("issuer", "client_id", "auth_login_url", "auth_token_url", "key_set_url")
 FORM_MAX = 4096  # what a form field may bring back to the page; the registry sets the limits
@@ -297,6 +298,7 @@ def _service_error(error: connectors.ServiceError, errors: dict[str, str]) -> in
 def _platform_values(form: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {key: form[key] for key in PLATFORM_FIELDS}
     values["audience"] = form["audience"] or None
+    values["match_learners"] = form["match_learners"] == "oui"
     return values
 
 
@@ -378,7 +380,7 @@ def _new_page(form: dict[str, str], errors: dict[str, str], status: int = 200) -
 def create() -> Response | tuple[str, int]:
     keys = (*PLATFORM_FIELDS, "deployment_id", "organization_id")
     if request.method == "GET":
-        return _new_page(dict.fromkeys(keys, ""), {})
+        return _new_page(dict.fromkeys(keys, "") | {"match_learners": "non"}, {})
     form = _typed(keys)
     errors: dict[str, str] = {}
     _check_platform(form, errors)
@@ -550,6 +552,7 @@ def edit(platform_id: int) -> Response | tuple[str, int]:
     found = _platform(platform_id)
     if request.method == "GET":
         current = {key: getattr(found, key) or "" for key in PLATFORM_FIELDS}
+        current["match_learners"] = "oui" if found.match_learners else "non"
         return _edit_page(found, current, {})
     form = _typed(PLATFORM_FIELDS)
     errors: dict[str, str] = {}

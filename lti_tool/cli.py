@@ -97,6 +97,7 @@ def _platform_dict(session: Session, platform: LtiPlatform, public_url: str) -> 
         "key_set_url": platform.key_set_url,
         "audience": platform.audience,
         "frame_origins": platform.frame_origins.split(),
+        "match_learners": platform.match_learners,
         "deployments": [
             {
                 "id": deployment.id,
@@ -156,6 +157,12 @@ def _echo_tool(urls: dict[str, str]) -> None:
     multiple=True,
     help="Another origin that frames Parcours (Canvas: the school's domain). Repeatable.",
 )
+@click.option(
+    "--match-learners",
+    is_flag=True,
+    help="Its names are reliable (from the school's directory, locked): a learner's first launch"
+    " is matched with the school's learner list, one user with their ENT account.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the platform as JSON.")
 @pass_runtime
 def add_platform(
@@ -170,6 +177,7 @@ def add_platform(
     audience: str | None,
     name: str,
     frame_origins: tuple[str, ...],
+    match_learners: bool,
     as_json: bool,
 ) -> None:
     """Register a platform (active at once) and its first deployment, mapped to --org; print
@@ -189,6 +197,7 @@ def add_platform(
                 audience=audience,
                 name=name,
                 frame_origins=" ".join(frame_origins),
+                match_learners=match_learners,
             )
         except connectors.ServiceError as error:
             _refused(error)

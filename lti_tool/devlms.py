@@ -53,6 +53,9 @@ DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 PEOPLE = {
     "lea": {"given_name": "Léa", "family_name": "Martin", "role": "Learner"},
     "hugo": {"given_name": "Hugo", "family_name": "Bernard", "role": "Learner"},
+    # On the demo school's learner list, as from the demo ENT: one user both ways once the
+    # platform matches learners (/admin).
+    "noah": {"given_name": "Noah", "family_name": "Lefèvre", "role": "Learner"},
     "durand": {"given_name": "Claire", "family_name": "Durand", "role": "Instructor"},
 }
 ROLE_URI = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
@@ -154,7 +157,8 @@ def home() -> str:
         for score in state["scores"]:
             if score["lineitem"] == item["id"]:
                 latest[score["userId"]] = score
-        gradebook.append((item, [(PEOPLE[p], latest.get(p)) for p in ("lea", "hugo")]))
+        learners = [key for key, person in PEOPLE.items() if person["role"] == "Learner"]
+        gradebook.append((item, [(PEOPLE[p], latest.get(p)) for p in learners]))
     return render_template(
         "devlms/home.html",
         links=state["links"],

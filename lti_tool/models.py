@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -48,6 +49,11 @@ class LtiPlatform(Base):
     frame_origins: Mapped[str] = mapped_column(String(2048), default="", server_default="")
     # Inactive platforms launch nobody (a dynamic registration waits here for an administrator).
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The platform's names are reliable (synchronised from the school's directory, locked for
+    # users): a learner's first launch is then matched with the school's learner list, and the
+    # same student arriving from the ENT is one user. Off by default: an LMS lets users edit
+    # their own names unless its administrator locked them.
+    match_learners: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The platform's public keys as last fetched from `key_set_url` (refetched on an unknown kid).
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     jwks_fetched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -115,6 +121,30 @@ class LtiLoginState(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The platform storage frame (`lti_storage_target`) the state and nonce were also put in.
     storage_target: Mapped[str | None] = mapped_column(String(64))
+
+
+class LtiPendingMatch(Base):
+    """A learner's first launch from a platform that matches learners, held (the browser keeps
+    only a random token, in the page's address: the LMS frame may drop our cookies) while the
+    student types their birth date: no account exists until they are matched with the school's
+    learner list or choose to go on without."""
+
+    __tablename__ = "lti_pending_matches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platforms.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_resource_links.id", ondelete="CASCADE")
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # What the id_token said: the identity and attributes the launch read.
+    identity: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # Whether the browser kept our cookies in the LMS frame (else the launch ends in a new tab).
+    cookies: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class LtiAccessToken(Base):

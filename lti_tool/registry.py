@@ -85,6 +85,7 @@ def platform_fields(
     audience: str | None = None,
     name: str = "",
     frame_origins: str = "",
+    match_learners: bool = False,
 ) -> dict[str, Any]:
     """The platform's fields as stored, checked (`code` of an error: the field at fault)."""
     fields: dict[str, Any] = {
@@ -93,6 +94,7 @@ def platform_fields(
         "name": _text(name, "name", required=False),
         "audience": (audience or "").strip()[:1024] or None,
         "frame_origins": _frame_origins(frame_origins),
+        "match_learners": bool(match_learners),
     }
     for field, value in zip(URL_FIELDS, (auth_login_url, auth_token_url, key_set_url), strict=True):
         fields[field] = check_url(value, field)

@@ -42,7 +42,7 @@ from config.db import execute_dml, get_session, insert_new, utcnow
 from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
-from lti_tool import grades, keys, registration, registry, roster
+from lti_tool import grades, keys, matching, registration, registry, roster
 from lti_tool.http import TimeoutSession
 from lti_tool.launch import (
     LTI,
@@ -63,6 +63,7 @@ from lti_tool.models import (
     LtiEventKind,
     LtiLearner,
     LtiLoginState,
+    LtiPendingMatch,
     LtiPlatform,
     LtiResourceLink,
 )
@@ -182,6 +183,10 @@ REFUSALS: dict[str, tuple[int, Any]] = {
     "link_expired": (
         400,
         _l("Cette page a expiré. Relancez l’ajout de l’activité depuis la plateforme."),
+    ),
+    "match_expired": (
+        400,
+        _l("Cette page a expiré ou a déjà servi. Relancez l’activité depuis votre cours."),
     ),
 }
 
@@ -522,16 +527,32 @@ def _resource_launch(
 ) -> Response:
     session = get_session()
     identity = _identity(platform, claims)
-    user = connectors.sign_in_external(session, identity)
     link = _resource_link(deployment, claims)
     campaign = _linked_campaign(link, organization, claims)
     teacher = is_teacher(_roles(claims))
+    ref = connectors.identity_ref(platform.issuer, identity.external_id)
+    if (
+        not teacher
+        and campaign is not None
+        and matching.must_match(session, platform, organization, identity)
+    ):
+        # The birth date first, with nobody signed in meanwhile (a shared computer).
+        connectors.end_session()
+        token = matching.hold(
+            session, platform, organization, link, campaign, identity, cookies=cookies
+        )
+        _event(
+            platform.id,
+            LtiEventKind.LAUNCH,
+            f"apprenant {ref}, lien {link.resource_link_id} : date de naissance demandée",
+        )
+        return redirect(url_for("lti.match", t=token), 303)
+    user = connectors.sign_in_external(session, identity)
     connectors.start_session(user)
     _event(
         platform.id,
         LtiEventKind.LAUNCH,
-        f"{'enseignant' if teacher else 'apprenant'} {connectors.identity_ref(platform.issuer, identity.external_id)}"
-        f", lien {link.resource_link_id}",
+        f"{'enseignant' if teacher else 'apprenant'} {ref}, lien {link.resource_link_id}",
     )
     if teacher:
         connectors.ensure_member(session, organization, user)
@@ -541,9 +562,22 @@ def _resource_launch(
         return _landing(platform, user, connectors.panel_url(organization, campaign), cookies)
     if campaign is None:
         raise LaunchRefused("no_campaign", f"link {link.resource_link_id}", platform_id=platform.id)
-    _remember_learner(link, user, identity.external_id)
+    return _learner_lands(platform, link, campaign, user, identity.external_id, cookies)
+
+
+def _learner_lands(
+    platform: LtiPlatform,
+    link: LtiResourceLink,
+    campaign: connectors.Campaign,
+    user: connectors.User,
+    sub: str,
+    cookies: bool,
+) -> Response:
+    """The signed-in learner's way into the campaign of the link, remembered for the
+    gradebook."""
+    _remember_learner(link, user, sub)
     try:
-        entry = connectors.enter_campaign(session, user, campaign)
+        entry = connectors.enter_campaign(get_session(), user, campaign)
     except connectors.NotAllowed as refused:
         raise LaunchRefused(
             "archived" if refused.code == "archived" else "learner_taken",
@@ -551,6 +585,105 @@ def _resource_launch(
             platform_id=platform.id,
         ) from None
     return _landing(platform, user, entry.url, cookies)
+
+
+# -- a learner's first launch matched with the school's learner list ----------------------------
+
+BIRTHDATE_GUESSES = Limit("lti-birthdate:identity", max_hits=5, window=dt.timedelta(minutes=15))
+BIRTHDATE_DAILY = Limit("lti-birthdate-day:identity", max_hits=15, window=dt.timedelta(days=1))
+
+
+@blueprint.route("/lti/rapprochement", methods=["GET", "POST"], endpoint="match")
+@csrf.exempt  # type: ignore[untyped-decorator]  # the launch's own token protects the form
+@frameable
+def match() -> Response | tuple[str, int]:
+    """The birth-date page of a held launch (`lti_tool.matching`). Its token, random, single
+    use and bound to the launch, comes in the address and the form: the LMS frame may keep none
+    of our cookies, so it also stands for the CSRF token."""
+    session = get_session()
+    token = request.values.get("t", "")[:128]
+    held = matching.pending(session, token)
+    if held is None:
+        return _refused(LaunchRefused("match_expired", "no pending match (expired or used)"))
+    organization = session.get(connectors.Organization, held.organization_id)
+    if organization is None:
+        abort(404)
+    error: str | None = None
+    form = {"day": "", "month": "", "year": ""}
+    if request.method == "POST":
+        if request.form.get("action") == "skip":
+            user = connectors.sign_in_external(session, matching.identity_of(held))
+            return _matched(held, user, "sans rapprochement")
+        form = {key: request.form.get(key, "").strip()[:4] for key in form}
+        birthdate = connectors.parse_birthdate(form["day"], form["month"], form["year"])
+        if birthdate is None:
+            error = "date"
+        else:
+            key = f"{held.platform_id}:{held.identity['external_id']}"
+            secret = _settings().secret_key
+            verdicts = [
+                ratelimit.hit(session, limit, key, secret=secret)
+                for limit in (BIRTHDATE_GUESSES, BIRTHDATE_DAILY)
+            ]
+            if not all(verdict.allowed for verdict in verdicts):
+                session.commit()
+                return _match_page(held, organization, token, form, "too_many", 429)
+            outcome = matching.match(session, held, organization, birthdate)
+            if outcome.user is not None:
+                return _matched(held, outcome.user, f"rapproché ({outcome.how})")
+            error = outcome.problem
+            if error == "taken":
+                _event(held.platform_id, LtiEventKind.REFUSED, "rapprochement : élève déjà lié")
+                error = "none"  # the page must not confirm someone else's birth date
+            session.commit()
+    status = 200 if error is None else 409 if error == "already" else 400
+    return _match_page(held, organization, token, form, error, status)
+
+
+def _matched(held: LtiPendingMatch, user: connectors.User, how: str) -> Response | tuple[str, int]:
+    """The held launch goes on, signed in as `user`: into the campaign, as any launch."""
+    session = get_session()
+    platform = session.get(LtiPlatform, held.platform_id)
+    link = session.get(LtiResourceLink, held.resource_link_id)
+    campaign = session.get(connectors.Campaign, held.campaign_id)
+    identity = matching.identity_of(held)
+    cookies = held.cookies
+    if platform is None or link is None or campaign is None or not matching.claim(session, held):
+        return _refused(LaunchRefused("match_expired", "pending match used or its link gone"))
+    connectors.start_session(user)
+    ref = connectors.identity_ref(platform.issuer, identity.external_id)
+    _event(
+        platform.id,
+        LtiEventKind.LAUNCH,
+        f"apprenant {ref}, lien {link.resource_link_id}, {how}",
+    )
+    try:
+        response = _learner_lands(platform, link, campaign, user, identity.external_id, cookies)
+    except LaunchRefused as refused:
+        return _refused(refused)
+    session.commit()
+    return response
+
+
+def _match_page(
+    held: LtiPendingMatch,
+    organization: connectors.Organization,
+    token: str,
+    form: dict[str, str],
+    error: str | None,
+    status: int,
+) -> tuple[str, int]:
+    return (
+        render_template(
+            "lti/match.html",
+            organization=organization,
+            first_name=str(held.identity.get("first_name") or ""),
+            token=token,
+            form=form,
+            error=error,
+        ),
+        status,
+    )
 
 
 # -- when the LMS iframe refuses our cookie ------------------------------------------------------

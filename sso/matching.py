@@ -11,17 +11,18 @@ birth date is the one thing typed, and its guesses are limited per identity. Whe
 candidate, matched by exact names, is already linked to an account whose identity at the same
 IdP carried the same names and school and has been silent for a day, that is the same student
 whose IDO changed (their school moved to another ENT): the account's identity is re-pointed to
-the new IDO. A learner linked to any other account is not given away, and the page answers as
-when nobody matches (it must not confirm a classmate's birth date).
+the new IDO. When it is linked to an account the student made from the school's LMS (an LTI
+identity matched the same way, no password, no identity at this IdP), that account takes this
+identity too (`join_identity`): one user for both. A learner linked to any other account is not
+given away, and the page answers as when nobody matches (it must not confirm a classmate's
+birth date).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import secrets
-import unicodedata
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
@@ -32,7 +33,6 @@ from campaigns.connectors import ExternalIdentity, Learner, Organization, User
 from config.db import utcnow
 from sso.models import SamlIdentityProvider, SamlPendingMatch
 
-FUZZY_RATIO = 0.25
 PENDING_LIFETIME = dt.timedelta(minutes=20)
 MOVED_AFTER = dt.timedelta(days=1)  # an old IDO silent that long may have been replaced
 
@@ -40,7 +40,7 @@ MOVED_AFTER = dt.timedelta(days=1)  # an old IDO silent that long may have been 
 @dataclass(frozen=True)
 class Outcome:
     user: User | None  # signed in as, when matched
-    how: str = ""  # "strict", "fuzzy", "repointed"
+    how: str = ""  # "strict", "fuzzy", "repointed", "joined"
     problem: str | None = None  # "none", "several", "taken" or "already" when not
 
 
@@ -104,75 +104,8 @@ def learner_of(session: Session, organization: Organization, user: User) -> Lear
     )
 
 
-def parse_birthdate(day: str, month: str, year: str) -> dt.date | None:
-    if not (day.isdigit() and month.isdigit() and year.isdigit()) or len(year) != 4:
-        return None
-    try:
-        value = dt.date(int(year), int(month), int(day))
-    except ValueError:
-        return None
-    today = dt.datetime.now(dt.UTC).date()
-    return value if dt.date(1900, 1, 1) <= value <= today else None
-
-
-def normalize(name: str) -> str:
-    """Lowercase ASCII letters and single spaces: "Lé-a  O'Neil" → "le a o neil"."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", folded).split())
-
-
-def distance(a: str, b: str) -> int:
-    """Levenshtein distance."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, left in enumerate(a, 1):
-        current = [i]
-        for j, right in enumerate(b, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (left != right))
-            )
-        previous = current
-    return previous[-1]
-
-
-def _close(typed: str, known: str) -> bool:
-    if not typed or not known:
-        return False
-    return distance(typed, known) / max(len(typed), len(known)) <= FUZZY_RATIO
-
-
-def _strict(learner: Learner, first: str, last: str) -> bool:
-    return normalize(learner.first_name) == first and normalize(learner.last_name) == last
-
-
-def candidates(
-    session: Session, organization: Organization, identity: ExternalIdentity, birthdate: dt.date
-) -> tuple[list[Learner], str]:
-    """The learners of the school born that day whose names match the IdP's, and how. Close
-    names are tried only when no learner of the school bears exactly these names (whatever their
-    birth date): a student on the list is never matched to a namesake's close neighbour."""
-    learners = list(
-        session.scalars(
-            select(Learner).where(
-                Learner.organization_id == organization.id,
-                Learner.is_disabled.is_(False),
-            )
-        )
-    )
-    first, last = normalize(identity.first_name), normalize(identity.last_name)
-    strict = [learner for learner in learners if _strict(learner, first, last)]
-    born = [learner for learner in strict if learner.birthdate == birthdate]
-    if strict:
-        return born, "strict"
-    fuzzy = [
-        learner
-        for learner in learners
-        if learner.birthdate == birthdate
-        and _close(first, normalize(learner.first_name))
-        and _close(last, normalize(learner.last_name))
-    ]
-    return fuzzy, "fuzzy"
+parse_birthdate = connectors.parse_birthdate
+normalize = connectors.normalize_name
 
 
 def match_and_sign_in(
@@ -182,7 +115,9 @@ def match_and_sign_in(
     link it (or re-point its account's identity) and return the account to sign in. A learner
     already someone else's answers as "none" does (the page must not confirm a birth date)."""
     identity = identity_of(held)
-    found, how = candidates(session, organization, identity, birthdate)
+    found, how = connectors.match_learners(
+        session, organization, identity.first_name, identity.last_name, birthdate
+    )
     if not found:
         return Outcome(user=None, problem="none")
     if len(found) > 1:
@@ -196,6 +131,11 @@ def match_and_sign_in(
         if owner is not None and known is None and _moved(session, owner, identity, how):
             user = connectors.repoint_identity(session, owner, identity)
             return Outcome(user=user, how="repointed")
+        if owner is not None and known is None and how == "strict":
+            # The same student, known from the school's LMS: one account for both.
+            joined = connectors.join_identity(session, owner, identity)
+            if joined is not None:
+                return Outcome(user=joined, how="joined")
         return Outcome(user=None, problem="taken")
     user = connectors.sign_in_external(session, identity)
     try:

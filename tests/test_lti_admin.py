@@ -502,6 +502,31 @@ def test_editing_a_platform_logs_what_changed(client, scene, db_session):
     assert bad.status_code == 400 and 'id="key_set_url-error"' in _text(bad)
 
 
+def test_an_administrator_declares_a_platforms_names_reliable(client, scene, db_session):
+    _, admin, platform, _ = scene
+    sign_in(client, admin.email)
+    path = f"/admin/plateformes-lti/{platform.id}/modifier"
+    form = _text(client.get(path))
+    assert 'id="match_learners-non" name="match_learners" value="non" checked' in form
+    fields = {
+        "name": platform.name,
+        "issuer": platform.issuer,
+        "client_id": platform.client_id,
+        "auth_login_url": platform.auth_login_url,
+        "auth_token_url": platform.auth_token_url,
+        "key_set_url": platform.key_set_url,
+        "audience": "",
+        "frame_origins": "",
+        "match_learners": "oui",
+    }
+    page = _follow(client, _post(client, path, fields))
+    assert "oui : date de naissance demandée au premier lancement" in page
+    db_session.refresh(platform)
+    assert platform.match_learners is True
+    [entry] = entries(db_session)
+    assert entry.details["changes"] == {"match_learners": [False, True]}
+
+
 def test_editing_into_another_platforms_issuer_and_client_id_is_refused(client, scene, db_session):
     w, admin, platform, _ = scene
     other = FakePlatform(issuer="https://autre.lycee.example").register(db_session, w.other)

@@ -104,6 +104,7 @@ def test_add_platform_prints_the_platform_and_the_urls_to_paste_and_is_logged(da
     created = json.loads(result.stdout)
     assert created["issuer"] == MOODLE and created["client_id"] == "parcours-client"
     assert created["name"] == "Moodle du lycée" and created["active"] is True
+    assert created["match_learners"] is False
     [deployment] = created["deployments"]
     assert deployment["deployment_id"] == "1"
     assert deployment["organization"]["name"] == "Lycée Hugo"
@@ -250,3 +251,12 @@ def test_keys_rotate_publishes_the_new_key_and_the_one_it_replaces(database_url)
     ]
     plain = run(database_url, "lti", "keys", "list")
     assert "signing" in plain.stdout and "published until" in plain.stdout
+
+
+def test_add_platform_may_declare_the_platforms_names_reliable(database_url):
+    result = run(database_url, *PLATFORM_ARGS, "--match-learners", "--json")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["match_learners"] is True
+    with session_of(database_url) as session:
+        assert session.get(LtiPlatform, created["id"]).match_learners is True

@@ -3,7 +3,8 @@ external identity (provider, issuer, external id), created at its first sign-in.
 
 Rules:
 - an external identity is never joined to an existing account because an e-mail matches: its
-  first sign-in creates a new account, whatever the address says;
+  first sign-in creates a new account, whatever the address says. It joins an account only
+  through a school's learner list (`join_identity`: the same student from the ENT and the LMS);
 - two first sign-ins at once make one account: the unique constraint on the identity decides,
   the loser's savepoint is rolled back and it reads the winner's;
 - each sign-in refreshes the attributes the connector read, and the names unless the account
@@ -206,6 +207,49 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
         "created" if created else "known",
     )
     return user
+
+
+def join_identity(session: Session, owner: User, identity: ExternalIdentity) -> User | None:
+    """Give `owner`'s account the identity `identity` too (the same student arriving from the
+    ENT and from the school's LMS), then sign in as `sign_in_external` would. The connector
+    decides when: the school's learner list holds `owner` and matched `identity`'s vouched names
+    exactly, with the birth date the student typed. Only an account a connector made joins:
+    refused (None) when the identity already has an account, when the account signs in with a
+    password (its owner's own login, which a match must not open to someone else) or has no
+    external identity (an invited account), or when it has an identity at this provider and
+    issuer already (a second account of one ENT or LMS is a second student, or a moved IDO:
+    `repoint_identity`)."""
+    identity = _checked(identity)
+    if _find(session, identity) is not None or has_password(session, owner):
+        return None
+    held = session.execute(
+        select(AuthenticationMethod.provider, AuthenticationMethod.issuer).where(
+            AuthenticationMethod.user_id == owner.id
+        )
+    ).all()
+    if not held or (identity.provider, identity.issuer) in {tuple(row) for row in held}:
+        return None
+    try:
+        with session.begin_nested():
+            session.add(
+                AuthenticationMethod(
+                    user_id=owner.id,
+                    provider=identity.provider,
+                    issuer=identity.issuer,
+                    external_id=identity.external_id,
+                    attributes=_attributes(identity),
+                    last_used_at=utcnow(),
+                )
+            )
+    except IntegrityError:  # the identity signed in meanwhile, with an account of its own
+        return None
+    log.info(
+        "%s identity %s joined to user %s (the same learner of a school)",
+        identity.provider.value,
+        identity_ref(identity.issuer, identity.external_id),
+        owner.id,
+    )
+    return sign_in_external(session, identity)
 
 
 def find_external_user(session: Session, identity: ExternalIdentity) -> User | None:
