@@ -12,7 +12,8 @@ A connector's sign-in request, once it has checked the launch or the assertion:
    A GAR student whose IDO changed (another ENT) is matched to their learner again and
    `repoint_identity(session, owner, identity)` moves the owner's identity to the new IDO;
    `match_learners(session, organization, first, last, birthdate)` finds the school's learners
-   a student's vouched names and typed birth date fit (`has_learners`, `parse_birthdate`);
+   a student's vouched names and typed birth date fit (`has_learners`, `parse_birthdate`;
+   each guess also counts against `name_guess_limits`, shared by both connectors);
    when the one learner is already someone's, `join_identity(session, owner, identity)` gives
    that account this identity too, within its rules (the same student from ENT and LMS);
    `find_external_user` says whether an identity signed in before, creating nothing;
@@ -65,7 +66,7 @@ from campaigns.orga.campaign_admin import create_campaign, usable_target_profile
 from campaigns.orga.learner_match import (
     has_learners,
     match_learners,
-    normalize_name,
+    name_guess_limits,
     parse_birthdate,
 )
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
@@ -88,6 +89,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
+from campaigns.shared.names import normalize_name
 from campaigns.shared.organizations import add_sign_in_entry, set_gar_organizations
 
 __all__ = [
@@ -137,6 +139,7 @@ __all__ = [
     "is_member",
     "join_identity",
     "match_learners",
+    "name_guess_limits",
     "normalize_name",
     "open_campaigns",
     "panel_url",

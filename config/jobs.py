@@ -324,6 +324,23 @@ def _record_failure(
                 extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts},
             )
             return RunReport(failed=1)
+        newer = (
+            session.scalar(
+                select(Job.id).where(
+                    Job.dedupe_key == job.dedupe_key, Job.status == JobStatus.PENDING
+                )
+            )
+            if job.dedupe_key is not None
+            else None
+        )
+        if newer is not None:
+            # Queued under the same key while this one ran: it carries the newer payload and
+            # does this one's work (a retry here would also break the one-waiting-job rule).
+            job.status = JobStatus.DONE
+            job.finished_at = utcnow()
+            job.last_error = f"superseded by job {newer}; {message}"[:ERROR_MAX_LENGTH]
+            log.info("job superseded", extra={"job_id": job.id, "by": newer, "kind": job.kind})
+            return RunReport(retried=1)
         delay = error.delay if isinstance(error, RetryLater) and error.delay else None
         job.status = JobStatus.PENDING
         job.run_at = utcnow() + (delay or retry_delay(job.attempts))

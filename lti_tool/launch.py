@@ -33,6 +33,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
@@ -359,7 +360,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
                 leeway=LEEWAY,
                 options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
             )
-        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+        except (jwt.InvalidTokenError, JWException, ValueError, TypeError) as error:
             raise LaunchRefused(
                 "bad_signature", f"{type(error).__name__}: {error}", platform_id=self.platform.id
             ) from None

@@ -69,10 +69,13 @@ def hold(
     identity: ExternalIdentity,
     *,
     cookies: bool,
-) -> str:
-    """Keep the checked launch while the student types their birth date; the token their page
-    carries to come back to it."""
+) -> tuple[str, str | None]:
+    """Keep the checked launch while the student types their birth date: the token their page
+    carries to come back to it, and when the browser keeps our cookies, the value of the cookie
+    that binds the page to this browser (a token sent to someone else, or read from the history
+    of another browser, is then worth nothing)."""
     token = secrets.token_urlsafe(32)
+    browser = secrets.token_urlsafe(16) if cookies else None
     now = utcnow()
     data = asdict(identity)
     data["provider"] = identity.provider.value
@@ -86,12 +89,21 @@ def hold(
             campaign_id=campaign.id,
             identity=data,
             cookies=cookies,
+            browser_hash=_token_hash(browser) if browser else None,
             created_at=now,
             expires_at=now + PENDING_LIFETIME,
         )
     )
     session.flush()
-    return token
+    return token, browser
+
+
+def same_browser(held: LtiPendingMatch, cookie: str | None) -> bool:
+    """Whether this request comes from the browser the launch was held for (always, when that
+    browser kept none of our cookies)."""
+    if held.browser_hash is None:
+        return True
+    return bool(cookie) and secrets.compare_digest(_token_hash(str(cookie)), held.browser_hash)
 
 
 def pending(session: Session, token: str) -> LtiPendingMatch | None:
@@ -146,7 +158,7 @@ def match(
     if owner is not None and known is not None and known.id == owner.id:
         return Outcome(user=connectors.sign_in_external(session, identity), how=how)
     if owner is not None and known is None and how == "strict":
-        joined = connectors.join_identity(session, owner, identity)
+        joined = connectors.join_identity(session, owner, identity, learner)
         if joined is not None:
             return Outcome(user=joined, how="joined")
     return Outcome(user=None, problem="taken")

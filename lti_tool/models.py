@@ -141,8 +141,10 @@ class LtiPendingMatch(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     # What the id_token said: the identity and attributes the launch read.
     identity: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    # Whether the browser kept our cookies in the LMS frame (else the launch ends in a new tab).
+    # Whether the browser kept our cookies in the LMS frame (else the launch ends in a new tab);
+    # when it did, the hash of the cookie that binds this page to that browser.
     cookies: Mapped[bool] = mapped_column(Boolean, default=True)
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 

@@ -188,6 +188,13 @@ REFUSALS: dict[str, tuple[int, Any]] = {
         400,
         _l("Cette page a expiré ou a déjà servi. Relancez l’activité depuis votre cours."),
     ),
+    "match_elsewhere": (
+        400,
+        _l(
+            "Cette page a été ouverte dans un autre navigateur que celui du lancement. Relancez "
+            "l’activité depuis votre cours."
+        ),
+    ),
 }
 
 
@@ -273,17 +280,7 @@ def login() -> Response | tuple[str, int]:
         return _refused(refused)
     session.commit()
     response = _to_platform(started)
-    settings = _settings()
-    response.set_cookie(
-        state_cookie_name(started.state),
-        started.state,
-        max_age=int(STATE_LIFETIME.total_seconds()),
-        path="/lti/",
-        secure=settings.https,
-        httponly=True,
-        samesite="None" if settings.https else "Lax",
-        partitioned=settings.https,
-    )
+    _set_lti_cookie(response, state_cookie_name(started.state), started.state, STATE_LIFETIME)
     return response
 
 
@@ -538,7 +535,7 @@ def _resource_launch(
     ):
         # The birth date first, with nobody signed in meanwhile (a shared computer).
         connectors.end_session()
-        token = matching.hold(
+        token, browser = matching.hold(
             session, platform, organization, link, campaign, identity, cookies=cookies
         )
         _event(
@@ -546,7 +543,10 @@ def _resource_launch(
             LtiEventKind.LAUNCH,
             f"apprenant {ref}, lien {link.resource_link_id} : date de naissance demandée",
         )
-        return redirect(url_for("lti.match", t=token), 303)
+        asked = redirect(url_for("lti.match", t=token), 303)
+        if browser is not None:
+            _set_lti_cookie(asked, MATCH_COOKIE, browser, matching.PENDING_LIFETIME)
+        return asked
     user = connectors.sign_in_external(session, identity)
     connectors.start_session(user)
     _event(
@@ -589,6 +589,7 @@ def _learner_lands(
 
 # -- a learner's first launch matched with the school's learner list ----------------------------
 
+MATCH_COOKIE = "lti_rapprochement"  # binds a held launch's page to the browser that launched
 BIRTHDATE_GUESSES = Limit("lti-birthdate:identity", max_hits=5, window=dt.timedelta(minutes=15))
 BIRTHDATE_DAILY = Limit("lti-birthdate-day:identity", max_hits=15, window=dt.timedelta(days=1))
 
@@ -605,6 +606,12 @@ def match() -> Response | tuple[str, int]:
     held = matching.pending(session, token)
     if held is None:
         return _refused(LaunchRefused("match_expired", "no pending match (expired or used)"))
+    if not matching.same_browser(held, request.cookies.get(MATCH_COOKIE)):
+        return _refused(
+            LaunchRefused(
+                "match_elsewhere", "pending match of another browser", platform_id=held.platform_id
+            )
+        )
     organization = session.get(connectors.Organization, held.organization_id)
     if organization is None:
         abort(404)
@@ -621,14 +628,25 @@ def match() -> Response | tuple[str, int]:
         else:
             key = f"{held.platform_id}:{held.identity['external_id']}"
             secret = _settings().secret_key
+            limits = [(BIRTHDATE_GUESSES, key), (BIRTHDATE_DAILY, key)]
+            limits += connectors.name_guess_limits(
+                organization,
+                str(held.identity.get("first_name", "")),
+                str(held.identity.get("last_name", "")),
+            )
             verdicts = [
-                ratelimit.hit(session, limit, key, secret=secret)
-                for limit in (BIRTHDATE_GUESSES, BIRTHDATE_DAILY)
+                ratelimit.hit(session, limit, limit_key, secret=secret)
+                for limit, limit_key in limits
             ]
             if not all(verdict.allowed for verdict in verdicts):
                 session.commit()
                 return _match_page(held, organization, token, form, "too_many", 429)
+            attempt = session.begin_nested()  # a failed match keeps nothing but the guess
             outcome = matching.match(session, held, organization, birthdate)
+            if outcome.user is None:
+                attempt.rollback()
+            else:
+                attempt.commit()
             if outcome.user is not None:
                 return _matched(held, outcome.user, f"rapproché ({outcome.how})")
             error = outcome.problem
@@ -650,6 +668,10 @@ def _matched(held: LtiPendingMatch, user: connectors.User, how: str) -> Response
     cookies = held.cookies
     if platform is None or link is None or campaign is None or not matching.claim(session, held):
         return _refused(LaunchRefused("match_expired", "pending match used or its link gone"))
+    if not platform.is_active:
+        return _refused(LaunchRefused("inactive_platform", "deactivated", platform_id=platform.id))
+    if link.campaign_id != campaign.id:  # the link was pointed elsewhere meanwhile
+        return _refused(LaunchRefused("match_expired", "link changed", platform_id=platform.id))
     connectors.start_session(user)
     ref = connectors.identity_ref(platform.issuer, identity.external_id)
     _event(
@@ -665,6 +687,21 @@ def _matched(held: LtiPendingMatch, user: connectors.User, how: str) -> Response
     return response
 
 
+def _set_lti_cookie(response: Response, name: str, value: str, lifetime: dt.timedelta) -> None:
+    """A cookie of the launch's own pages (`/lti/`), usable in the LMS frame over https."""
+    settings = _settings()
+    response.set_cookie(
+        name,
+        value,
+        max_age=int(lifetime.total_seconds()),
+        path="/lti/",
+        secure=settings.https,
+        httponly=True,
+        samesite="None" if settings.https else "Lax",
+        partitioned=settings.https,
+    )
+
+
 def _match_page(
     held: LtiPendingMatch,
     organization: connectors.Organization,
@@ -672,8 +709,8 @@ def _match_page(
     form: dict[str, str],
     error: str | None,
     status: int,
-) -> tuple[str, int]:
-    return (
+) -> Response:
+    page = Response(
         render_template(
             "lti/match.html",
             organization=organization,
@@ -684,6 +721,8 @@ def _match_page(
         ),
         status,
     )
+    page.headers["Cache-Control"] = "no-store"  # it carries the launch's token
+    return page
 
 
 # -- when the LMS iframe refuses our cookie ------------------------------------------------------

@@ -133,7 +133,7 @@ def match_and_sign_in(
             return Outcome(user=user, how="repointed")
         if owner is not None and known is None and how == "strict":
             # The same student, known from the school's LMS: one account for both.
-            joined = connectors.join_identity(session, owner, identity)
+            joined = connectors.join_identity(session, owner, identity, learner)
             if joined is not None:
                 return Outcome(user=joined, how="joined")
         return Outcome(user=None, problem="taken")

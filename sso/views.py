@@ -371,14 +371,25 @@ def match() -> Response | str | tuple[str, int]:
         else:
             key = f"{pending.idp_id}:{pending.identity['external_id']}"
             secret = _settings().secret_key
+            limits = [(BIRTHDATE_GUESSES, key), (BIRTHDATE_DAILY, key)]
+            limits += connectors.name_guess_limits(
+                organization,
+                str(pending.identity.get("first_name", "")),
+                str(pending.identity.get("last_name", "")),
+            )
             verdicts = [
-                ratelimit.hit(session, limit, key, secret=secret)
-                for limit in (BIRTHDATE_GUESSES, BIRTHDATE_DAILY)
+                ratelimit.hit(session, limit, limit_key, secret=secret)
+                for limit, limit_key in limits
             ]
             if not all(verdict.allowed for verdict in verdicts):
                 session.commit()
                 return _match_page(organization, form, "too_many", 429)
+            attempt = session.begin_nested()  # a failed match keeps nothing but the guess
             outcome = matching.match_and_sign_in(session, pending, organization, birthdate)
+            if outcome.user is None:
+                attempt.rollback()
+            else:
+                attempt.commit()
             if outcome.user is not None:
                 flask_session.pop(MATCH_KEY, None)
                 connectors.start_session(outcome.user)

@@ -270,3 +270,19 @@ def test_two_transactions_queueing_one_key_leave_one_waiting_job(scratch_databas
     database.dispose()
     assert queued["first"] == queued["second"]
     assert [(j.status, j.payload) for j in jobs] == [(JobStatus.PENDING, {"n": 2})]
+
+
+def test_a_failed_job_whose_key_was_queued_again_meanwhile_gives_way_to_the_newer_one(
+    bound_database, db_session
+):
+    outcomes["k"] = [RuntimeError("platform down")]
+    first = enqueue(db_session, "test.flaky", {"name": "k"}, dedupe_key="grade:7")
+    db_session.commit()
+    assert claim_next(bound_database, worker="w1") == first.id
+    newer = enqueue(db_session, "test.flaky", {"name": "k2"}, dedupe_key="grade:7")
+    db_session.commit()
+    assert newer.id != first.id
+    assert run_job(bound_database, first.id, worker="w1").retried == 1  # no unique violation
+    assert job(db_session, first.id).status is JobStatus.DONE
+    assert "superseded by job" in job(db_session, first.id).last_error
+    assert job(db_session, newer.id).status is JobStatus.PENDING

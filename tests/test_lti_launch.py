@@ -322,6 +322,16 @@ def test_a_rotated_platform_key_is_fetched_again_once(app, db_session, lms, worl
     assert len([c for c in lms.mock.calls if c.request.url == lms.key_set_url]) == 2
 
 
+@pytest.mark.parametrize(
+    "broken", [{"kty": "RSA", "e": "AQAB"}, {"kty": "oct", "k": "c2VjcmV0"}], ids=["no-n", "oct"]
+)
+def test_a_malformed_platform_key_is_a_refusal_not_an_error(app, lms, world, broken):
+    _, campaign, _ = world
+    lms.jwks = lambda: {"keys": [{**broken, "kid": lms.kid, "alg": "RS256", "use": "sig"}]}
+    response = launch(app.test_client(), lms, custom={"campaign_code": campaign.code})
+    assert response.status_code == 400 and "signature" in response.get_data(as_text=True)
+
+
 def test_a_minute_of_clock_difference_is_tolerated(app, db_session, lms, world):
     _, campaign, _ = world
     ahead = int(time.time()) + 30

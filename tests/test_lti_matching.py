@@ -252,7 +252,8 @@ def test_the_birth_date_page_works_without_our_cookies(app, db_session, lms, wor
     _, campaign, _ = world
     client = app.test_client()
     page = first_launch(client, lms, campaign)
-    db_session.scalars(select(LtiPendingMatch)).one().cookies = False  # as such a launch says
+    held = db_session.scalars(select(LtiPendingMatch)).one()
+    held.cookies, held.browser_hash = False, None  # as a launch without our cookies holds it
     db_session.commit()
     client._cookies.clear()
     data = {"t": page.split("t=")[1], "day": "14", "month": "3", "year": "2011"}
@@ -260,3 +261,97 @@ def test_the_birth_date_page_works_without_our_cookies(app, db_session, lms, wor
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/lti/suite?")
     assert db_session.scalars(select(Learner)).one().user_id is not None
+
+
+def test_an_account_matched_on_close_names_is_never_joined(app, db_session, lms, world):
+    """A Moodle user renamed "Lea Martine" takes the learner on close names: the real Léa
+    Martin arriving from the ENT is not handed that account."""
+    _, campaign, idp = world
+    moodle = app.test_client()
+    page = first_launch(moodle, lms, campaign, given_name="Lea", family_name="Martine")
+    assert answer(moodle, page).status_code == 303  # close names, nobody held it: linked
+    owner = db_session.scalars(select(Learner)).one().user_id
+    ent = app.test_client()
+    saml_login(ent, idp, student())
+    token = csrf_token(ent, "/sso/rattachement")
+    refused = ent.post(
+        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
+    )
+    assert refused.status_code == 400 and "Aucun élève" in refused.get_data(as_text=True)
+    assert identities(db_session, owner) == ["LTI"]
+
+
+def test_a_staff_account_is_never_joined(app, db_session, lms, world):
+    from campaigns.shared.models import Membership, MembershipRole
+
+    organization, campaign, idp = world
+    ent = app.test_client()
+    saml_login(ent, idp, student())
+    token = csrf_token(ent, "/sso/rattachement")
+    ent.post(
+        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
+    )
+    owner = db_session.scalars(select(Learner)).one().user_id
+    db_session.add(
+        Membership(user_id=owner, organization_id=organization.id, role=MembershipRole.MEMBER)
+    )
+    db_session.commit()
+    moodle = app.test_client()
+    refused = answer(moodle, first_launch(moodle, lms, campaign))
+    assert refused.status_code == 400
+    assert identities(db_session, owner) == ["SAML"]
+
+
+def test_a_failed_match_keeps_no_account(app, db_session, lms, world, monkeypatch):
+    """A learner taken by a concurrent sign-in between the match and the link: the page says
+    so, and neither an account nor the identity is left behind (the next try starts afresh)."""
+    from campaigns import connectors
+
+    _, campaign, _ = world
+
+    def taken(*args, **kwargs):
+        raise connectors.LearnerTaken()
+
+    monkeypatch.setattr(connectors, "attach_learner", taken)
+    before = users_count(db_session)
+    client = app.test_client()
+    page = first_launch(client, lms, campaign)
+    assert answer(client, page).status_code == 400
+    db_session.expire_all()
+    assert users_count(db_session) == before
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(AuthenticationMethod)
+            .where(AuthenticationMethod.provider == "LTI")
+        )
+        == 0
+    )
+    assert count_pending(db_session) == 1  # still there: the student may try again
+
+
+def test_guesses_at_one_students_names_are_limited_across_accounts(app, db_session, lms, world):
+    """Several LMS accounts bearing a classmate's names share one budget of guesses."""
+    _, campaign, _ = world
+    statuses = []
+    for sub in ("copy-1", "copy-2", "copy-3"):
+        client = app.test_client()
+        page = first_launch(client, lms, campaign, sub=sub)
+        statuses += [answer(client, page, day=str(day)).status_code for day in range(1, 5)]
+    assert statuses == [400] * 10 + [429, 429]
+
+
+def test_the_birth_date_page_belongs_to_the_browser_that_launched(app, db_session, lms, world):
+    """When the browser keeps our cookies, a token sent to someone else (or read from another
+    browser's history) opens nothing; the page is never cached."""
+    _, campaign, _ = world
+    client = app.test_client()
+    page = first_launch(client, lms, campaign)
+    shown = client.get(page)
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    other = app.test_client()
+    refused = other.get(page)
+    assert refused.status_code == 400 and "autre navigateur" in refused.get_data(as_text=True)
+    skipped = answer(other, page, action="skip")
+    assert skipped.status_code == 400 and count_pending(db_session) == 1
+    assert answer(client, page).status_code == 303  # the launching browser goes on

@@ -37,8 +37,11 @@ from campaigns.shared.models import (
     NAME_MAX_LENGTH,
     AuthenticationMethod,
     AuthenticationProvider,
+    Learner,
+    Membership,
     User,
 )
+from campaigns.shared.names import normalize_name
 from config.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -209,25 +212,48 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
     return user
 
 
-def join_identity(session: Session, owner: User, identity: ExternalIdentity) -> User | None:
+def join_identity(
+    session: Session, owner: User, identity: ExternalIdentity, learner: Learner
+) -> User | None:
     """Give `owner`'s account the identity `identity` too (the same student arriving from the
     ENT and from the school's LMS), then sign in as `sign_in_external` would. The connector
-    decides when: the school's learner list holds `owner` and matched `identity`'s vouched names
-    exactly, with the birth date the student typed. Only an account a connector made joins:
-    refused (None) when the identity already has an account, when the account signs in with a
-    password (its owner's own login, which a match must not open to someone else) or has no
-    external identity (an invited account), or when it has an identity at this provider and
-    issuer already (a second account of one ENT or LMS is a second student, or a moved IDO:
-    `repoint_identity`)."""
+    decides when: the school's `learner`, held by `owner`, matched `identity`'s vouched names
+    with the birth date the student typed.
+
+    Only a student's account that a connector made and matched exactly joins: refused (None)
+    when `identity` already has an account; when its names, or the names any identity of the
+    account last carried, are not exactly the learner's (a close-name match is no proof that
+    two identities are one student); when the account signs in with a password (its owner's own
+    login) or has no external identity (an invited one); when it belongs to staff (a member of
+    an organization, an instance administrator); or when it holds an identity at this provider
+    and issuer already (a second account of one ENT or LMS is a second student, or a moved
+    IDO: `repoint_identity`)."""
     identity = _checked(identity)
-    if _find(session, identity) is not None or has_password(session, owner):
+    if learner.user_id != owner.id or _find(session, identity) is not None:
+        return None
+    names = (normalize_name(learner.first_name), normalize_name(learner.last_name))
+    if (normalize_name(identity.first_name), normalize_name(identity.last_name)) != names:
         return None
     held = session.execute(
-        select(AuthenticationMethod.provider, AuthenticationMethod.issuer).where(
-            AuthenticationMethod.user_id == owner.id
-        )
+        select(
+            AuthenticationMethod.provider,
+            AuthenticationMethod.issuer,
+            AuthenticationMethod.attributes,
+        ).where(AuthenticationMethod.user_id == owner.id)
     ).all()
-    if not held or (identity.provider, identity.issuer) in {tuple(row) for row in held}:
+    if not held or any(provider is AuthenticationProvider.PASSWORD for provider, _, _ in held):
+        return None
+    if any((p, i) == (identity.provider, identity.issuer) for p, i, _ in held):
+        return None
+    for _, _, attributes in held:
+        said = attributes or {}
+        if (
+            normalize_name(str(said.get("first_name", ""))),
+            normalize_name(str(said.get("last_name", ""))),
+        ) != names:
+            return None
+    staff = session.scalar(select(Membership.id).where(Membership.user_id == owner.id).limit(1))
+    if staff is not None or owner.is_instance_admin:  # type: ignore[attr-defined]
         return None
     try:
         with session.begin_nested():

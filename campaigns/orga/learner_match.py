@@ -11,15 +11,28 @@ school's LMS is then one user.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from campaigns.shared.models import Learner, Organization
+from campaigns.shared.names import normalize_name
+from config.ratelimit import Limit
 
 FUZZY_RATIO = 0.25
+# Birth-date guesses against one student's names in one school, whichever connector and
+# account they come from (each connector also limits its own identity's guesses).
+NAME_GUESSES = Limit("birthdate:learner-names", max_hits=10, window=dt.timedelta(minutes=15))
+NAME_GUESSES_DAILY = Limit("birthdate-day:learner-names", max_hits=30, window=dt.timedelta(days=1))
+
+
+def name_guess_limits(
+    organization: Organization, first_name: str, last_name: str
+) -> list[tuple[Limit, str]]:
+    """The limits a birth-date guess for these names in this school counts against, with the
+    key to count it under (`ratelimit.hit` stores keys hashed)."""
+    key = f"{organization.id}:{normalize_name(first_name)}:{normalize_name(last_name)}"
+    return [(NAME_GUESSES, key), (NAME_GUESSES_DAILY, key)]
 
 
 def parse_birthdate(day: str, month: str, year: str) -> dt.date | None:
@@ -33,12 +46,6 @@ def parse_birthdate(day: str, month: str, year: str) -> dt.date | None:
         return None
     today = dt.datetime.now(dt.UTC).date()
     return value if dt.date(1900, 1, 1) <= value <= today else None
-
-
-def normalize_name(name: str) -> str:
-    """Lowercase ASCII letters and single spaces: "Lé-a  O'Neil" → "le a o neil"."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", folded).split())
 
 
 def distance(a: str, b: str) -> int:

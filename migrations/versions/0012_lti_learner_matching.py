@@ -44,6 +44,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("cookies", sa.Boolean(), nullable=False),
+        sa.Column("browser_hash", sa.String(length=64), nullable=True),
         sa.Column("created_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", config.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
