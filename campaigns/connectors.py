@@ -7,15 +7,14 @@ A connector's sign-in request, once it has checked the launch or the assertion:
    its first sign-in (never matched to an existing account by e-mail), names refreshed;
 2. `start_session(user)`: the same signed-in session as a password sign-in, session id renewed;
 3. for a teacher, `ensure_member(session, organization, user)` (MEMBER, never ADMIN by that
-   alone); for a student the connector matched, `attach_learner(session, organization,
-   learner_id, user)`, refused with `LearnerTaken` when the learner is someone else's;
-   A GAR student whose IDO changed (another ENT) is matched to their learner again and
-   `repoint_identity(session, owner, identity)` moves the owner's identity to the new IDO;
-   `match_learners(session, organization, first, last, birthdate)` finds the school's learners
-   a student's vouched names and typed birth date fit (`has_learners`, `parse_birthdate`;
-   each guess also counts against `name_guess_limits`, shared by both connectors);
-   when the one learner is already someone's, `join_identity(session, owner, identity)` gives
-   that account this identity too, within its rules (the same student from ENT and LMS);
+   alone); for a student, `match_student(session, organization, identity, birthdate)` matches
+   the vouched names and the typed birth date with the school's learner list (`has_learners`,
+   `parse_birthdate`; each guess first counted by `count_guess`, per identity and per
+   student's names, shared by both connectors) and links the one learner for good, or gives
+   the account that holds it this identity too when everything is exact (the same student
+   from the ENT and the LMS: `join_identity`), or re-points a GAR student's identity whose IDO
+   changed (another ENT) when the connector's `moved` says so (`repoint_identity`); a learner
+   someone else holds is never given away; nothing is kept of a failed match;
    `find_external_user` says whether an identity signed in before, creating nothing;
 4. `enter_campaign(session, user, code)`: started or resumed as "Je commence" would, with the
    page to land on (`Entry.url`: rules, question, results…);
@@ -64,9 +63,10 @@ from campaigns.journey.services import NextPage, NotAllowed, NotFound
 from campaigns.journey.views import page_url
 from campaigns.orga.campaign_admin import create_campaign, usable_target_profiles
 from campaigns.orga.learner_match import (
+    MatchOutcome,
+    count_guess,
     has_learners,
-    match_learners,
-    name_guess_limits,
+    match_student,
     parse_birthdate,
 )
 from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
@@ -106,6 +106,7 @@ __all__ = [
     "Learner",
     "LearnerTaken",
     "ListenerFailed",
+    "MatchOutcome",
     "MembershipRole",
     "NextPage",
     "NotAllowed",
@@ -122,6 +123,7 @@ __all__ = [
     "attach_learner",
     "audit",
     "audit_command_line",
+    "count_guess",
     "create_campaign",
     "current_user",
     "describe_audit",
@@ -138,8 +140,7 @@ __all__ = [
     "is_instance_admin",
     "is_member",
     "join_identity",
-    "match_learners",
-    "name_guess_limits",
+    "match_student",
     "normalize_name",
     "open_campaigns",
     "panel_url",

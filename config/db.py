@@ -168,10 +168,9 @@ def execute_dml(session: Session, statement: Executable) -> CursorResult[Any]:
     return cast(CursorResult[Any], session.execute(statement))
 
 
-def upsert(session: Session, model: type[Base]) -> Any:
+def upsert(dialect: str, model: type[Base]) -> Any:
     """An INSERT of `model` that takes `on_conflict_do_nothing` / `on_conflict_do_update` (the
     dialect's own construct: PostgreSQL and SQLite both speak ON CONFLICT)."""
-    dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
@@ -181,7 +180,7 @@ def insert_new(
     """Insert one row unless a row with the same `unique` columns exists, in one statement (no
     savepoint): the new row's id, or None when it already existed."""
     statement = (
-        upsert(session, model)
+        upsert(session.get_bind().dialect.name, model)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(unique))
         .returning(model.__table__.c.id)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Index, Integer, String, Text, bindparam, delete, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -35,6 +34,7 @@ from config.db import (
     UTCDateTime,
     enum_type,
     execute_dml,
+    upsert,
     utcnow,
 )
 
@@ -176,7 +176,7 @@ def _keyed_insert(dialect: str) -> Any:
     """INSERT … ON CONFLICT on the waiting job's key, built once per dialect (building it is
     most of its cost)."""
     table = Job.__table__.c
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Job).values(
+    statement = upsert(dialect, Job).values(
         {column: bindparam(column, type_=table[column].type) for column in KEYED_COLUMNS}
     )
     return statement.on_conflict_do_update(

@@ -1,7 +1,7 @@
 """A learner's first launch from a platform whose names the district administrator declared
 reliable (`LtiPlatform.match_learners`) is matched once with the school's learner list, as the
 ENT's students are: the student types their birth date, the names compared are the id_token's
-(signed by the platform), and exactly one learner must fit (`connectors.match_learners`).
+(signed by the platform), and exactly one learner must fit (`connectors.match_student`).
 
 - The learner is nobody's yet: the launch's new account is linked to it for good.
 - It is already the account of the same student arriving from the ENT (exact names): that
@@ -21,24 +21,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from campaigns import connectors
-from campaigns.connectors import ExternalIdentity, Organization, User
+from campaigns.connectors import ExternalIdentity, Organization
 from config.db import execute_dml, utcnow
 from lti_tool.models import LtiPendingMatch, LtiPlatform, LtiResourceLink
 
 PENDING_LIFETIME = dt.timedelta(minutes=20)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    user: User | None  # signed in as, when matched
-    how: str = ""  # "strict", "fuzzy", "joined"
-    problem: str | None = None  # "none", "several", "taken" or "already" when not
 
 
 def _token_hash(token: str) -> str:
@@ -77,9 +69,6 @@ def hold(
     token = secrets.token_urlsafe(32)
     browser = secrets.token_urlsafe(16) if cookies else None
     now = utcnow()
-    data = asdict(identity)
-    data["provider"] = identity.provider.value
-    data["attributes"] = dict(identity.attributes)
     session.add(
         LtiPendingMatch(
             token_hash=_token_hash(token),
@@ -87,7 +76,7 @@ def hold(
             organization_id=organization.id,
             resource_link_id=link.id,
             campaign_id=campaign.id,
-            identity=data,
+            identity=identity.as_json(),
             cookies=cookies,
             browser_hash=_token_hash(browser) if browser else None,
             created_at=now,
@@ -125,43 +114,15 @@ def claim(session: Session, held: LtiPendingMatch) -> bool:
 
 
 def identity_of(held: LtiPendingMatch) -> ExternalIdentity:
-    data = dict(held.identity)
-    data["provider"] = connectors.AuthenticationProvider(data["provider"])
-    return ExternalIdentity(**data)
+    return ExternalIdentity.from_json(held.identity)
 
 
 def match(
     session: Session, held: LtiPendingMatch, organization: Organization, birthdate: dt.date
-) -> Outcome:
-    """Match the held learner with the school's learners born on `birthdate`; when exactly one
-    fits, link it, or join its account, and return the account to sign in."""
-    identity = identity_of(held)
-    found, how = connectors.match_learners(
-        session, organization, identity.first_name, identity.last_name, birthdate
-    )
-    if not found:
-        return Outcome(user=None, problem="none")
-    if len(found) > 1:
-        return Outcome(user=None, problem="several")
-    learner = found[0]
-    if learner.user_id is None:
-        user = connectors.sign_in_external(session, identity)
-        try:
-            connectors.attach_learner(session, organization, learner.id, user)
-        except connectors.LearnerTaken:
-            return Outcome(user=None, problem="taken")
-        except connectors.AlreadyLinked:
-            return Outcome(user=None, problem="already")
-        return Outcome(user=user, how=how)
-    owner = session.get(User, learner.user_id)
-    known = connectors.find_external_user(session, identity)
-    if owner is not None and known is not None and known.id == owner.id:
-        return Outcome(user=connectors.sign_in_external(session, identity), how=how)
-    if owner is not None and known is None and how == "strict":
-        joined = connectors.join_identity(session, owner, identity, learner)
-        if joined is not None:
-            return Outcome(user=joined, how="joined")
-    return Outcome(user=None, problem="taken")
+) -> connectors.MatchOutcome:
+    """Match the held learner with the school's learners born on `birthdate` (the seam's
+    rules; nothing kept when it fails)."""
+    return connectors.match_student(session, organization, identity_of(held), birthdate)
 
 
 def purge_expired(session: Session, now: dt.datetime | None = None) -> int:

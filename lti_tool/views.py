@@ -627,26 +627,18 @@ def match() -> Response | tuple[str, int]:
             error = "date"
         else:
             key = f"{held.platform_id}:{held.identity['external_id']}"
-            secret = _settings().secret_key
-            limits = [(BIRTHDATE_GUESSES, key), (BIRTHDATE_DAILY, key)]
-            limits += connectors.name_guess_limits(
+            allowed = connectors.count_guess(
+                session,
                 organization,
-                str(held.identity.get("first_name", "")),
-                str(held.identity.get("last_name", "")),
+                matching.identity_of(held),
+                (BIRTHDATE_GUESSES, BIRTHDATE_DAILY),
+                key,
+                secret=_settings().secret_key,
             )
-            verdicts = [
-                ratelimit.hit(session, limit, limit_key, secret=secret)
-                for limit, limit_key in limits
-            ]
-            if not all(verdict.allowed for verdict in verdicts):
+            if not allowed:
                 session.commit()
                 return _match_page(held, organization, token, form, "too_many", 429)
-            attempt = session.begin_nested()  # a failed match keeps nothing but the guess
             outcome = matching.match(session, held, organization, birthdate)
-            if outcome.user is None:
-                attempt.rollback()
-            else:
-                attempt.commit()
             if outcome.user is not None:
                 return _matched(held, outcome.user, f"rapproché ({outcome.how})")
             error = outcome.problem

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,13 +34,6 @@ from sso.models import SamlIdentityProvider, SamlPendingMatch
 
 PENDING_LIFETIME = dt.timedelta(minutes=20)
 MOVED_AFTER = dt.timedelta(days=1)  # an old IDO silent that long may have been replaced
-
-
-@dataclass(frozen=True)
-class Outcome:
-    user: User | None  # signed in as, when matched
-    how: str = ""  # "strict", "fuzzy", "repointed", "joined"
-    problem: str | None = None  # "none", "several", "taken" or "already" when not
 
 
 def _token_hash(token: str) -> str:
@@ -59,15 +51,12 @@ def hold(
     browser keeps to come back to it."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    data = asdict(identity)
-    data["provider"] = identity.provider.value
-    data["attributes"] = dict(identity.attributes)
     session.add(
         SamlPendingMatch(
             token_hash=_token_hash(token),
             idp_id=idp.id,
             organization_id=organization.id,
-            identity=data,
+            identity=identity.as_json(),
             next_path=next_path,
             created_at=now,
             expires_at=now + PENDING_LIFETIME,
@@ -89,9 +78,7 @@ def pending(session: Session, token: str) -> SamlPendingMatch | None:
 
 
 def identity_of(held: SamlPendingMatch) -> ExternalIdentity:
-    data = dict(held.identity)
-    data["provider"] = connectors.AuthenticationProvider(data["provider"])
-    return ExternalIdentity(**data)
+    return ExternalIdentity.from_json(held.identity)
 
 
 def learner_of(session: Session, organization: Organization, user: User) -> Learner | None:
@@ -104,47 +91,19 @@ def learner_of(session: Session, organization: Organization, user: User) -> Lear
     )
 
 
-parse_birthdate = connectors.parse_birthdate
-normalize = connectors.normalize_name
-
-
 def match_and_sign_in(
     session: Session, held: SamlPendingMatch, organization: Organization, birthdate: dt.date
-) -> Outcome:
-    """Match the held student with the learners born on `birthdate`; when exactly one fits,
-    link it (or re-point its account's identity) and return the account to sign in. A learner
-    already someone else's answers as "none" does (the page must not confirm a birth date)."""
+) -> connectors.MatchOutcome:
+    """Match the held student with the learners born on `birthdate` (the seam's rules, with
+    this IdP's moved-IDO rule); nothing kept when it fails."""
     identity = identity_of(held)
-    found, how = connectors.match_learners(
-        session, organization, identity.first_name, identity.last_name, birthdate
+    return connectors.match_student(
+        session,
+        organization,
+        identity,
+        birthdate,
+        moved=lambda owner, how: _moved(session, owner, identity, how),
     )
-    if not found:
-        return Outcome(user=None, problem="none")
-    if len(found) > 1:
-        return Outcome(user=None, problem="several")
-    learner = found[0]
-    if learner.user_id is not None:
-        owner = session.get(User, learner.user_id)
-        known = connectors.find_external_user(session, identity)
-        if owner is not None and known is not None and known.id == owner.id:
-            return Outcome(user=connectors.sign_in_external(session, identity), how=how)
-        if owner is not None and known is None and _moved(session, owner, identity, how):
-            user = connectors.repoint_identity(session, owner, identity)
-            return Outcome(user=user, how="repointed")
-        if owner is not None and known is None and how == "strict":
-            # The same student, known from the school's LMS: one account for both.
-            joined = connectors.join_identity(session, owner, identity, learner)
-            if joined is not None:
-                return Outcome(user=joined, how="joined")
-        return Outcome(user=None, problem="taken")
-    user = connectors.sign_in_external(session, identity)
-    try:
-        connectors.attach_learner(session, organization, learner.id, user)
-    except connectors.LearnerTaken:
-        return Outcome(user=None, problem="taken")
-    except connectors.AlreadyLinked:
-        return Outcome(user=None, problem="already")
-    return Outcome(user=user, how=how)
 
 
 def _moved(session: Session, owner: User, identity: ExternalIdentity, how: str) -> bool:
@@ -158,9 +117,11 @@ def _moved(session: Session, owner: User, identity: ExternalIdentity, how: str) 
     if old is None:
         return False
     said = old.attributes
-    same_names = normalize(str(said.get("first_name", ""))) == normalize(
-        identity.first_name
-    ) and normalize(str(said.get("last_name", ""))) == normalize(identity.last_name)
+    norm = connectors.normalize_name
+    same_names = (norm(str(said.get("first_name", ""))), norm(str(said.get("last_name", "")))) == (
+        norm(identity.first_name),
+        norm(identity.last_name),
+    )
     same_school = said.get("uai") == identity.attributes.get("uai")
     quiet = old.last_used_at is None or utcnow() - old.last_used_at >= MOVED_AFTER
     return same_names and same_school and quiet

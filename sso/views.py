@@ -365,31 +365,23 @@ def match() -> Response | str | tuple[str, int]:
         if request.form.get("action") == "skip":
             return _go_on_without(pending)
         form = {key: request.form.get(key, "").strip()[:4] for key in form}
-        birthdate = matching.parse_birthdate(form["day"], form["month"], form["year"])
+        birthdate = connectors.parse_birthdate(form["day"], form["month"], form["year"])
         if birthdate is None:
             error = "date"
         else:
             key = f"{pending.idp_id}:{pending.identity['external_id']}"
-            secret = _settings().secret_key
-            limits = [(BIRTHDATE_GUESSES, key), (BIRTHDATE_DAILY, key)]
-            limits += connectors.name_guess_limits(
+            allowed = connectors.count_guess(
+                session,
                 organization,
-                str(pending.identity.get("first_name", "")),
-                str(pending.identity.get("last_name", "")),
+                matching.identity_of(pending),
+                (BIRTHDATE_GUESSES, BIRTHDATE_DAILY),
+                key,
+                secret=_settings().secret_key,
             )
-            verdicts = [
-                ratelimit.hit(session, limit, limit_key, secret=secret)
-                for limit, limit_key in limits
-            ]
-            if not all(verdict.allowed for verdict in verdicts):
+            if not allowed:
                 session.commit()
                 return _match_page(organization, form, "too_many", 429)
-            attempt = session.begin_nested()  # a failed match keeps nothing but the guess
             outcome = matching.match_and_sign_in(session, pending, organization, birthdate)
-            if outcome.user is None:
-                attempt.rollback()
-            else:
-                attempt.commit()
             if outcome.user is not None:
                 flask_session.pop(MATCH_KEY, None)
                 connectors.start_session(outcome.user)

@@ -124,6 +124,8 @@ FORM_FIELDS = (
     "day",
     "month",
     "year",
+    "t",
+    "match_learners",
 )
 CRAFTED_FORMS = (HUGE, str(2**64), "９", "\x00")  # each form: every field holds this value
 # Learner lists (sent with every form): a NUL character past the first 4 KB, huge values.

@@ -466,14 +466,10 @@ def test_the_platform_page_shows_its_fields_tool_urls_deployments_and_activity(
     assert "s-1" not in page.replace("class=", "")  # the sub is not shown as such
 
 
-def test_editing_a_platform_logs_what_changed(client, scene, db_session):
-    _, admin, platform, _ = scene
-    sign_in(client, admin.email)
-    path = f"/admin/plateformes-lti/{platform.id}/modifier"
-    form = _text(client.get(path))
-    assert 'value="Moodle du collège"' in form and platform.key_set_url in form
-    current = {
-        "name": "Moodle du collège",
+def _edit_form(platform, **changes):
+    """The edit form of `platform` as the page fills it, with `changes`."""
+    return {
+        "name": platform.name,
         "issuer": platform.issuer,
         "client_id": platform.client_id,
         "auth_login_url": platform.auth_login_url,
@@ -481,7 +477,17 @@ def test_editing_a_platform_logs_what_changed(client, scene, db_session):
         "key_set_url": platform.key_set_url,
         "audience": "",
         "frame_origins": "",
+        **changes,
     }
+
+
+def test_editing_a_platform_logs_what_changed(client, scene, db_session):
+    _, admin, platform, _ = scene
+    sign_in(client, admin.email)
+    path = f"/admin/plateformes-lti/{platform.id}/modifier"
+    form = _text(client.get(path))
+    assert 'value="Moodle du collège"' in form and platform.key_set_url in form
+    current = _edit_form(platform, name="Moodle du collège")
     same = _post(client, path, current)
     assert "Aucune modification." in _follow(client, same)
     assert entries(db_session) == []
@@ -508,17 +514,7 @@ def test_an_administrator_declares_a_platforms_names_reliable(client, scene, db_
     path = f"/admin/plateformes-lti/{platform.id}/modifier"
     form = _text(client.get(path))
     assert 'id="match_learners-non" name="match_learners" value="non" checked' in form
-    fields = {
-        "name": platform.name,
-        "issuer": platform.issuer,
-        "client_id": platform.client_id,
-        "auth_login_url": platform.auth_login_url,
-        "auth_token_url": platform.auth_token_url,
-        "key_set_url": platform.key_set_url,
-        "audience": "",
-        "frame_origins": "",
-        "match_learners": "oui",
-    }
+    fields = _edit_form(platform, match_learners="oui")
     page = _follow(client, _post(client, path, fields))
     assert "oui : date de naissance demandée au premier lancement" in page
     db_session.refresh(platform)

@@ -72,6 +72,15 @@ def answer(client, page, day="14", month="3", year="2011", **extra):
     return through_handoff(client, client.post("/lti/rapprochement", data=data))
 
 
+def from_the_ent(app, idp):
+    """Léa signs in from the ENT and types her birth date: the answer, and her browser."""
+    ent = app.test_client()
+    assert saml_login(ent, idp, student()).headers["Location"] == "/sso/rattachement"
+    token = csrf_token(ent, "/sso/rattachement")
+    birthdate = {"day": "14", "month": "3", "year": "2011"}
+    return ent.post("/sso/rattachement", data={"csrf_token": token, **birthdate}), ent
+
+
 def identities(db_session, user_id):
     return sorted(
         db_session.scalars(
@@ -117,12 +126,7 @@ def count_pending(db_session):
 
 def test_the_same_student_from_the_ent_then_the_lms_is_one_user(app, db_session, lms, world):
     _, campaign, idp = world
-    ent = app.test_client()
-    assert saml_login(ent, idp, student()).headers["Location"] == "/sso/rattachement"
-    token = csrf_token(ent, "/sso/rattachement")
-    matched = ent.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+    matched, _ = from_the_ent(app, idp)
     assert matched.status_code == 303
     owner = db_session.scalars(select(Learner)).one().user_id
     before = users_count(db_session)
@@ -148,12 +152,7 @@ def test_the_same_student_from_the_lms_then_the_ent_is_one_user(app, db_session,
     owner = db_session.scalars(select(Learner)).one().user_id
     before = users_count(db_session)
 
-    ent = app.test_client()
-    saml_login(ent, idp, student())
-    token = csrf_token(ent, "/sso/rattachement")
-    matched = ent.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+    matched, ent = from_the_ent(app, idp)
     assert matched.status_code == 303 and matched.headers["Location"] == "/mes-parcours"
     assert users_count(db_session) == before
     assert identities(db_session, owner) == ["LTI", "SAML"]
@@ -162,12 +161,7 @@ def test_the_same_student_from_the_lms_then_the_ent_is_one_user(app, db_session,
 
 def test_close_names_never_join_someone_elses_account(app, db_session, lms, world):
     _, campaign, idp = world
-    ent = app.test_client()
-    saml_login(ent, idp, student())
-    token = csrf_token(ent, "/sso/rattachement")
-    ent.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+    assert from_the_ent(app, idp)[0].status_code == 303
     owner = db_session.scalars(select(Learner)).one().user_id
     moodle = app.test_client()
     page = first_launch(moodle, lms, campaign, given_name="Lea", family_name="Martine")
@@ -271,12 +265,7 @@ def test_an_account_matched_on_close_names_is_never_joined(app, db_session, lms,
     page = first_launch(moodle, lms, campaign, given_name="Lea", family_name="Martine")
     assert answer(moodle, page).status_code == 303  # close names, nobody held it: linked
     owner = db_session.scalars(select(Learner)).one().user_id
-    ent = app.test_client()
-    saml_login(ent, idp, student())
-    token = csrf_token(ent, "/sso/rattachement")
-    refused = ent.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+    refused, _ = from_the_ent(app, idp)
     assert refused.status_code == 400 and "Aucun élève" in refused.get_data(as_text=True)
     assert identities(db_session, owner) == ["LTI"]
 
@@ -285,12 +274,7 @@ def test_a_staff_account_is_never_joined(app, db_session, lms, world):
     from campaigns.shared.models import Membership, MembershipRole
 
     organization, campaign, idp = world
-    ent = app.test_client()
-    saml_login(ent, idp, student())
-    token = csrf_token(ent, "/sso/rattachement")
-    ent.post(
-        "/sso/rattachement", data={"csrf_token": token, "day": "14", "month": "3", "year": "2011"}
-    )
+    assert from_the_ent(app, idp)[0].status_code == 303
     owner = db_session.scalars(select(Learner)).one().user_id
     db_session.add(
         Membership(user_id=owner, organization_id=organization.id, role=MembershipRole.MEMBER)
@@ -306,13 +290,14 @@ def test_a_failed_match_keeps_no_account(app, db_session, lms, world, monkeypatc
     """A learner taken by a concurrent sign-in between the match and the link: the page says
     so, and neither an account nor the identity is left behind (the next try starts afresh)."""
     from campaigns import connectors
+    from campaigns.orga import learner_match
 
     _, campaign, _ = world
 
     def taken(*args, **kwargs):
         raise connectors.LearnerTaken()
 
-    monkeypatch.setattr(connectors, "attach_learner", taken)
+    monkeypatch.setattr(learner_match, "attach_learner", taken)
     before = users_count(db_session)
     client = app.test_client()
     page = first_launch(client, lms, campaign)

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -64,6 +64,15 @@ class ExternalIdentity:
     # whatever its users typed. A vouched address becomes the account's, proven.
     email_verified: bool = False
     attributes: Mapping[str, Any] = field(default_factory=dict)  # roles, classes, UAI… as read
+
+    def as_json(self) -> dict[str, Any]:
+        """What a connector keeps of the identity while the student answers a question (a
+        JSON column), `from_json` reading it back."""
+        return asdict(self) | {"provider": self.provider.value, "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExternalIdentity:
+        return cls(**{**data, "provider": AuthenticationProvider(data["provider"])})
 
 
 _identity_key: bytes | None = None

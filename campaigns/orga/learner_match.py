@@ -11,12 +11,23 @@ school's LMS is then one user.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from campaigns.shared.models import Learner, Organization
+from campaigns.accounts.external import (
+    ExternalIdentity,
+    find_external_user,
+    join_identity,
+    repoint_identity,
+    sign_in_external,
+)
+from campaigns.orga.learners import AlreadyLinked, LearnerTaken, attach_learner
+from campaigns.shared.models import Learner, Organization, User
 from campaigns.shared.names import normalize_name
+from config import ratelimit
 from config.ratelimit import Limit
 
 FUZZY_RATIO = 0.25
@@ -26,13 +37,32 @@ NAME_GUESSES = Limit("birthdate:learner-names", max_hits=10, window=dt.timedelta
 NAME_GUESSES_DAILY = Limit("birthdate-day:learner-names", max_hits=30, window=dt.timedelta(days=1))
 
 
-def name_guess_limits(
-    organization: Organization, first_name: str, last_name: str
-) -> list[tuple[Limit, str]]:
-    """The limits a birth-date guess for these names in this school counts against, with the
-    key to count it under (`ratelimit.hit` stores keys hashed)."""
-    key = f"{organization.id}:{normalize_name(first_name)}:{normalize_name(last_name)}"
-    return [(NAME_GUESSES, key), (NAME_GUESSES_DAILY, key)]
+@dataclass(frozen=True)
+class MatchOutcome:
+    user: User | None  # signed in as, when matched
+    how: str = ""  # "strict", "fuzzy", "repointed", "joined"
+    problem: str | None = None  # "none", "several", "taken" or "already" when not
+
+
+def count_guess(
+    session: Session,
+    organization: Organization,
+    identity: ExternalIdentity,
+    identity_limits: Sequence[Limit],
+    identity_key: str,
+    *,
+    secret: str,
+) -> bool:
+    """Count one birth-date guess against the connector's own limits of this identity (under
+    `identity_key`) and against the student's names in this school, whichever connector and
+    account they come from; whether every limit still allows it (`ratelimit.hit` stores keys
+    hashed)."""
+    names = f"{organization.id}:{normalize_name(identity.first_name)}:"
+    names += normalize_name(identity.last_name)
+    counted = [(limit, identity_key) for limit in identity_limits]
+    counted += [(NAME_GUESSES, names), (NAME_GUESSES_DAILY, names)]
+    verdicts = [ratelimit.hit(session, limit, key, secret=secret) for limit, key in counted]
+    return all(verdict.allowed for verdict in verdicts)
 
 
 def parse_birthdate(day: str, month: str, year: str) -> dt.date | None:
@@ -117,3 +147,64 @@ def match_learners(
         and _close(last, normalize_name(learner.last_name))
     ]
     return fuzzy, "fuzzy"
+
+
+def match_student(
+    session: Session,
+    organization: Organization,
+    identity: ExternalIdentity,
+    birthdate: dt.date,
+    *,
+    moved: Callable[[User, str], bool] | None = None,
+) -> MatchOutcome:
+    """Match a student the connector vouched for with the school's learners born on
+    `birthdate`; when exactly one fits, link it (or give its account this identity too, or
+    re-point the account's identity when `moved(owner, how)` says it is the same student's new
+    id) and return the account to sign in. A learner already someone else's answers "taken";
+    the page must then answer as for "none" (it must not confirm a classmate's birth date). A
+    failed match keeps nothing (no account, no identity): it runs in a savepoint."""
+    attempt = session.begin_nested()
+    outcome = _match(session, organization, identity, birthdate, moved)
+    if outcome.user is None:
+        attempt.rollback()
+    else:
+        attempt.commit()
+    return outcome
+
+
+def _match(
+    session: Session,
+    organization: Organization,
+    identity: ExternalIdentity,
+    birthdate: dt.date,
+    moved: Callable[[User, str], bool] | None,
+) -> MatchOutcome:
+    found, how = match_learners(
+        session, organization, identity.first_name, identity.last_name, birthdate
+    )
+    if not found:
+        return MatchOutcome(user=None, problem="none")
+    if len(found) > 1:
+        return MatchOutcome(user=None, problem="several")
+    learner = found[0]
+    if learner.user_id is None:
+        user = sign_in_external(session, identity)
+        try:
+            attach_learner(session, organization, learner.id, user)
+        except LearnerTaken:
+            return MatchOutcome(user=None, problem="taken")
+        except AlreadyLinked:
+            return MatchOutcome(user=None, problem="already")
+        return MatchOutcome(user=user, how=how)
+    owner = session.get(User, learner.user_id)
+    known = find_external_user(session, identity)
+    if owner is not None and known is not None and known.id == owner.id:
+        return MatchOutcome(user=sign_in_external(session, identity), how=how)
+    if owner is not None and known is None:
+        if moved is not None and moved(owner, how):
+            return MatchOutcome(user=repoint_identity(session, owner, identity), how="repointed")
+        if how == "strict":  # the same student, known from the other connector: one account
+            joined = join_identity(session, owner, identity, learner)
+            if joined is not None:
+                return MatchOutcome(user=joined, how="joined")
+    return MatchOutcome(user=None, problem="taken")
