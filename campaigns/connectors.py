@@ -5,7 +5,8 @@ A connector's sign-in request, once it has checked the launch or the assertion:
 
 1. `sign_in_external(session, ExternalIdentity(...))`: the user of that identity, created at
    its first sign-in (never matched to an existing account by e-mail), names refreshed;
-2. `start_session(user)`: the same signed-in session as a password sign-in, session id renewed;
+2. `start_session(user)`: the same signed-in session as a password sign-in, session id renewed
+   (`undo_sign_in()` after rolling back a refused request: nobody stays signed in);
 3. for a teacher, `ensure_member(session, organization, user)` (MEMBER, never ADMIN by that
    alone); for a student, `match_student(session, organization, identity, birthdate)` matches
    the vouched names and the typed birth date with the school's learner list (`has_learners`,
@@ -40,7 +41,7 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.accounts.auth import current_user
+from campaigns.accounts.auth import current_user, undo_sign_in
 from campaigns.accounts.auth import sign_in as start_session
 from campaigns.accounts.auth import sign_out as end_session
 from campaigns.accounts.data import erase_user, export_user
@@ -151,6 +152,7 @@ __all__ = [
     "sign_in_external",
     "start_session",
     "subscribe",
+    "undo_sign_in",
     "unsubscribe",
     "usable_target_profiles",
 ]

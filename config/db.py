@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from flask import current_app, g
-from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, create_engine, event, text
+from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
@@ -168,8 +168,21 @@ def execute_dml(session: Session, statement: Executable) -> CursorResult[Any]:
     return cast(CursorResult[Any], session.execute(statement))
 
 
-def upsert(dialect: str, model: type[Base]) -> Any:
-    """An INSERT of `model` that takes `on_conflict_do_nothing` / `on_conflict_do_update` (the
+def table_of(model: type[Base]) -> Table:
+    """The table of a mapped class, for plain Core statements built once."""
+    return cast(Table, model.__table__)
+
+
+def expire_loaded(session: Session, model: type[Base], row_id: int) -> None:
+    """After a plain Core write to a row: the session's object of that row, when it holds one,
+    reads it again when next used (the ORM did not see the write)."""
+    loaded = session.identity_map.get(session.identity_key(model, row_id))
+    if loaded is not None:
+        session.expire(loaded)
+
+
+def upsert(dialect: str, model: type[Base] | Table) -> Any:
+    """An INSERT of `model` (a mapped class, or a table for a plain Core statement) that takes `on_conflict_do_nothing` / `on_conflict_do_update` (the
     dialect's own construct: PostgreSQL and SQLite both speak ON CONFLICT)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 

@@ -34,6 +34,7 @@ from config.db import (
     UTCDateTime,
     enum_type,
     execute_dml,
+    table_of,
     upsert,
     utcnow,
 )
@@ -144,18 +145,7 @@ def enqueue(
     replaced by this newer one: the latest grade wins); a job already running is left alone and
     this one queued after it.
     """
-    if kind not in _handlers:
-        raise ValueError(f"no handler registered for job kind {kind!r}")
-    values = {
-        "kind": kind,
-        "payload": payload,
-        "run_at": run_at or utcnow(),
-        "dedupe_key": dedupe_key,
-        "max_attempts": max_attempts,
-        "status": JobStatus.PENDING,
-        "attempts": 0,
-        "created_at": utcnow(),
-    }
+    values = _values(kind, payload, run_at, dedupe_key, max_attempts)
     if dedupe_key is None:
         job = Job(**values)
         session.add(job)
@@ -164,26 +154,66 @@ def enqueue(
     # One statement, atomic under concurrency: the waiting job of this key takes the newer
     # payload, or a new job is queued (a RUNNING one does not hold the key).
     queued: Job = session.scalars(
-        _keyed_insert(session.get_bind().dialect.name),
+        _keyed_insert(session.get_bind().dialect.name, lean=False),
         values,
         execution_options={"populate_existing": True},
     ).one()
     return queued
 
 
+def enqueue_keyed(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> tuple[int, int]:
+    """`enqueue` under a dedupe key for the hot paths (a grade queued at each launch and share):
+    the same statement, answering the job's id and attempts as plain values, no ORM object."""
+    row = session.execute(
+        _keyed_insert(session.get_bind().dialect.name, lean=True),
+        _values(kind, payload, None, dedupe_key, max_attempts),
+    ).one()
+    return row.id, row.attempts
+
+
+def _values(
+    kind: str,
+    payload: dict[str, Any],
+    run_at: dt.datetime | None,
+    dedupe_key: str | None,
+    max_attempts: int,
+) -> dict[str, Any]:
+    if kind not in _handlers:
+        raise ValueError(f"no handler registered for job kind {kind!r}")
+    now = utcnow()
+    return {
+        "kind": kind,
+        "payload": payload,
+        "run_at": run_at or now,
+        "dedupe_key": dedupe_key,
+        "max_attempts": max_attempts,
+        "status": JobStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
 @functools.cache
-def _keyed_insert(dialect: str) -> Any:
+def _keyed_insert(dialect: str, *, lean: bool) -> Any:
     """INSERT … ON CONFLICT on the waiting job's key, built once per dialect (building it is
-    most of its cost)."""
-    table = Job.__table__.c
-    statement = upsert(dialect, Job).values(
-        {column: bindparam(column, type_=table[column].type) for column in KEYED_COLUMNS}
+    most of its cost); `lean` returns the id and attempts as a plain row instead of the Job."""
+    table = table_of(Job)
+    statement = upsert(dialect, table if lean else Job).values(
+        {column: bindparam(column, type_=table.c[column].type) for column in KEYED_COLUMNS}
     )
-    return statement.on_conflict_do_update(
-        index_elements=[Job.dedupe_key],
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.dedupe_key],
         index_where=text(PENDING_SQL),
         set_={"payload": statement.excluded.payload, "kind": statement.excluded.kind},
-    ).returning(Job)
+    )
+    return statement.returning(table.c.id, table.c.attempts) if lean else statement.returning(Job)
 
 
 def withdraw(session: Session, dedupe_key: str) -> bool:

@@ -33,18 +33,18 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import connectors
-from config.db import Database, utcnow
+from config.db import Database, expire_loaded, table_of, utcnow
 from config.jobs import (
     LEASE,
     Job,
     JobStatus,
     PermanentFailure,
     RetryLater,
-    enqueue,
+    enqueue_keyed,
     job_handler,
     run_job,
     worker_name,
@@ -90,42 +90,67 @@ def dedupe_key(lti_learner_id: int) -> str:
 
 def has_ags(link: LtiResourceLink) -> bool:
     """The link can receive scores: a line item, or the right to find or create one."""
-    scopes = set(link.ags_scopes or [])
-    return ags.SCORE_SCOPE in scopes and bool(
-        link.lineitem_url or (link.lineitems_url and ags.LINEITEM_SCOPE in scopes)
+    return _can_score(link.ags_scopes, link.lineitem_url, link.lineitems_url)
+
+
+def _can_score(
+    scopes: list[str] | None, lineitem_url: str | None, lineitems_url: str | None
+) -> bool:
+    granted = set(scopes or [])
+    return ags.SCORE_SCOPE in granted and bool(
+        lineitem_url or (lineitems_url and ags.LINEITEM_SCOPE in granted)
     )
 
 
 # -- queueing -------------------------------------------------------------------------------------
+
+# Built once: a grade is queued at every launch and share (plain Core rows, no ORM objects).
+_learners, _links = table_of(LtiLearner), table_of(LtiResourceLink)
+_learner, _link = _learners.c, _links.c
+_TO_GRADE = (
+    select(_learner.id, _link.ags_scopes, _link.lineitem_url, _link.lineitems_url)
+    .join_from(
+        LtiLearner.__table__, LtiResourceLink.__table__, _link.id == _learner.resource_link_id
+    )
+    .where(_learner.user_id == bindparam("user_id"), _link.campaign_id == bindparam("campaign_id"))
+)
+_MARK_PENDING = (
+    update(_learners)
+    .where(_learner.id == bindparam("learner_id"))
+    .values(
+        grade_status=bindparam("status", type_=_learner.grade_status.type),
+        grade_attempts=bindparam("attempts", type_=_learner.grade_attempts.type),
+    )
+)
 
 
 def on_participation(session: Session, participation: connectors.Participation) -> None:
     """A participation started or was shared: queue the grade of the user's LTI learners in
     that campaign. For anyone else, this costs one SELECT."""
     rows = session.execute(
-        select(LtiLearner, LtiResourceLink)
-        .join(LtiResourceLink, LtiResourceLink.id == LtiLearner.resource_link_id)
-        .where(
-            LtiLearner.user_id == participation.user_id,
-            LtiResourceLink.campaign_id == participation.campaign_id,
-        )
+        _TO_GRADE, {"user_id": participation.user_id, "campaign_id": participation.campaign_id}
     ).all()
-    for learner, link in rows:
-        if has_ags(link):
-            queue(session, learner)
+    for learner_id, scopes, lineitem_url, lineitems_url in rows:
+        if _can_score(scopes, lineitem_url, lineitems_url):
+            queue(session, learner_id)
 
 
-def queue(session: Session, learner: LtiLearner) -> Job:
+def queue(session: Session, lti_learner_id: int) -> int:
     """Mark the learner PENDING and queue the job that sends their current grade (the job
-    already waiting for them, if any)."""
-    learner.grade_status = GradeStatus.PENDING
-    job = enqueue(
-        session, SCORE_JOB, {"lti_learner_id": learner.id}, dedupe_key=dedupe_key(learner.id)
+    already waiting for them, if any). Returns the job's id."""
+    job_id, attempts = enqueue_keyed(
+        session,
+        SCORE_JOB,
+        {"lti_learner_id": lti_learner_id},
+        dedupe_key=dedupe_key(lti_learner_id),
     )
-    learner.grade_attempts = job.attempts
-    session.flush()
-    _attempt_after_commit(session, job.id)
-    return job
+    session.execute(
+        _MARK_PENDING,
+        {"learner_id": lti_learner_id, "status": GradeStatus.PENDING, "attempts": attempts},
+    )
+    expire_loaded(session, LtiLearner, lti_learner_id)
+    _attempt_after_commit(session, job_id)
+    return job_id
 
 
 def resend(session: Session, lti_learner_id: int) -> bool:
@@ -137,7 +162,7 @@ def resend(session: Session, lti_learner_id: int) -> bool:
     link = session.get(LtiResourceLink, learner.resource_link_id)
     if link is None or not has_ags(link):
         return False
-    queue(session, learner)
+    queue(session, learner.id)
     return True
 
 

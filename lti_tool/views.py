@@ -244,6 +244,7 @@ def _refused(refused: LaunchRefused) -> tuple[str, int]:
     log.warning("LTI refused (%s): %s", refused.reason, refused.detail or "-")
     session = get_session()
     session.rollback()  # nothing of a refused launch is kept…
+    connectors.undo_sign_in()  # …not even its sign-in…
     state = request.form.get("state", "") if request.method == "POST" else ""
     if state and len(state) <= 128:  # …but its state is spent: a replay is refused too
         execute_dml(

@@ -145,6 +145,7 @@ def _refused(refused: saml.Refused, idp_id: int | None = None) -> tuple[str, int
     log.warning("SAML refused (%s): %s", refused.reason, refused.detail or "-")
     session = get_session()
     session.rollback()
+    connectors.undo_sign_in()  # a refused sign-in signs nobody in
     if refused.reason not in ("unknown_idp",):
         _event(idp_id, SamlEventKind.REFUSED, f"{refused.reason}: {refused.detail}")
         session.commit()

@@ -63,6 +63,20 @@ def sign_in(user: User, *, password_change_required: bool = False) -> None:
     if lang:
         session["lang"] = lang
     g.signed_in = sessions.SignedIn(user, row)
+    g.opened_session = True
+
+
+def undo_sign_in() -> None:
+    """After the caller rolled back the transaction of a `sign_in` of this request (a refused
+    launch): that session was never stored, so the cookie stops naming it and nobody is
+    signed in."""
+    if not g.pop("opened_session", False):
+        return
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    g.signed_in = None
 
 
 def anonymous_like_signed_in() -> None:

@@ -6,7 +6,7 @@ Rules:
   first sign-in creates a new account, whatever the address says. It joins an account only
   through a school's learner list (`join_identity`: the same student from the ENT and the LMS);
 - two first sign-ins at once make one account: the unique constraint on the identity decides,
-  the loser's savepoint is rolled back and it reads the winner's;
+  the loser withdraws the account it had just inserted and reads the winner's;
 - each sign-in refreshes the attributes the connector read, and the names unless the account
   shows names other than those last read (changed in Parcours). The e-mail is taken on the
   account only when the identity provider vouches for it, the address is free and the account
@@ -20,6 +20,7 @@ Functions take the session first, flush and never commit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -27,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from campaigns.accounts.users import has_password, normalize_email
 from campaigns.shared.errors import AlreadyExists, InvalidInput
@@ -42,7 +43,8 @@ from campaigns.shared.models import (
     User,
 )
 from campaigns.shared.names import normalize_name
-from config.db import utcnow
+from config.db import table_of, upsert, utcnow
+from config.i18n import DEFAULT_LOCALE
 
 log = logging.getLogger(__name__)
 
@@ -118,40 +120,100 @@ def _attributes(identity: ExternalIdentity) -> dict[str, Any]:
     return read
 
 
+# Built once: a first launch or sign-in runs these (plain Core where no object is needed).
+_users, _methods = table_of(User), table_of(AuthenticationMethod)
+_FIND = (
+    select(User, AuthenticationMethod)
+    .join(AuthenticationMethod, AuthenticationMethod.user_id == User.id)
+    .where(
+        AuthenticationMethod.provider == bindparam("provider"),
+        AuthenticationMethod.issuer == bindparam("issuer"),
+        AuthenticationMethod.external_id == bindparam("external_id"),
+    )
+)
+_NEW_USER = (
+    insert(_users)
+    .values(
+        {
+            name: bindparam(name, type_=_users.c[name].type)
+            for name in ("first_name", "last_name", "locale", "last_signed_in_at")
+        }
+        | {"created_at": bindparam("now"), "updated_at": bindparam("now")}
+    )
+    .returning(_users.c.id)
+)
+_METHOD_COLUMNS = ("user_id", "provider", "issuer", "external_id", "attributes", "last_used_at")
+_DROP_USER = delete(_users).where(_users.c.id == bindparam("user_id"))
+
+
+@functools.cache
+def _new_method(dialect: str) -> Any:
+    """The identity's row, unless another first sign-in inserted it meanwhile (no row back)."""
+    return (
+        upsert(dialect, _methods)
+        .values(
+            {name: bindparam(name, type_=_methods.c[name].type) for name in _METHOD_COLUMNS}
+            | {"created_at": bindparam("now"), "must_change_password": False}
+        )
+        .on_conflict_do_nothing()
+        .returning(_methods.c.id)
+    )
+
+
 def _find(session: Session, identity: ExternalIdentity) -> tuple[User, AuthenticationMethod] | None:
     row = session.execute(
-        select(User, AuthenticationMethod)
-        .join(AuthenticationMethod, AuthenticationMethod.user_id == User.id)
-        .where(
-            AuthenticationMethod.provider == identity.provider,
-            AuthenticationMethod.issuer == identity.issuer,
-            AuthenticationMethod.external_id == identity.external_id,
-        )
+        _FIND,
+        {
+            "provider": identity.provider,
+            "issuer": identity.issuer,
+            "external_id": identity.external_id,
+        },
     ).one_or_none()
     return (row[0], row[1]) if row is not None else None
 
 
-def _create(session: Session, identity: ExternalIdentity) -> tuple[User, AuthenticationMethod]:
+def _create(session: Session, identity: ExternalIdentity) -> User | None:
+    """The identity's new account, or None when a concurrent first sign-in of the same identity
+    made one first (the account inserted here is withdrawn: the caller reads theirs)."""
     now = utcnow()
+    names = {
+        "first_name": _clean_name(identity.first_name),
+        "last_name": _clean_name(identity.last_name),
+        "locale": DEFAULT_LOCALE,
+    }
+    user_id = session.execute(
+        _NEW_USER, names | {"last_signed_in_at": now, "now": now}
+    ).scalar_one()
+    method_id = session.execute(
+        _new_method(session.get_bind().dialect.name),
+        {
+            "user_id": user_id,
+            "provider": identity.provider,
+            "issuer": identity.issuer,
+            "external_id": identity.external_id,
+            "attributes": _attributes(identity),
+            "last_used_at": now,
+            "now": now,
+        },
+    ).scalar()
+    if method_id is None:
+        session.execute(_DROP_USER, {"user_id": user_id})
+        return None
+    # The account as the rows just written say, held by the session without reading it back.
     user = User(
-        first_name=_clean_name(identity.first_name),
-        last_name=_clean_name(identity.last_name),
+        id=user_id,
         email=None,
+        email_verified_at=None,
+        username=None,
+        cgu_accepted_at=None,
         last_signed_in_at=now,
+        created_at=now,
+        updated_at=now,
+        **names,
     )
+    make_transient_to_detached(user)
     session.add(user)
-    session.flush()
-    method = AuthenticationMethod(
-        user_id=user.id,
-        provider=identity.provider,
-        issuer=identity.issuer,
-        external_id=identity.external_id,
-        attributes=_attributes(identity),
-        last_used_at=now,
-    )
-    session.add(method)
-    session.flush()
-    return user, method
+    return user
 
 
 def _refresh_names(user: User, method: AuthenticationMethod, identity: ExternalIdentity) -> None:
@@ -194,21 +256,18 @@ def sign_in_external(session: Session, identity: ExternalIdentity) -> User:
     identity = _checked(identity)
     ref = identity_ref(identity.issuer, identity.external_id)
     found = _find(session, identity)
-    created = False
-    if found is None:
-        try:
-            with session.begin_nested():
-                found = _create(session, identity)
-            created = True
-        except IntegrityError:  # a concurrent first sign-in created it: read theirs
-            found = _find(session, identity)
-            if found is None:
-                raise
-    user, method = found
-    if not created:
+    user = _create(session, identity) if found is None else None
+    created = user is not None
+    if found is None and user is None:  # a concurrent first sign-in created it: read theirs
+        found = _find(session, identity)
+        if found is None:
+            raise AlreadyExists("the identity's account is being created", code="identity")
+    if found is not None:
+        user, method = found
         _refresh_names(user, method, identity)
         method.attributes = _attributes(identity)
         method.last_used_at = user.last_signed_in_at = utcnow()
+    assert user is not None  # noqa: S101 - created or found
     _adopt_email(session, user, identity)
     session.flush()
     log.info(
