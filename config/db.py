@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
 from flask import current_app, g
-from sqlalchemy import JSON, DateTime, Engine, Enum, MetaData, Table, create_engine, event, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Enum,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
@@ -192,14 +204,23 @@ def insert_new(
 ) -> int | None:
     """Insert one row unless a row with the same `unique` columns exists, in one statement (no
     savepoint): the new row's id, or None when it already existed."""
-    statement = (
-        upsert(session.get_bind().dialect.name, model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(unique))
-        .returning(model.__table__.c.id)
-    )
-    new_id: int | None = session.execute(statement).scalar()
+    statement = _insert_new(session.get_bind().dialect.name, model, tuple(unique), tuple(values))
+    new_id: int | None = session.execute(statement, values).scalar()
     return new_id
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_new(
+    dialect: str, model: type[Base], unique: tuple[str, ...], columns: tuple[str, ...]
+) -> Any:
+    """`insert_new`'s statement, built once per dialect, table and set of columns."""
+    table = table_of(model)
+    return (
+        upsert(dialect, table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(table.c.id)
+    )
 
 
 def check_connection(database: Database) -> None:

@@ -38,11 +38,11 @@ from jwcrypto.jwk import JWK
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.request import Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.connectors import Organization
-from config.db import utcnow
+from config.db import table_of, utcnow
 from lti_tool import registry
 from lti_tool.http import PlatformUnreachable, platform_key
 from lti_tool.models import LtiDeployment, LtiLoginState, LtiPlatform
@@ -128,17 +128,17 @@ def start_login(
         storage_target = ""  # absent, or not a frame name: the cookie alone binds the launch
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(
-        LtiLoginState(
-            state_hash=state_hash(state),
-            nonce=nonce,
-            platform_id=platform.id,
-            created_at=now,
-            expires_at=now + STATE_LIFETIME,
-            storage_target=storage_target or None,
-        )
+    session.execute(
+        _NEW_STATE,
+        {
+            "state_hash": state_hash(state),
+            "nonce": nonce,
+            "platform_id": platform.id,
+            "created_at": now,
+            "expires_at": now + STATE_LIFETIME,
+            "storage_target": storage_target or None,
+        },
     )
-    session.flush()
     query = {
         "scope": "openid",
         "response_type": "id_token",
@@ -173,6 +173,27 @@ def _public_key(jwk_json: str) -> RSAPublicKey:
     if not isinstance(key, RSAPublicKey):
         raise ValueError("not an RSA key")
     return key
+
+
+_states = table_of(LtiLoginState)
+_CLAIM = (
+    update(_states)
+    .where(
+        _states.c.state_hash == bindparam("hash"),
+        _states.c.used_at.is_(None),
+        _states.c.expires_at > bindparam("now"),
+    )
+    .values(used_at=bindparam("now"))
+    .returning(_states.c.nonce, _states.c.platform_id)
+)
+_CLAIM_BARE = _CLAIM.where(_states.c.storage_target.is_(None))
+_NEW_STATE = insert(_states).values(
+    {
+        name: bindparam(name, type_=_states.c[name].type)
+        for name in ("state_hash", "nonce", "platform_id", "created_at", "expires_at")
+    }
+    | {"storage_target": bindparam("storage_target", type_=_states.c.storage_target.type)}
+)
 
 
 class _FormRequest(Request):
@@ -240,18 +261,10 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
             raise LaunchRefused("no_state", "missing state")
         now = utcnow()
         hashed = state_hash(state)
-        claim = update(LtiLoginState).where(
-            LtiLoginState.state_hash == hashed,
-            LtiLoginState.used_at.is_(None),
-            LtiLoginState.expires_at > now,
-        )
-        if self.state_cookie is None and not self.storage_checked:
-            claim = claim.where(LtiLoginState.storage_target.is_(None))  # else: check it first
-        claimed = self.session.execute(  # read and used in one statement: single use
-            claim.values(used_at=now)
-            .returning(LtiLoginState.nonce, LtiLoginState.platform_id)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
+        # Read and used in one statement: single use. Without the cookie, a state the login
+        # also put in the platform's storage waits for the storage check.
+        claim = _CLAIM if self.state_cookie is not None or self.storage_checked else _CLAIM_BARE
+        claimed = self.session.execute(claim, {"hash": hashed, "now": now}).one_or_none()
         if claimed is None:
             self._refuse_state(hashed, now)
         else:

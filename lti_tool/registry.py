@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pylti1p3.deployment import Deployment
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -177,13 +177,27 @@ def add_deployment(
     return deployment
 
 
+# Built once: every login and launch runs them.
+_PLATFORM = select(LtiPlatform).where(LtiPlatform.issuer == bindparam("issuer"))
+_PLATFORM_OF_CLIENT = _PLATFORM.where(LtiPlatform.client_id == bindparam("client_id"))
+_DEPLOYMENT = (
+    select(LtiDeployment, Organization)
+    .join(Organization, Organization.id == LtiDeployment.organization_id)
+    .where(
+        LtiDeployment.platform_id == bindparam("platform_id"),
+        LtiDeployment.deployment_id == bindparam("deployment_id"),
+    )
+)
+
+
 def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPlatform | None:
     """The registration of (issuer, client id); without a client id (a login request may omit
     it), the issuer's only registration, or None when it has several."""
-    query = select(LtiPlatform).where(LtiPlatform.issuer == issuer)
     if client_id:
-        return session.scalars(query.where(LtiPlatform.client_id == client_id)).one_or_none()
-    found = session.scalars(query.limit(2)).all()
+        return session.scalars(
+            _PLATFORM_OF_CLIENT, {"issuer": issuer, "client_id": client_id}
+        ).one_or_none()
+    found = session.scalars(_PLATFORM.limit(2), {"issuer": issuer}).all()
     return found[0] if len(found) == 1 else None
 
 
@@ -192,12 +206,7 @@ def find_deployment(
 ) -> tuple[LtiDeployment, Organization] | None:
     """The deployment and its organization, read in one query (a launch needs both)."""
     row = session.execute(
-        select(LtiDeployment, Organization)
-        .join(Organization, Organization.id == LtiDeployment.organization_id)
-        .where(
-            LtiDeployment.platform_id == platform.id,
-            LtiDeployment.deployment_id == deployment_id,
-        )
+        _DEPLOYMENT, {"platform_id": platform.id, "deployment_id": deployment_id}
     ).one_or_none()
     return (row[0], row[1]) if row is not None else None
 

@@ -32,13 +32,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from campaigns import connectors
 from config import ratelimit
-from config.db import execute_dml, get_session, insert_new, utcnow
+from config.db import execute_dml, get_session, insert_new, table_of, utcnow
 from config.ratelimit import Limit
 from config.security import csrf, frameable
 from config.settings import Settings
@@ -225,15 +225,25 @@ def _http() -> TimeoutSession:
     return http
 
 
+_events = table_of(LtiEvent)
+_NEW_EVENT = insert(_events).values(
+    {
+        name: bindparam(name, type_=_events.c[name].type)
+        for name in ("platform_id", "kind", "summary", "request_id", "created_at")
+    }
+)
+
+
 def _event(platform_id: int | None, kind: LtiEventKind, summary: str) -> None:
-    get_session().add(
-        LtiEvent(
-            platform_id=platform_id,
-            kind=kind,
-            summary=summary[:500],
-            request_id=g.get("request_id"),
-            created_at=utcnow(),
-        )
+    get_session().execute(
+        _NEW_EVENT,
+        {
+            "platform_id": platform_id,
+            "kind": kind,
+            "summary": summary[:500],
+            "request_id": g.get("request_id"),
+            "created_at": utcnow(),
+        },
     )
 
 
@@ -420,24 +430,28 @@ def _identity(platform: LtiPlatform, claims: dict[str, Any]) -> connectors.Exter
     )
 
 
+_LINK = select(LtiResourceLink).where(
+    LtiResourceLink.deployment_id == bindparam("deployment_id"),
+    LtiResourceLink.resource_link_id == bindparam("resource_link_id"),
+)
+_CAMPAIGN_OF_CODE = select(connectors.Campaign).where(connectors.Campaign.code == bindparam("code"))
+
+
 def _resource_link(deployment: LtiDeployment, claims: dict[str, Any]) -> LtiResourceLink:
     """The placement this launch comes from, created at its first launch, its services and
     titles refreshed at each."""
     session = get_session()
     link_claim = claims.get(LTI + "resource_link") or {}
     link_id = str(link_claim.get("id"))[:255]
-    query = select(LtiResourceLink).where(
-        LtiResourceLink.deployment_id == deployment.id,
-        LtiResourceLink.resource_link_id == link_id,
-    )
-    link = session.scalars(query).one_or_none()
+    key = {"deployment_id": deployment.id, "resource_link_id": link_id}
+    link = session.scalars(_LINK, key).one_or_none()
     if link is None:
         try:
             with session.begin_nested():
                 link = LtiResourceLink(deployment_id=deployment.id, resource_link_id=link_id)
                 session.add(link)
         except IntegrityError:  # the class launched it at the same moment
-            link = session.scalars(query).one()
+            link = session.scalars(_LINK, key).one()
     context = claims.get(LTI + "context")
     if isinstance(context, dict):
         link.context_id = str(context.get("id") or "")[:255] or None
@@ -478,9 +492,7 @@ def _linked_campaign(
     code = custom.get("campaign_code") if isinstance(custom, dict) else None
     if isinstance(code, str) and code.strip():
         campaign = session.scalars(
-            select(connectors.Campaign).where(
-                connectors.Campaign.code == "".join(code.split()).upper()
-            )
+            _CAMPAIGN_OF_CODE, {"code": "".join(code.split()).upper()}
         ).one_or_none()
         if campaign is None or campaign.organization_id != organization.id:
             raise LaunchRefused("campaign_elsewhere", f"campaign_code {code[:20]!r}")
@@ -489,6 +501,17 @@ def _linked_campaign(
     if link.campaign_id is None:
         return None
     return session.get(connectors.Campaign, link.campaign_id)
+
+
+_learners = table_of(LtiLearner)
+_RELAUNCHED = (
+    update(_learners)
+    .where(
+        _learners.c.resource_link_id == bindparam("link"),
+        _learners.c.user_id == bindparam("user"),
+    )
+    .values(last_launch_at=bindparam("now"))
+)
 
 
 def _remember_learner(link: LtiResourceLink, user: connectors.User, sub: str) -> None:
@@ -506,13 +529,7 @@ def _remember_learner(link: LtiResourceLink, user: connectors.User, sub: str) ->
         "grade_attempts": 0,
     }
     if insert_new(session, LtiLearner, ["resource_link_id", "user_id"], values) is None:
-        execute_dml(
-            session,
-            update(LtiLearner)
-            .where(LtiLearner.resource_link_id == link.id, LtiLearner.user_id == user.id)
-            .values(last_launch_at=now)
-            .execution_options(synchronize_session=False),
-        )
+        session.execute(_RELAUNCHED, {"link": link.id, "user": user.id, "now": now})
 
 
 def _resource_launch(

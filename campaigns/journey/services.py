@@ -216,6 +216,11 @@ def join(
     return _start(session, campaign, user, external_id)
 
 
+_LEARNER_ID = select(Learner.id).where(
+    Learner.organization_id == bindparam("organization_id"), Learner.user_id == bindparam("user_id")
+)
+
+
 def _start(
     session: Session, campaign: Campaign, user: User, external_id: str | None
 ) -> Participation:
@@ -223,9 +228,7 @@ def _start(
     if campaign.external_id_label and not (external_id or "").strip():
         raise InvalidInput("the campaign asks for an identifier", code="external_id")
     learner_id = session.scalar(
-        select(Learner.id).where(
-            Learner.organization_id == campaign.organization_id, Learner.user_id == user.id
-        )
+        _LEARNER_ID, {"organization_id": campaign.organization_id, "user_id": user.id}
     )
     status = (
         ParticipationStatus.TO_SHARE
@@ -302,21 +305,33 @@ def next_step(campaign: Campaign, participation: Participation, *, first: bool =
     return NextPage.RULES if first else NextPage.QUESTION
 
 
+_LIVE_OR_FIRST = (
+    select(Participation)
+    .where(Participation.user_id == bindparam("user_id"))
+    .order_by(
+        case(
+            (
+                and_(
+                    Participation.campaign_id == bindparam("campaign_id"),
+                    Participation.is_improved.is_(False),
+                    Participation.deleted_at.is_(None),
+                ),
+                0,
+            ),
+            else_=1,
+        )
+    )
+    .limit(1)
+)
+
+
 def _live_or_first(
     session: Session, campaign: Campaign, user: User
 ) -> tuple[Participation | None, bool]:
     """The user's live participation in the campaign, and whether they never took part in any
     campaign: one query over the user's participations, the live one of this campaign first."""
-    live = and_(
-        Participation.campaign_id == campaign.id,
-        Participation.is_improved.is_(False),
-        Participation.deleted_at.is_(None),
-    )
     found = session.scalars(
-        select(Participation)
-        .where(Participation.user_id == user.id)
-        .order_by(case((live, 0), else_=1))
-        .limit(1)
+        _LIVE_OR_FIRST, {"user_id": user.id, "campaign_id": campaign.id}
     ).one_or_none()
     if found is None:
         return None, True
