@@ -18,9 +18,11 @@ learners live in load generator processes (asyncio, the minimal HTTP client of
    POSTs /lti/launch with an id_token signed by the platform (custom `campaign_code`, AGS claim),
    and follows to the rules page, then to the first question: launches per second, round trips,
    the CPU each side spent per launch (gunicorn's processes, the database's backends, the load
-   generator). Then, side by side in the same run, each of them answers 3 questions: the CPU per
-   answer, and the ratio of server CPU "launch / answer" (target: ≤ 2). A warm-up of two
-   launches per gunicorn worker comes first, not counted.
+   generator). Side by side, each of them answers 3 questions: the CPU per answer, and the
+   ratio of server CPU "launch / answer" (target: ≤ 2). Launches and answers alternate course by
+   course (a course's launches, then their answers, then the next course), each side summed over
+   the rounds, so that the machine's load weighs on both alike. A warm-up of two launches per
+   gunicorn worker comes first, not counted.
 2. A class: `--class-size` first launches of one new resource link, all logins first, then every
    launch POST released at once: p50, p95 (target ≤ 300 ms) and max latency of the POST, errors
    (target 0), and in the database one LtiLearner and one participation per student.
@@ -650,6 +652,19 @@ class Meter:
             self.used[side] = sum(t - before.get(p, 0.0) for p, t in cpu_of(pids()).items())
 
 
+class Tally:
+    """The sum of several measurements (rounds), per side, and their wall time."""
+
+    def __init__(self) -> None:
+        self.used: dict[str, float] = defaultdict(float)
+        self.seconds = 0.0
+
+    def add(self, measured: Meter) -> None:
+        for side, seconds in measured.used.items():
+            self.used[side] += seconds
+        self.seconds += measured.seconds
+
+
 def backends_of(database: ScratchDatabase) -> Callable[[], list[int]]:
     """The PostgreSQL backends serving the scratch database (its CPU, not the machine's)."""
 
@@ -676,11 +691,21 @@ def measure_launches(
     warmed = generator.run("launch", warmup)
     warmed += generator.run("answer", [sub for sub, *_ in warmup], 1)
     learners = [(f"launch-{n}", f"course-{n // COURSE}", n // COURSE) for n in range(launches)]
-    with meter() as launch_meter:
-        launched = generator.run("launch", learners)
+    # Round by round (a course each), its launches then their answers: the machine's noise falls
+    # on both sides of the ratio alike.
+    launched: list[Any] = []
+    answered: list[Any] = []
+    launch_meter, answer_meter = Tally(), Tally()
+    for first in range(0, launches, COURSE):
+        with meter() as measured:
+            round_launched = generator.run("launch", learners[first : first + COURSE])
+        launch_meter.add(measured)
+        ok_in_round = [sub for sub, _, error in round_launched if error is None]
+        with meter() as measured:
+            answered += generator.run("answer", ok_in_round, ANSWERS)
+        answer_meter.add(measured)
+        launched += round_launched
     ok = [sub for sub, _, error in launched if error is None]
-    with meter() as answer_meter:
-        answered = generator.run("answer", ok, ANSWERS)
     answers = sum(len(latencies) for _, latencies, _ in answered)
     errors = [e for *_, e in warmed + launched + answered if e is not None]
     trips = [t for _, t, error in launched if error is None]

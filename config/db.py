@@ -13,7 +13,7 @@ import datetime as dt
 import enum
 import functools
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
@@ -183,6 +183,53 @@ def execute_dml(session: Session, statement: Executable) -> CursorResult[Any]:
 def table_of(model: type[Base]) -> Table:
     """The table of a mapped class, for plain Core statements built once."""
     return cast(Table, model.__table__)
+
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def insert_row(session: Session, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """Insert one row with a statement built once per table and column set, and hold it in the
+    session as the object it is, without reading it back (no unit of work: the hot paths). A
+    column left out takes its scalar default, or NULL; one whose value only the database knows
+    must be given."""
+    new_id = session.execute(_insert_row(model, tuple(values)), values).scalar_one()
+    row = written(model, new_id, values)
+    session.add(row)
+    return row
+
+
+def written(model: type[ModelT], row_id: int, values: dict[str, Any]) -> ModelT:
+    """The object of a row just inserted with `values` by a Core statement, to `session.add`
+    (it is not read back: a column left out holds its scalar default or NULL)."""
+    row = model(**{"id": row_id} | _defaults(model, frozenset(values)) | values)
+    make_transient_to_detached(row)
+    return row
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_row(model: type[Base], columns: tuple[str, ...]) -> Any:
+    table = table_of(model)
+    return (
+        table.insert()
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .returning(table.c.id)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _defaults(model: type[Base], given: frozenset[str]) -> dict[str, Any]:
+    defaults = {}
+    for column in table_of(model).columns:
+        if column.name == "id" or column.name in given:
+            continue
+        if column.default is not None and column.default.is_scalar:
+            defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
+        elif column.nullable and column.server_default is None:
+            defaults[column.name] = None
+        else:
+            raise ValueError(f"insert_row: {model.__name__}.{column.name} must be given")
+    return defaults
 
 
 def expire_loaded(session: Session, model: type[Base], row_id: int) -> None:

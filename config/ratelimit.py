@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, delete, select, update
+from sqlalchemy import Integer, String, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -78,18 +79,30 @@ def hit(
     return Verdict(allowed=hits <= limit.max_hits, hits=hits, retry_after_seconds=retry_after)
 
 
+_COUNTS = select(
+    RateLimitCounter.key_hash, RateLimitCounter.window_start, RateLimitCounter.hits
+).where(RateLimitCounter.key_hash.in_(bindparam("hashes", expanding=True)))
+
+
 def exceeded(
-    session: Session, limit: Limit, key: str, *, secret: str, now: dt.datetime | None = None
+    session: Session,
+    keys: Sequence[tuple[Limit, str]],
+    *,
+    secret: str,
+    now: dt.datetime | None = None,
 ) -> bool:
-    """Whether `key` has used up its attempts in the current window (a read: counts nothing)."""
+    """Whether any of these (limit, key) has used up its attempts in its current window (a
+    read in one query: counts nothing)."""
     now = now or utcnow()
-    hits = session.scalar(
-        select(RateLimitCounter.hits).where(
-            RateLimitCounter.key_hash == _key_hash(limit, key, secret),
-            RateLimitCounter.window_start == _window_start(now, limit.window),
-        )
-    )
-    return (hits or 0) >= limit.max_hits
+    windows = {
+        _key_hash(limit, key, secret): (_window_start(now, limit.window), limit.max_hits)
+        for limit, key in keys
+    }
+    for key_hash, window_start, hits in session.execute(_COUNTS, {"hashes": list(windows)}):
+        start, max_hits = windows[key_hash]
+        if window_start == start and hits >= max_hits:
+            return True
+    return False
 
 
 def release(

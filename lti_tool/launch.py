@@ -247,6 +247,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         self.platform: LtiPlatform | None = None
         self.deployment: LtiDeployment | None = None
         self.organization: Organization | None = None
+        self._deployment_found: tuple[LtiDeployment, Organization] | None = None
 
     def _get_request_param(self, key: str) -> str:
         value = self._request.get_param(key)
@@ -319,11 +320,18 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         body = self._get_jwt_body()
         issuer = body.get("iss")
         client_id = self._client_id(body)
-        platform = (
-            registry.find_platform(self.session, issuer, client_id)
+        deployment_id = body.get(LTI + "deployment_id")
+        found = (
+            registry.find_launch_registration(
+                self.session,
+                issuer,
+                client_id,
+                deployment_id if isinstance(deployment_id, str) else None,
+            )
             if isinstance(issuer, str) and client_id
             else None
         )
+        platform, self._deployment_found = found if found is not None else (None, None)
         assert self.login_state is not None  # noqa: S101
         if platform is None or platform.id != self.login_state.platform_id:
             raise LaunchRefused(
@@ -387,7 +395,7 @@ class ToolLaunch(MessageLaunch):  # type: ignore[type-arg]
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LaunchRefused("bad_message", "no deployment_id", platform_id=self._platform_id())
         assert self.platform is not None  # noqa: S101
-        found = registry.find_deployment(self.session, self.platform, deployment_id)
+        found = self._deployment_found  # read with the platform (the same token's claim)
         if found is None:
             raise LaunchRefused(
                 "unknown_deployment", f"deployment {deployment_id!r}", platform_id=self.platform.id

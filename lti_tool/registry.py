@@ -201,6 +201,36 @@ def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPl
     return found[0] if len(found) == 1 else None
 
 
+_LAUNCH_REGISTRATION = (
+    select(LtiPlatform, LtiDeployment, Organization)
+    .outerjoin(
+        LtiDeployment,
+        (LtiDeployment.platform_id == LtiPlatform.id)
+        & (LtiDeployment.deployment_id == bindparam("deployment_id")),
+    )
+    .outerjoin(Organization, Organization.id == LtiDeployment.organization_id)
+    .where(
+        LtiPlatform.issuer == bindparam("issuer"), LtiPlatform.client_id == bindparam("client_id")
+    )
+)
+
+
+def find_launch_registration(
+    session: Session, issuer: str, client_id: str, deployment_id: str | None
+) -> tuple[LtiPlatform, tuple[LtiDeployment, Organization] | None] | None:
+    """A launch's platform registration with the deployment its token names and that
+    deployment's organization, read in one query; None without the platform, (platform, None)
+    when the deployment is unknown."""
+    row = session.execute(
+        _LAUNCH_REGISTRATION,
+        {"issuer": issuer, "client_id": client_id, "deployment_id": deployment_id},
+    ).one_or_none()
+    if row is None:
+        return None
+    platform, deployment, organization = row
+    return platform, (deployment, organization) if deployment is not None else None
+
+
 def find_deployment(
     session: Session, platform: LtiPlatform, deployment_id: str
 ) -> tuple[LtiDeployment, Organization] | None:

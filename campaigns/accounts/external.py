@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from campaigns.accounts.users import has_password, normalize_email
 from campaigns.shared.errors import AlreadyExists, InvalidInput
@@ -43,7 +43,7 @@ from campaigns.shared.models import (
     User,
 )
 from campaigns.shared.names import normalize_name
-from config.db import table_of, upsert, utcnow
+from config.db import insert_row, table_of, upsert, utcnow
 from config.i18n import DEFAULT_LOCALE
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _attributes(identity: ExternalIdentity) -> dict[str, Any]:
 
 
 # Built once: a first launch or sign-in runs these (plain Core where no object is needed).
-_users, _methods = table_of(User), table_of(AuthenticationMethod)
+_methods = table_of(AuthenticationMethod)
 _FIND = (
     select(User, AuthenticationMethod)
     .join(AuthenticationMethod, AuthenticationMethod.user_id == User.id)
@@ -131,19 +131,7 @@ _FIND = (
         AuthenticationMethod.external_id == bindparam("external_id"),
     )
 )
-_NEW_USER = (
-    insert(_users)
-    .values(
-        {
-            name: bindparam(name, type_=_users.c[name].type)
-            for name in ("first_name", "last_name", "locale", "last_signed_in_at")
-        }
-        | {"created_at": bindparam("now"), "updated_at": bindparam("now")}
-    )
-    .returning(_users.c.id)
-)
 _METHOD_COLUMNS = ("user_id", "provider", "issuer", "external_id", "attributes", "last_used_at")
-_DROP_USER = delete(_users).where(_users.c.id == bindparam("user_id"))
 
 
 @functools.cache
@@ -181,13 +169,15 @@ def _create(session: Session, identity: ExternalIdentity) -> User | None:
         "last_name": _clean_name(identity.last_name),
         "locale": DEFAULT_LOCALE,
     }
-    user_id = session.execute(
-        _NEW_USER, names | {"last_signed_in_at": now, "now": now}
-    ).scalar_one()
+    user = insert_row(
+        session,
+        User,
+        names | {"email": None, "last_signed_in_at": now, "created_at": now, "updated_at": now},
+    )
     method_id = session.execute(
         _new_method(session.get_bind().dialect.name),
         {
-            "user_id": user_id,
+            "user_id": user.id,
             "provider": identity.provider,
             "issuer": identity.issuer,
             "external_id": identity.external_id,
@@ -197,22 +187,9 @@ def _create(session: Session, identity: ExternalIdentity) -> User | None:
         },
     ).scalar()
     if method_id is None:
-        session.execute(_DROP_USER, {"user_id": user_id})
+        session.delete(user)
+        session.flush()
         return None
-    # The account as the rows just written say, held by the session without reading it back.
-    user = User(
-        id=user_id,
-        email=None,
-        email_verified_at=None,
-        username=None,
-        cgu_accepted_at=None,
-        last_signed_in_at=now,
-        created_at=now,
-        updated_at=now,
-        **names,
-    )
-    make_transient_to_detached(user)
-    session.add(user)
     return user
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.shared.models import AccountToken, User, UserSession
-from config.db import execute_dml, utcnow
+from config.db import execute_dml, insert_row, utcnow
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
 TOKEN_BYTES = 32
@@ -39,15 +39,17 @@ def open_session(
 ) -> tuple[str, UserSession]:
     """A new signed-in session for `user`: the token for the cookie, and its row."""
     token, now = new_token(), utcnow()
-    row = UserSession(
-        user_id=user.id,
-        token_hash=token_hash(token),
-        created_at=now,
-        expires_at=now + SESSION_LIFETIME,
-        password_change_required=password_change_required,
+    row = insert_row(
+        session,
+        UserSession,
+        {
+            "user_id": user.id,
+            "token_hash": token_hash(token),
+            "created_at": now,
+            "expires_at": now + SESSION_LIFETIME,
+            "password_change_required": password_change_required,
+        },
     )
-    session.add(row)
-    session.flush()
     return token, row
 
 

@@ -9,8 +9,10 @@ them, so any process can serve any request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
-from config.db import insert_new, utcnow
+from config.db import insert_new, table_of, upsert, utcnow, written
 from engine import answers as checking
 from engine.content import Challenge, ContentPack
 from engine.knowledge import (
@@ -235,28 +237,51 @@ def _start(
         if campaign.type is CampaignType.PROFILES_COLLECTION
         else ParticipationStatus.STARTED
     )
-    participation = Participation(
-        campaign_id=campaign.id,
-        user_id=user.id,
-        learner_id=learner_id,
-        participant_external_id=(external_id or "").strip()[:255] or None,
-        status=status,
-    )
-    try:
-        with session.begin_nested():
-            session.add(participation)
-            if events.listened(Event.STARTED):
-                session.flush()
-                events.publish(session, Event.STARTED, participation)
-    except IntegrityError:
-        existing = live_participation(session, campaign, user)
-        if existing is None:
-            raise NotAllowed(
-                "this student already takes part in the campaign with another account",
-                code="learner_taken",
-            ) from None
-        return existing
+    values = {
+        "campaign_id": campaign.id,
+        "user_id": user.id,
+        "learner_id": learner_id,
+        "participant_external_id": (external_id or "").strip()[:255] or None,
+        "status": status,
+        "created_at": utcnow(),
+    }
+    # A live participation of this user, or of this school learner, may exist already (a double
+    # submission, the learner's other account): the unique indexes decide, nothing inserted.
+    listeners = events.listened(Event.STARTED)
+    with session.begin_nested() if listeners else contextlib.nullcontext():
+        new_id = session.execute(
+            _new_participation(session.get_bind().dialect.name), values
+        ).scalar()
+        if new_id is None:
+            existing = live_participation(session, campaign, user)
+            if existing is None:
+                raise NotAllowed(
+                    "this student already takes part in the campaign with another account",
+                    code="learner_taken",
+                )
+            return existing
+        participation = written(Participation, new_id, values)
+        if listeners:
+            events.publish(session, Event.STARTED, participation)
+    session.add(participation)
     return participation
+
+
+@functools.cache
+def _new_participation(dialect: str) -> Any:
+    """A participation's row, unless a live one of the same user or learner holds the campaign
+    (no row back)."""
+    table = table_of(Participation)
+    columns = ("campaign_id", "user_id", "learner_id", "participant_external_id", "status")
+    return (
+        upsert(dialect, table)
+        .values(
+            {name: bindparam(name, type_=table.c[name].type) for name in columns}
+            | {"created_at": bindparam("created_at", type_=table.c.created_at.type)}
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
 
 
 def school_campaigns(session: Session, user: User) -> list[Campaign]:

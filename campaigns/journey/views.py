@@ -105,7 +105,7 @@ def _guess_limits() -> list[tuple[Limit, str]]:
 def _out_of_guesses() -> bool:
     """Whether this visitor used up a guess allowance (a read: counts nothing)."""
     secret = current_app.config["SECRET_KEY"]
-    return any(exceeded(get_session(), limit, key, secret=secret) for limit, key in _guess_limits())
+    return exceeded(get_session(), _guess_limits(), secret=secret)
 
 
 def _count_miss() -> bool:
