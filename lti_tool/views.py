@@ -452,24 +452,33 @@ def _resource_link(deployment: LtiDeployment, claims: dict[str, Any]) -> LtiReso
                 session.add(link)
         except IntegrityError:  # the class launched it at the same moment
             link = session.scalars(_LINK, key).one()
+    fresh: dict[str, Any] = {"title": _text_claim(link_claim, "title")}
     context = claims.get(LTI + "context")
     if isinstance(context, dict):
-        link.context_id = str(context.get("id") or "")[:255] or None
-        link.context_title = _text_claim(context, "title") or None
-    link.title = _text_claim(link_claim, "title")
+        fresh["context_id"] = str(context.get("id") or "")[:255] or None
+        fresh["context_title"] = _text_claim(context, "title") or None
     ags = claims.get(AGS)
     if isinstance(ags, dict):
-        link.lineitem_url = _url_claim(ags, "lineitem") or link.lineitem_url
-        link.lineitems_url = _url_claim(ags, "lineitems")
+        fresh["lineitem_url"] = _url_claim(ags, "lineitem") or link.lineitem_url
+        fresh["lineitems_url"] = _url_claim(ags, "lineitems")
         scopes = ags.get("scope")
-        link.ags_scopes = (
+        fresh["ags_scopes"] = (
             [s for s in scopes if isinstance(s, str)] if isinstance(scopes, list) else []
         )
     nrps = claims.get(NRPS)
     if isinstance(nrps, dict):
-        link.memberships_url = _url_claim(nrps, "context_memberships_url")
-    session.flush()
+        fresh["memberships_url"] = _url_claim(nrps, "context_memberships_url")
+    _refresh(link, fresh)
     return link
+
+
+def _refresh(row: Any, values: dict[str, Any]) -> None:
+    """Write the values that changed (most launches change nothing: no UPDATE, no flush)."""
+    changed = {name: value for name, value in values.items() if getattr(row, name) != value}
+    for name, value in changed.items():
+        setattr(row, name, value)
+    if changed:
+        get_session().flush()
 
 
 def _url_claim(claim: dict[str, Any], name: str) -> str | None:
@@ -496,7 +505,7 @@ def _linked_campaign(
         ).one_or_none()
         if campaign is None or campaign.organization_id != organization.id:
             raise LaunchRefused("campaign_elsewhere", f"campaign_code {code[:20]!r}")
-        link.campaign_id = campaign.id
+        _refresh(link, {"campaign_id": campaign.id})
         return campaign
     if link.campaign_id is None:
         return None
