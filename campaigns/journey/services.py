@@ -83,8 +83,11 @@ class NotCurrent(ServiceError):
 # -- campaigns and their content ------------------------------------------------------------------
 
 
+_CAMPAIGN_OF_CODE = select(Campaign).where(Campaign.code == bindparam("code"))
+
+
 def campaign_by_code(session: Session, code: str) -> Campaign | None:
-    return session.scalars(select(Campaign).where(Campaign.code == code)).one_or_none()
+    return session.scalars(_CAMPAIGN_OF_CODE, {"code": code}).one_or_none()
 
 
 @dataclass(frozen=True)
