@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, case, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.shared import events
@@ -386,33 +385,48 @@ def enter(
 def open_assessment(
     session: Session, participation: Participation, *, improving: bool = False
 ) -> Assessment:
-    """The participation's test in progress, started if needed."""
-    current = session.scalars(
-        select(Assessment).where(
-            Assessment.participation_id == participation.id,
-            Assessment.state == AssessmentState.STARTED,
-        )
-    ).one_or_none()
-    if current is not None:
-        return current
-    assessment = Assessment(
-        user_id=participation.user_id,
-        participation_id=participation.id,
-        type=AssessmentType.CAMPAIGN,
-        state=AssessmentState.STARTED,
-        is_improving=improving,
-    )
-    try:
-        with session.begin_nested():
-            session.add(assessment)
-    except IntegrityError:  # a parallel request opened it
-        return session.scalars(
-            select(Assessment).where(
-                Assessment.participation_id == participation.id,
-                Assessment.state == AssessmentState.STARTED,
-            )
-        ).one()
+    """The participation's test in progress, started if needed (inserted first: a test is
+    opened once and read many times by the pages that find it with their own query)."""
+    values = {
+        "user_id": participation.user_id,
+        "participation_id": participation.id,
+        "type": AssessmentType.CAMPAIGN,
+        "state": AssessmentState.STARTED,
+        "is_improving": improving,
+        "created_at": (now := utcnow()),
+        "updated_at": now,
+    }
+    new_id = session.execute(_new_assessment(session.get_bind().dialect.name), values).scalar()
+    if new_id is None:  # open already (a parallel request may have opened it)
+        return session.scalars(_STARTED_ASSESSMENT, {"participation_id": participation.id}).one()
+    assessment = written(Assessment, new_id, values)
+    session.add(assessment)
     return assessment
+
+
+_STARTED_ASSESSMENT = select(Assessment).where(
+    Assessment.participation_id == bindparam("participation_id"),
+    Assessment.state == AssessmentState.STARTED,
+)
+
+
+@functools.cache
+def _new_assessment(dialect: str) -> Any:
+    """A test's row, unless the participation has one in progress (no row back)."""
+    table = table_of(Assessment)
+    columns = ("user_id", "participation_id", "type", "state", "is_improving")
+    return (
+        upsert(dialect, table)
+        .values(
+            {name: bindparam(name, type_=table.c[name].type) for name in columns}
+            | {
+                "created_at": bindparam("created_at", type_=table.c.created_at.type),
+                "updated_at": bindparam("updated_at", type_=table.c.updated_at.type),
+            }
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
 
 
 # -- the test ------------------------------------------------------------------------------------
@@ -453,7 +467,9 @@ class TestState:
     answers: list[Answer]
 
 
-def load_test(session: Session, assessment: Assessment) -> TestState:
+def load_test(session: Session, assessment: Assessment, *, fresh: bool = False) -> TestState:
+    """What the engine needs of a test; `fresh`: opened by this request, nothing answered yet
+    (its answers are not read)."""
     participation = session.get(Participation, assessment.participation_id)
     if participation is None:
         raise NotFound("no such participation")
@@ -474,9 +490,13 @@ def load_test(session: Session, assessment: Assessment) -> TestState:
         )
     ]
     known = effective(considered, at=assessment.created_at)
-    answers = list(
-        session.scalars(
-            select(Answer).where(Answer.assessment_id == assessment.id).order_by(Answer.id)
+    answers = (
+        []
+        if fresh
+        else list(
+            session.scalars(
+                select(Answer).where(Answer.assessment_id == assessment.id).order_by(Answer.id)
+            )
         )
     )
     steps = tuple(
@@ -512,9 +532,11 @@ def _record(
     session.flush()
 
 
-def current_challenge(session: Session, assessment: Assessment) -> Challenge | None:
+def current_challenge(
+    session: Session, assessment: Assessment, *, fresh: bool = False
+) -> Challenge | None:
     """The question on screen: the stored one, or the next one chosen now and stored. None once
-    the test is over (which then completes it)."""
+    the test is over (which then completes it). `fresh`: see `load_test`."""
     if assessment.state is not AssessmentState.STARTED:
         return None
     if assessment.current_challenge_id:
@@ -523,7 +545,7 @@ def current_challenge(session: Session, assessment: Assessment) -> Challenge | N
         challenge = pack.challenge_by_id.get(assessment.current_challenge_id)
         if challenge is not None:
             return challenge
-    return _advance(session, load_test(session, assessment))
+    return _advance(session, load_test(session, assessment, fresh=fresh))
 
 
 def start_clock(session: Session, assessment: Assessment, challenge: Challenge) -> None:

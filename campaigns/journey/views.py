@@ -398,7 +398,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
     if request.method == "POST":
         journey.ensure_open(session, campaign)
         return _answer(campaign, assessment)
-    challenge = journey.current_challenge(session, assessment)
+    challenge = journey.current_challenge(session, assessment, fresh=found.assessment is None)
     if challenge is not None:
         journey.start_clock(session, assessment, challenge)
     session.commit()
