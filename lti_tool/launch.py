@@ -101,7 +101,7 @@ class Login:
     redirect_url: str
     state: str
     nonce: str
-    platform: LtiPlatform
+    auth_login_url: str  # the platform's authorization endpoint
     storage_target: str | None  # the platform's storage frame, when it offered one
 
 
@@ -114,7 +114,8 @@ def start_login(
     target = (params.get("target_link_uri") or "").strip()
     if not issuer or not login_hint or not target:
         raise LaunchRefused("bad_login", "iss, login_hint and target_link_uri are required")
-    platform = registry.find_platform(session, issuer, (params.get("client_id") or "").strip())
+    client_id = (params.get("client_id") or "").strip()
+    platform = registry.find_login_platform(session, issuer, client_id)
     if platform is None:
         raise LaunchRefused("unknown_platform", f"no registration for issuer {issuer!r}")
     if not platform.is_active:
@@ -157,7 +158,7 @@ def start_login(
         platform.auth_login_url + separator + urlencode(query),
         state,
         nonce,
-        platform,
+        platform.auth_login_url,
         storage_target or None,
     )
 

@@ -179,7 +179,9 @@ def add_deployment(
 
 # Built once: every login and launch runs them.
 _PLATFORM = select(LtiPlatform).where(LtiPlatform.issuer == bindparam("issuer"))
-_PLATFORM_OF_CLIENT = _PLATFORM.where(LtiPlatform.client_id == bindparam("client_id"))
+_LOGIN_PLATFORM = select(
+    LtiPlatform.id, LtiPlatform.client_id, LtiPlatform.auth_login_url, LtiPlatform.is_active
+).where(LtiPlatform.issuer == bindparam("issuer"))
 _DEPLOYMENT = (
     select(LtiDeployment, Organization)
     .join(Organization, Organization.id == LtiDeployment.organization_id)
@@ -190,14 +192,32 @@ _DEPLOYMENT = (
 )
 
 
+_PLATFORM_OF_CLIENT = _PLATFORM.where(LtiPlatform.client_id == bindparam("client_id"))
+_LOGIN_PLATFORM_OF_CLIENT = _LOGIN_PLATFORM.where(LtiPlatform.client_id == bindparam("client_id"))
+
+
 def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPlatform | None:
     """The registration of (issuer, client id); without a client id (a login request may omit
     it), the issuer's only registration, or None when it has several."""
+    found = _one_registration(session, (_PLATFORM, _PLATFORM_OF_CLIENT), issuer, client_id)
+    return found[0] if found is not None else None
+
+
+def find_login_platform(session: Session, issuer: str, client_id: str | None) -> Any:
+    """`find_platform` as a login needs it: a row of its id, client id, authorization endpoint
+    and whether it is active (no object: a login reads nothing else)."""
+    return _one_registration(
+        session, (_LOGIN_PLATFORM, _LOGIN_PLATFORM_OF_CLIENT), issuer, client_id
+    )
+
+
+def _one_registration(
+    session: Session, queries: tuple[Any, Any], issuer: str, client_id: str | None
+) -> Any:
+    by_issuer, by_client = queries
     if client_id:
-        return session.scalars(
-            _PLATFORM_OF_CLIENT, {"issuer": issuer, "client_id": client_id}
-        ).one_or_none()
-    found = session.scalars(_PLATFORM.limit(2), {"issuer": issuer}).all()
+        return session.execute(by_client, {"issuer": issuer, "client_id": client_id}).one_or_none()
+    found = session.execute(by_issuer.limit(2), {"issuer": issuer}).all()
     return found[0] if len(found) == 1 else None
 
 

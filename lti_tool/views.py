@@ -304,7 +304,7 @@ def _to_platform(started: Login) -> Response:
         "lti/storage.html",
         mode="put",
         target=started.storage_target,
-        origin=origin_of(started.platform.auth_login_url) or "",
+        origin=origin_of(started.auth_login_url) or "",
         state=started.state,
         nonce=started.nonce,
         next_url=started.redirect_url,
