@@ -18,8 +18,11 @@ learners live in load generator processes (asyncio, the minimal HTTP client of
    POSTs /lti/launch with an id_token signed by the platform (custom `campaign_code`, AGS claim),
    and follows to the rules page, then to the first question: launches per second, round trips,
    the CPU each side spent per launch (gunicorn's processes, the database's backends, the load
-   generator). Side by side, each of them answers 3 questions: the CPU per answer, and the
-   ratio of server CPU "launch / answer" (target: ≤ 2). Launches and answers alternate course by
+   generator). Side by side, each of them answers 5 questions, one checkpoint cycle (the fifth
+   answer leads to the checkpoint page, then to the next question), as a test's answers cost on
+   average: the CPU per answer, and the ratio of server CPU "launch / answer" (target: ≤ 2); the
+   first 3 answers alone (no checkpoint, the cheapest of a test) are also reported, with their
+   ratio. Launches and answers alternate course by
    course (a course's launches, then their answers, then the next course), each side summed over
    the rounds, so that the machine's load weighs on both alike. A warm-up of two launches per
    gunicorn worker comes first, not counted.
@@ -84,9 +87,11 @@ from bench.common import (
 from bench.http_answers import CHALLENGE, CSRF, Client, Student, answer_form
 
 COURSE = 30  # learners per resource link (one class) in the launch and grade phases
-ANSWERS = (
-    3  # answers per launched learner, measured side by side with the launches (< 5: no checkpoint)
-)
+# Answers per launched learner, measured side by side with the launches: one checkpoint cycle
+# (every fifth answer leads to the checkpoint page, then the next question), an answer as the
+# test's students pay for it on average. The first EARLY of them are also reported alone.
+ANSWERS = 5
+EARLY = 3
 CLIENTS = 2  # load generator processes
 GRADE_DEADLINE = 60.0  # seconds to wait for the grades before counting what is missing
 TARGETS = {
@@ -448,7 +453,8 @@ async def launch(client: Client, signer: Signer, link: str, course: int) -> tupl
 
 
 async def answer(client: Client, code: str, page: str, pack: Any, count: int) -> str:
-    """Answer `count` questions from `page` as http_answers does (the POST and the next page)."""
+    """Answer `count` questions from `page` as http_answers does: the POST and the next page,
+    and after the checkpoint page the question that follows it."""
     student = client.student
     rng = random.Random(student.email)
     for _ in range(count):
@@ -463,10 +469,14 @@ async def answer(client: Client, code: str, page: str, pack: Any, count: int) ->
         if status != 302:
             raise RuntimeError(f"answer answered {status}")
         status, path, page, _ = await follow(client, location)
+        if CHALLENGE.search(page) is None and "/checkpoint" in path and "/evaluation" in page:
+            status, path, page, _ = await follow(client, f"/campagnes/{code}/evaluation")
         student.latencies.append((time.perf_counter() - start) * 1000)
         student.sent.append((challenge.id, value))
         if status != 200:
             raise RuntimeError(f"next page {path} answered {status}")
+        if CHALLENGE.search(page) is None and "/resultats" not in path:
+            raise RuntimeError(f"neither a question nor the results after an answer: {path}")
     return page
 
 
@@ -659,7 +669,7 @@ class Tally:
         self.used: dict[str, float] = defaultdict(float)
         self.seconds = 0.0
 
-    def add(self, measured: Meter) -> None:
+    def add(self, measured: Meter | Tally) -> None:
         for side, seconds in measured.used.items():
             self.used[side] += seconds
         self.seconds += measured.seconds
@@ -695,27 +705,37 @@ def measure_launches(
     # on both sides of the ratio alike.
     launched: list[Any] = []
     answered: list[Any] = []
-    launch_meter, answer_meter = Tally(), Tally()
+    early: list[Any] = []
+    launch_meter, early_meter, late_meter = Tally(), Tally(), Tally()
     for first in range(0, launches, COURSE):
         with meter() as measured:
             round_launched = generator.run("launch", learners[first : first + COURSE])
         launch_meter.add(measured)
         ok_in_round = [sub for sub, _, error in round_launched if error is None]
         with meter() as measured:
-            answered += generator.run("answer", ok_in_round, ANSWERS)
-        answer_meter.add(measured)
+            early += generator.run("answer", ok_in_round, EARLY)
+        early_meter.add(measured)
+        with meter() as measured:
+            answered += generator.run("answer", ok_in_round, ANSWERS - EARLY)
+        late_meter.add(measured)
         launched += round_launched
+    answered += early
+    answer_meter = Tally()
+    answer_meter.add(early_meter)
+    answer_meter.add(late_meter)
     ok = [sub for sub, _, error in launched if error is None]
     answers = sum(len(latencies) for _, latencies, _ in answered)
+    early_answers = sum(len(latencies) for _, latencies, _ in early)
     errors = [e for *_, e in warmed + launched + answered if e is not None]
     trips = [t for _, t, error in launched if error is None]
     cpu_launch = per(launch_meter.used, len(ok))
     cpu_answer = per(answer_meter.used, answers)
-    ratio = (
-        round(cpu_launch["server"] / cpu_answer["server"], 2)
-        if cpu_launch["server"] and cpu_answer["server"]
-        else None
-    )
+    cpu_early = per(early_meter.used, early_answers)
+
+    def ratio_to(answer: dict[str, float | None]) -> float | None:
+        launch, one = cpu_launch["server"], answer["server"]
+        return round(launch / one, 2) if launch and one else None
+
     latencies = [x for _, lat, _ in answered for x in lat]
     return {
         "warmup_launches": len(warmup),
@@ -728,7 +748,9 @@ def measure_launches(
         "answers_per_second": round(answers / answer_meter.seconds, 1) if answers else 0,
         "answer_latency_ms_p50": round(percentile(latencies, 0.5), 1) if latencies else None,
         "cpu_ms_per_answer": cpu_answer,
-        "launch_answer_server_cpu_ratio": ratio,
+        "launch_answer_server_cpu_ratio": ratio_to(cpu_answer),
+        "cpu_ms_per_early_answer": cpu_early,
+        "launch_early_answer_server_cpu_ratio": ratio_to(cpu_early),
         "errors": len(errors),
         "first_errors": errors[:5],
     }
@@ -1042,6 +1064,14 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         ratio,
         f"≤ {TARGETS['launch_answer_cpu_ratio']:g}",
         ratio is not None and ratio <= TARGETS["launch_answer_cpu_ratio"],
+    )
+    row(
+        f"server CPU per answer, the first {EARLY} only (ms)",
+        launch["cpu_ms_per_early_answer"]["server"],
+    )
+    row(
+        f"server CPU: launch / answer, the first {EARLY} only",
+        launch["launch_early_answer_server_cpu_ratio"],
     )
     row("launch and answer errors", launch["errors"], "0", launch["errors"] == 0)
     lat = klass["latency_ms"]

@@ -136,7 +136,7 @@ def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
     assert launch["warmup_launches"] == 4  # two per gunicorn worker
     assert launch["errors"] == 0, launch["first_errors"]
     assert launch["launches"] == 5
-    assert launch["answers"] == 5 * 3
+    assert launch["answers"] == 5 * 5  # one checkpoint cycle each, the checkpoint passed
     assert launch["round_trips_per_launch"] == 4  # login, launch, rules, question
     assert klass["errors"] == 0, klass["first_errors"]
     assert klass["students"] == klass["launched"] == 4
@@ -149,12 +149,16 @@ def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
     assert grades["lost"] == grades["duplicates"] == grades["wrong_scores"] == 0
     assert grades["token_requests"] == 1  # one worker: nobody else misses the cache with it
     assert grades["jobs"] == {"DONE": 20}
-    for figures in (launch["cpu_ms_per_launch"], launch["cpu_ms_per_answer"]):
+    for figures in (
+        launch["cpu_ms_per_launch"],
+        launch["cpu_ms_per_answer"],
+        launch["cpu_ms_per_early_answer"],
+    ):
         assert set(figures) == {"server", "database", "clients"}
     assert set(klass["latency_ms"]) == {"p50", "p95", "max"}
     assert set(grades["cpu_ms_per_grade"]) == {"workers", "database", "platform"}
     # One row per figure, each with its target and verdict; none dropped.
-    assert len(report["rows"]) == 26
+    assert len(report["rows"]) == 28
     for row in report["rows"]:
         assert set(row) == {"figure", "value", "target", "verdict"}
         assert row["verdict"] in {"PASS", "MISS", "INFO"}
