@@ -1,11 +1,13 @@
 """Simulated learners take the same tests under each selector; prints questions, accuracy, speed.
 
-    python -m bench.engine [--json] [--learners N] [--seed S]
+    python -m bench.engine [--json] [--learners N] [--seed S] [--population NAME ...]
 
-Every algorithm meets the same learners with the same answer noise (each learner's answers come
-from a random generator seeded by the learner's number). The target profile is the bundled
-pack's "cycle 4" profile (about 60 skills). Selection time is measured per call on that profile
-and on a synthetic 1,000-skill profile, one core.
+Every population of the family (engine.simulation.POPULATIONS, described in docs/engine.md) is
+run by default; `--population` picks some. Every algorithm meets the same learners with the
+same answer noise (each learner comes from a random generator seeded by the seed and the
+learner's number). The target profile is the bundled pack's "cycle 4" profile (60 skills).
+Selection time is measured per call on that profile and on a synthetic 1,000-skill profile, one
+core, beside the baseline's in the same run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -21,25 +25,51 @@ from dataclasses import dataclass
 from bench.common import percentile
 from engine.content import Challenge, ChallengeType, ContentPack, Skill, load_pack
 from engine.selection import SELECTORS, ProfileIndex, Selector, Situation, clear_caches
-from engine.simulation import agreement, measured_mastery, random_learner, run, true_mastery
+from engine.simulation import (
+    POPULATIONS,
+    agreement,
+    challenge_noise,
+    coverage,
+    measured_mastery,
+    population_learner,
+    random_learner,
+    run,
+    true_mastery,
+)
 
 PROFILE_ID = "tp-cycle4"
+QUESTIONS_RATIO_TARGET = 0.75
 
 
 @dataclass
 class Figures:
-    mean_questions: float
-    p90_questions: int
-    agreement: float
-    mastery_mae: float
+    questions: list[int]
+    agreements: list[float]
+    errors: list[float]
+    coverages: list[float]
+
+    @property
+    def mean_questions(self) -> float:
+        return statistics.mean(self.questions)
+
+    @property
+    def agreement(self) -> float:
+        return statistics.mean(self.agreements)
 
     def as_dict(self) -> dict[str, float]:
         return {
             "mean_questions": round(self.mean_questions, 2),
-            "p90_questions": self.p90_questions,
+            "p90_questions": int(percentile(self.questions, 0.9)),
+            "max_questions": max(self.questions),
             "agreement": round(self.agreement, 4),
-            "mastery_mae": round(self.mastery_mae, 4),
+            "agreement_se": round(_se(self.agreements), 4),
+            "mastery_mae": round(statistics.mean(self.errors), 4),
+            "coverage": round(statistics.mean(self.coverages), 4),
         }
+
+
+def _se(values: list[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
 
 
 def profile_of(pack: ContentPack) -> ProfileIndex:
@@ -52,24 +82,14 @@ def floor_questions(profile: ProfileIndex) -> int:
     return sum(math.ceil(math.log2(len(tube.skills) + 1)) for tube in profile.tubes)
 
 
-POPULATIONS = {
-    # the population of the targets: tube levels around an overall ability, slips and guesses
-    "default": {},
-    # stress tests, where the adaptive model's assumptions hold less or not at all
-    "noiseless": {"slip": 0.0, "guess": 0.0},
-    "wide": {"tube_spread": 2.5},
-    "independent": {"independent": True},
-    "guessy": {"slip": 0.05, "guess": 0.3},
-}
-
-
 def simulate(
-    selector: Selector, profile: ProfileIndex, learners: int, seed: int, population: str = "default"
+    selector: Selector, profile: ProfileIndex, learners: int, seed: int, population: str
 ) -> Figures:
-    questions, agreements, errors = [], [], []
+    noise = challenge_noise(profile, seed)
+    figures = Figures([], [], [], [])
     for n in range(learners):
-        learner = random_learner(
-            profile, random.Random(seed * 1_000_003 + n), **POPULATIONS[population]
+        learner = population_learner(
+            population, profile, random.Random(seed * 1_000_003 + n), noise
         )
         outcome = run(
             selector,
@@ -78,17 +98,39 @@ def simulate(
             random.Random(seed * 7_919 + n),
             assessment_id=f"learner-{n}",
         )
-        questions.append(outcome.questions)
-        agreements.append(agreement(profile, learner, outcome.knowledge))
-        errors.append(
+        figures.questions.append(outcome.questions)
+        figures.agreements.append(agreement(profile, learner, outcome.knowledge))
+        figures.errors.append(
             abs(measured_mastery(profile, outcome.knowledge) - true_mastery(profile, learner))
         )
-    return Figures(
-        statistics.mean(questions),
-        int(percentile(questions, 0.9)),
-        statistics.mean(agreements),
-        statistics.mean(errors),
-    )
+        figures.coverages.append(coverage(profile, outcome.steps))
+    return figures
+
+
+def compare(base: Figures, adaptive: Figures) -> dict[str, object]:
+    """The targets of one population: agreement at least the baseline's within one standard
+    error of the paired difference, at most 0.75 × its mean questions, a maximum no higher."""
+    differences = [a - b for a, b in zip(adaptive.agreements, base.agreements, strict=True)]
+    difference, se = statistics.mean(differences), _se(differences)
+    ratio = adaptive.mean_questions / base.mean_questions
+    checks = {
+        "agreement": difference >= -se,
+        "questions": ratio <= QUESTIONS_RATIO_TARGET,
+        "max_questions": max(adaptive.questions) <= max(base.questions),
+    }
+    return {
+        "agreement_difference": round(difference, 4),
+        "agreement_difference_se": round(se, 4),
+        "questions_ratio": round(ratio, 3),
+        "checks": checks,
+        "meets_targets": all(checks.values()),
+    }
+
+
+def _simulate_job(job: tuple[str | None, str, int, int, str]) -> tuple[str, str, Figures]:
+    pack_path, selector, learners, seed, population = job
+    profile = profile_of(load_pack(pack_path) if pack_path else load_pack())
+    return population, selector, simulate(SELECTORS[selector], profile, learners, seed, population)
 
 
 def synthetic_profile(skill_count: int) -> ProfileIndex:
@@ -169,70 +211,103 @@ def selection_times(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--learners", type=int, default=2000)
+    parser.add_argument("--learners", type=int, default=2000, help="per population")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timing-tests", type=int, default=30)
     parser.add_argument("--pack", default=None, help="content pack folder (default: bundled)")
-    parser.add_argument("--population", choices=sorted(POPULATIONS), default="default")
+    parser.add_argument(
+        "--population",
+        action="append",
+        choices=POPULATIONS,
+        help="a population to run (repeatable; default: all of them)",
+    )
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
+    populations = args.population or list(POPULATIONS)
     pack = load_pack(args.pack) if args.pack else load_pack()
     profile = profile_of(pack)
-    results = {
-        name: simulate(selector, profile, args.learners, args.seed, args.population)
-        for name, selector in SELECTORS.items()
-    }
+    jobs = [
+        (args.pack, name, args.learners, args.seed, population)
+        for population in populations
+        for name in SELECTORS
+    ]
+    with multiprocessing.Pool(max(1, args.processes)) as pool:
+        done = pool.map(_simulate_job, jobs, chunksize=1)
+    results: dict[str, dict[str, Figures]] = {}
+    for population, name, figures in done:
+        results.setdefault(population, {})[name] = figures
+
     big = synthetic_profile(1000)
     timing = {
-        "skills_60": selection_times(SELECTORS["adaptive"], profile, args.timing_tests, args.seed),
-        "skills_1000": selection_times(
-            SELECTORS["adaptive"], big, max(3, args.timing_tests // 5), args.seed
-        ),
-    }
-    baseline_timing = {
-        "skills_60": selection_times(SELECTORS["baseline"], profile, args.timing_tests, args.seed),
-        "skills_1000": selection_times(
-            SELECTORS["baseline"], big, max(3, args.timing_tests // 5), args.seed
-        ),
+        name: {
+            "skills_60": selection_times(SELECTORS[name], profile, args.timing_tests, args.seed),
+            "skills_1000": selection_times(
+                SELECTORS[name], big, max(3, args.timing_tests // 5), args.seed
+            ),
+        }
+        for name in ("adaptive", "baseline")
     }
     report = {
         "learners": args.learners,
-        "population": args.population,
+        "seed": args.seed,
         "profile": {"id": PROFILE_ID, "skills": len(profile.skills), "tubes": len(profile.tubes)},
-        # "improved" is the adaptive selector (campaigns store it as "adaptive").
-        "algorithms": {
-            "baseline": results["baseline"].as_dict(),
-            "improved": {**results["adaptive"].as_dict(), "selector": "adaptive"},
-        },
         "floor_questions": floor_questions(profile),
-        "selection_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in timing.items()},
-        "baseline_selection_ms": {
-            k: {"p50": v["p50"], "p99": v["p99"]} for k, v in baseline_timing.items()
+        "populations": {
+            population: {
+                "baseline": by_name["baseline"].as_dict(),
+                "adaptive": by_name["adaptive"].as_dict(),
+                **compare(by_name["baseline"], by_name["adaptive"]),
+            }
+            for population, by_name in results.items()
+        },
+        "selection_ms": {
+            size: {
+                "adaptive_p50": timing["adaptive"][size]["p50"],
+                "adaptive_p99": timing["adaptive"][size]["p99"],
+                "baseline_p50": timing["baseline"][size]["p50"],
+                "baseline_p99": timing["baseline"][size]["p99"],
+                "p99_ratio": round(
+                    timing["adaptive"][size]["p99"] / max(timing["baseline"][size]["p99"], 1e-6),
+                    2,
+                ),
+                "adaptive_record_p99": timing["adaptive"][size]["record_p99"],
+            }
+            for size in ("skills_60", "skills_1000")
         },
     }
+    report["meets_targets"] = all(p["meets_targets"] for p in report["populations"].values())
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    base, improved = results["baseline"], results["adaptive"]
     print(
-        f"{args.learners} simulated learners, profile {PROFILE_ID}: {len(profile.skills)} skills in {len(profile.tubes)} tubes"
+        f"{args.learners} simulated learners per population, seed {args.seed}, profile "
+        f"{PROFILE_ID}: {len(profile.skills)} skills in {len(profile.tubes)} tubes"
     )
-    print(f"{'algorithm':<10} {'mean q':>8} {'p90 q':>6} {'agreement':>10} {'mastery MAE':>12}")
-    for name, figures in results.items():
-        print(
-            f"{name:<10} {figures.mean_questions:>8.2f} {figures.p90_questions:>6} {figures.agreement:>10.4f} {figures.mastery_mae:>12.4f}"
-        )
-    print(f"noiseless bisection floor: {report['floor_questions']} questions")
     print(
-        f"adaptive / baseline questions: {improved.mean_questions / base.mean_questions:.2f}; adaptive / floor: {improved.mean_questions / report['floor_questions']:.2f}"
+        f"{'population':<18} {'selector':<9} {'mean q':>7} {'p90':>4} {'max':>4} "
+        f"{'agreement':>14} {'MAE':>7} {'coverage':>8}"
     )
-    for label, figures in (("adaptive", timing), ("baseline", baseline_timing)):
-        for size, t in figures.items():
+    for population, row in report["populations"].items():
+        for name in ("baseline", "adaptive"):
+            f = row[name]
             print(
-                f"{label}, {size}: next challenge p50 {t['p50']:.3f} ms, p99 {t['p99']:.3f} ms; "
-                f"recording an answer p50 {t['record_p50']:.3f} ms, p99 {t['record_p99']:.3f} ms "
-                f"({t['calls']} calls, empty caches at each test)"
+                f"{population:<18} {name:<9} {f['mean_questions']:>7.2f} {f['p90_questions']:>4} "
+                f"{f['max_questions']:>4} {f['agreement']:>7.4f} ±{f['agreement_se']:.4f} "
+                f"{f['mastery_mae']:>7.4f} {f['coverage']:>8.3f}"
             )
+        missed = [name for name, ok in row["checks"].items() if not ok]
+        print(
+            f"{'':<18} adaptive − baseline agreement {row['agreement_difference']:+.4f} "
+            f"(SE {row['agreement_difference_se']:.4f}), questions × {row['questions_ratio']:.2f}: "
+            + ("meets the targets" if not missed else "MISSES " + ", ".join(missed))
+        )
+    for size, t in report["selection_ms"].items():
+        print(
+            f"next challenge, {size}: adaptive p50 {t['adaptive_p50']:.3f} ms, p99 "
+            f"{t['adaptive_p99']:.3f} ms; baseline p50 {t['baseline_p50']:.3f} ms, p99 "
+            f"{t['baseline_p99']:.3f} ms; p99 ratio {t['p99_ratio']:.2f} (cold caches per test)"
+        )
 
 
 if __name__ == "__main__":

@@ -469,8 +469,10 @@ async def answer(client: Client, code: str, page: str, pack: Any, count: int) ->
         if status != 302:
             raise RuntimeError(f"answer answered {status}")
         status, path, page, _ = await follow(client, location)
-        if CHALLENGE.search(page) is None and "/checkpoint" in path and "/evaluation" in page:
-            status, path, page, _ = await follow(client, f"/campagnes/{code}/evaluation")
+        if CHALLENGE.search(page) is None and "/checkpoint" in path:
+            # The checkpoint leads to the next question, or, the test over, to the results.
+            after = "/resultats" if f"/campagnes/{code}/resultats" in page else "/evaluation"
+            status, path, page, _ = await follow(client, f"/campagnes/{code}{after}")
         student.latencies.append((time.perf_counter() - start) * 1000)
         student.sent.append((challenge.id, value))
         if status != 200:

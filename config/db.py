@@ -193,16 +193,23 @@ def insert_row(session: Session, model: type[ModelT], values: dict[str, Any]) ->
     session as the object it is, without reading it back (no unit of work: the hot paths). A
     column left out takes its scalar default, or NULL; one whose value only the database knows
     must be given."""
+    defaults = _defaults(model, frozenset(values))  # refuses before anything is written
     new_id = session.execute(_insert_row(model, tuple(values)), values).scalar_one()
-    row = written(model, new_id, values)
+    row = _held(model, new_id, defaults | values)
     session.add(row)
     return row
 
 
 def written(model: type[ModelT], row_id: int, values: dict[str, Any]) -> ModelT:
     """The object of a row just inserted with `values` by a Core statement, to `session.add`
-    (it is not read back: a column left out holds its scalar default or NULL)."""
-    row = model(**{"id": row_id} | _defaults(model, frozenset(values)) | values)
+    (it is not read back: a column left out holds its scalar default or NULL). Like any object
+    the session holds, it goes stale if the transaction rolls back: a request that rolls back
+    starts over with fresh reads, as every request does."""
+    return _held(model, row_id, _defaults(model, frozenset(values)) | values)
+
+
+def _held(model: type[ModelT], row_id: int, values: dict[str, Any]) -> ModelT:
+    row = model(id=row_id, **values)
     make_transient_to_detached(row)
     return row
 
@@ -223,7 +230,9 @@ def _defaults(model: type[Base], given: frozenset[str]) -> dict[str, Any]:
     for column in table_of(model).columns:
         if column.name == "id" or column.name in given:
             continue
-        if column.default is not None and column.default.is_scalar:
+        if column.default is not None:
+            if not column.default.is_scalar:  # computed per row (a callable, a sequence)
+                raise ValueError(f"insert_row: {model.__name__}.{column.name} must be given")
             defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
         elif column.nullable and column.server_default is None:
             defaults[column.name] = None

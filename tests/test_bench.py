@@ -11,40 +11,51 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_engine_benchmark_prints_its_json_report():
+def _engine_report(*flags):
     result = subprocess.run(
-        [sys.executable, "-m", "bench.engine", "--json", "--learners", "20", "--timing-tests", "3"],
+        [sys.executable, "-m", "bench.engine", "--json", "--timing-tests", "3", *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=True,
     )
-    report = json.loads(result.stdout)
-    assert report["learners"] == 20
-    assert set(report["algorithms"]) == {"baseline", "improved"}
-    for figures in report["algorithms"].values():
-        assert {"mean_questions", "p90_questions", "agreement", "mastery_mae"} <= set(figures)
+    return json.loads(result.stdout)
+
+
+def test_the_engine_benchmark_runs_every_population_by_default():
+    from engine.simulation import POPULATIONS
+
+    report = _engine_report("--learners", "6")
+    assert report["learners"] == 6
+    assert list(report["populations"]) == list(POPULATIONS)
+    for row in report["populations"].values():
+        for selector in ("baseline", "adaptive"):
+            assert {
+                "mean_questions",
+                "p90_questions",
+                "max_questions",
+                "agreement",
+                "agreement_se",
+                "mastery_mae",
+                "coverage",
+            } <= set(row[selector])
+        assert set(row["checks"]) == {"agreement", "questions", "max_questions"}
+        assert row["meets_targets"] == all(row["checks"].values())
     assert report["floor_questions"] > 0
-    assert set(report["selection_ms"]) == {"skills_60", "skills_1000"}
+    for size in ("skills_60", "skills_1000"):
+        assert {"adaptive_p99", "baseline_p99", "p99_ratio"} <= set(report["selection_ms"][size])
 
 
-def test_the_engine_benchmark_simulates_the_population_it_is_given():
-    def figures(population):
-        command = ["-m", "bench.engine", "--json", "--learners", "20", "--timing-tests", "3"]
-        result = subprocess.run(
-            [sys.executable, *command, "--population", population],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        report = json.loads(result.stdout)
-        assert report["population"] == population
-        return report["algorithms"]["baseline"]
-
-    assert figures("default") != figures("independent")
+def test_the_engine_benchmark_flags_change_what_it_measures():
+    default = _engine_report("--learners", "8", "--population", "default")
+    assert list(default["populations"]) == ["default"]
+    figures = default["populations"]["default"]["baseline"]
+    other = _engine_report("--learners", "8", "--population", "noiseless", "--population", "random")
+    assert list(other["populations"]) == ["noiseless", "random"]
+    assert other["populations"]["noiseless"]["baseline"] != figures
+    seeded = _engine_report("--learners", "8", "--population", "default", "--seed", "2")
+    assert seeded["seed"] == 2 and seeded["populations"]["default"]["baseline"] != figures
 
 
 @pytest.mark.skipif(
@@ -200,3 +211,43 @@ def test_the_saml_benchmark_signs_everyone_in_once():
     assert len(report["rows"]) == 22
     for row in report["rows"]:
         assert row["verdict"] in ("PASS", "MISS", "INFO")
+
+
+class _ScriptedServer:
+    """Answers bench.lti's requests as the journey does: one question, then the checkpoint
+    of a test that is over, whose only way on is the results page."""
+
+    def __init__(self, question_page: str) -> None:
+        self.question_page = question_page
+        self.paths: list[str] = []
+        self.student = None
+
+    async def request(self, method, path, form=None):
+        self.paths.append(f"{method} {path}")
+        if method == "POST":
+            return 302, "/campagnes/CODE/checkpoint?final=1", ""
+        if path.startswith("/campagnes/CODE/checkpoint"):
+            return 200, None, '<a href="/campagnes/CODE/resultats">Voir mes résultats</a>'
+        if path == "/campagnes/CODE/resultats":
+            return 200, None, "<h1>Vos résultats</h1>"
+        return 404, None, ""
+
+
+def test_the_lti_benchmark_follows_the_last_checkpoint_to_the_results():
+    import asyncio
+
+    from bench.http_answers import Student
+    from bench.lti import answer
+    from engine.content import load_pack
+
+    pack = load_pack()
+    challenge = next(iter(pack.challenge_by_id.values()))
+    page = (
+        f'<input name="csrf_token" value="token"><input name="challenge_id" value="{challenge.id}">'
+    )
+    client = _ScriptedServer(page)
+    client.student = Student("learner@example.org")
+    last = asyncio.run(answer(client, "CODE", page, pack, 1))
+    assert "Vos résultats" in last
+    assert client.paths[-1] == "GET /campagnes/CODE/resultats"
+    assert len(client.student.sent) == 1

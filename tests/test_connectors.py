@@ -508,13 +508,21 @@ def test_without_listeners_a_share_costs_no_extra_statement(db_session, listenin
 def test_a_start_is_published_and_a_failing_listener_starts_nothing(db_session, listening):
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)
-    started = []
-    listening(connectors.Event.STARTED, lambda session, p: started.append(p.id))
+    started, held = [], []
+
+    def note(session, participation):
+        started.append(participation.id)
+        held.append(participation in session)  # listeners may use the session's object
+
+    listening(connectors.Event.STARTED, note)
     first = journey.join(db_session, campaign, student(db_session, 1))
     journey.join(db_session, campaign, session_user := db_session.get(User, first.user_id))
-    assert started == [first.id] and session_user.id == first.user_id
+    assert started == [first.id] and held == [True] and session_user.id == first.user_id
+
+    refused = []
 
     def refuse(session, participation):
+        refused.append(participation)
         raise ValueError("no")
 
     listening(connectors.Event.STARTED, refuse)
@@ -522,6 +530,7 @@ def test_a_start_is_published_and_a_failing_listener_starts_nothing(db_session, 
     with pytest.raises(connectors.ListenerFailed):
         journey.join(db_session, campaign, late)
     assert journey.live_participation(db_session, campaign, late) is None
+    assert refused and refused[0] not in db_session  # the session lets go of the undone row
 
 
 def test_the_student_sees_a_clear_page_when_a_listener_fails(client, db_session, listening):

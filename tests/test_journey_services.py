@@ -38,6 +38,15 @@ def test_a_student_takes_the_test_and_shares(db_session):
     assert participation.shared_results == frozen
 
 
+def test_a_test_is_opened_once_and_says_who_opened_it(db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher)
+    participation = journey.join(db_session, campaign, student(db_session))
+    first, opened = journey.opened_assessment(db_session, participation)
+    again, reopened = journey.opened_assessment(db_session, participation)
+    assert (again.id, opened, reopened) == (first.id, True, False)
+
+
 def test_double_submission_is_stored_once(db_session):
     organization, teacher = school(db_session)
     campaign = assessment_campaign(db_session, organization, teacher)

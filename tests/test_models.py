@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from campaigns.shared.models import (
     Answer,
@@ -25,6 +26,7 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
+from config.db import insert_row
 from tests import factories
 
 
@@ -289,3 +291,31 @@ def test_the_database_itself_refuses_unknown_enum_values(db_session):
             ),
             {"org": organization.id, "user": factories.user(db_session).id},
         )
+
+
+def test_a_row_written_by_a_core_insert_is_held_as_it_is_stored(db_session):
+    organization = factories.organization(db_session)
+    db_session.flush()
+    now = dt.datetime.now(dt.UTC)
+    values = {"organization_id": organization.id, "first_name": "Léa", "last_name": "Martin"}
+    learner = insert_row(db_session, Learner, values | {"created_at": now, "updated_at": now})
+    held = {name: getattr(learner, name) for name in ("user_id", "division", "is_disabled")}
+    db_session.expire_all()
+    stored = db_session.get(Learner, learner.id)
+    assert held == {"user_id": None, "division": None, "is_disabled": False}
+    assert held == {name: getattr(stored, name) for name in held}
+
+
+class _Scratch(DeclarativeBase):
+    pass
+
+
+class _Seen(_Scratch):
+    __tablename__ = "seen"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seen_at: Mapped[dt.datetime | None] = mapped_column(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def test_a_column_computed_per_row_must_be_given_to_a_core_insert(db_session):
+    with pytest.raises(ValueError, match=r"_Seen\.seen_at must be given"):
+        insert_row(db_session, _Seen, {})

@@ -263,9 +263,15 @@ def _start(
                 )
             return existing
         participation = written(Participation, new_id, values)
+        # Listeners get the participation as the session holds it; if one fails, the savepoint
+        # rolls the row back and the session lets go of the object too.
+        session.add(participation)
         if listeners:
-            events.publish(session, Event.STARTED, participation)
-    session.add(participation)
+            try:
+                events.publish(session, Event.STARTED, participation)
+            except BaseException:
+                session.expunge(participation)
+                raise
     return participation
 
 
@@ -385,8 +391,16 @@ def enter(
 def open_assessment(
     session: Session, participation: Participation, *, improving: bool = False
 ) -> Assessment:
-    """The participation's test in progress, started if needed (inserted first: a test is
-    opened once and read many times by the pages that find it with their own query)."""
+    """The participation's test in progress, started if needed."""
+    return opened_assessment(session, participation, improving=improving)[0]
+
+
+def opened_assessment(
+    session: Session, participation: Participation, *, improving: bool = False
+) -> tuple[Assessment, bool]:
+    """The participation's test in progress and whether this call opened it (inserted first: a
+    test is opened once and read many times by the pages that find it with their own query; a
+    test this call opened has no answers yet)."""
     values = {
         "user_id": participation.user_id,
         "participation_id": participation.id,
@@ -398,10 +412,11 @@ def open_assessment(
     }
     new_id = session.execute(_new_assessment(session.get_bind().dialect.name), values).scalar()
     if new_id is None:  # open already (a parallel request may have opened it)
-        return session.scalars(_STARTED_ASSESSMENT, {"participation_id": participation.id}).one()
+        found = session.scalars(_STARTED_ASSESSMENT, {"participation_id": participation.id}).one()
+        return found, False
     assessment = written(Assessment, new_id, values)
     session.add(assessment)
-    return assessment
+    return assessment, True
 
 
 _STARTED_ASSESSMENT = select(Assessment).where(

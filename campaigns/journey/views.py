@@ -394,11 +394,14 @@ def question(code: str) -> str | Response | tuple[str, int]:
     session = get_session()
     if participation is None or participation.status is not ParticipationStatus.STARTED:
         return redirect(url_for("journey.results", code=campaign.code))
-    assessment = found.assessment or journey.open_assessment(session, participation)
+    if found.assessment is not None:
+        assessment, opened = found.assessment, False
+    else:
+        assessment, opened = journey.opened_assessment(session, participation)
     if request.method == "POST":
         journey.ensure_open(session, campaign)
         return _answer(campaign, assessment)
-    challenge = journey.current_challenge(session, assessment, fresh=found.assessment is None)
+    challenge = journey.current_challenge(session, assessment, fresh=opened)
     if challenge is not None:
         journey.start_clock(session, assessment, challenge)
     session.commit()
