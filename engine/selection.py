@@ -37,6 +37,12 @@ EASY_TUBE_MAX_LEVEL = 3
 FIRST_LEVEL = 2
 TOO_DIFFICULT = 2.0
 THETA_GRID = tuple(x / 2 for x in range(1, 16))  # 0.5 … 7.5
+MAX_QUESTIONS_SHARE = 0.5  # the adaptive selector asks at most half the profile's skills
+CAP_FLOOR = 12  # a small profile is not cut to a handful of questions
+PROGRESS_CAP = 0.95  # a test in progress never shows as done
+BASELINE_SETTLED_PER_ANSWER = 1.7
+PROGRESS_SCALE = 0.75  # answers per halving of a tube's undecided skills
+UNDECIDED = (0.1, 0.9)  # P(mastered) between these: a skill not decided yet
 
 
 def sigmoid(x: float) -> float:
@@ -61,6 +67,15 @@ class TubeIndex:
         object.__setattr__(self, "levels", tuple(s.level for s in self.skills))
 
     @property
+    def competence_id(self) -> str:
+        return self.skills[0].competence_id
+
+    @property
+    def area_id(self) -> str:
+        """The area of the tube's competence ("3.2" is in area "3")."""
+        return self.skills[0].competence_id.split(".", 1)[0]
+
+    @property
     def is_easy(self) -> bool:
         return self.skills[-1].level <= EASY_TUBE_MAX_LEVEL
 
@@ -75,6 +90,20 @@ class ProfileIndex:
     position: Mapping[str, int]  # skill id -> index in its tube
     playable: Mapping[str, tuple[Challenge, ...]]  # skill id -> challenges that may be asked
     untimed: frozenset[str]  # skills with a playable challenge that has no timer
+
+    @property
+    def competences(self) -> frozenset[str]:
+        """The competences of the profile's skills that may be asked."""
+        return frozenset(s.competence_id for s in self.skills.values() if self.playable[s.id])
+
+    def question_cap(self, share: float) -> int:
+        """The longest a test may be: that share of the profile's skills, never fewer than one
+        question per competence, nor than CAP_FLOOR questions when there are as many skills."""
+        return max(
+            len(self.competences),
+            math.ceil(share * len(self.skills)),
+            min(len(self.skills), CAP_FLOOR),
+        )
 
     @classmethod
     def build(cls, skills: Iterable[Skill], *, locale: str = "fr") -> ProfileIndex:
@@ -120,6 +149,23 @@ class Situation:
         return bool(self.steps) and self.steps[-1].challenge.is_timed
 
 
+def uncovered_competences(situation: Situation) -> frozenset[str]:
+    """The profile's competences without a direct answer yet: none in this test, none from an
+    earlier one (a test does not end before each has one, when a question remains)."""
+    profile = situation.profile
+    answered = {
+        profile.skills[skill_id].competence_id
+        for skill_id, element in situation.known.items()
+        if element.source is Source.DIRECT and skill_id in profile.skills
+    }
+    answered.update(
+        profile.skills[step.challenge.skill_id].competence_id
+        for step in situation.steps
+        if step.challenge.skill_id in profile.skills
+    )
+    return profile.competences - answered
+
+
 class Selector(Protocol):
     name: str
 
@@ -131,6 +177,11 @@ class Selector(Protocol):
 
     def record_end(self, situation: Situation) -> list[NewKnowledge]:
         """Knowledge to record when the test ends (nothing left to ask)."""
+        ...
+
+    def progress(self, situation: Situation) -> float:
+        """How far the test has gone, estimated: in [0, PROGRESS_CAP] while questions remain
+        (the caller shows the highest estimate so far, and 100 % once the test is over)."""
         ...
 
 
@@ -235,18 +286,49 @@ class Baseline:
     def record_end(self, situation: Situation) -> list[NewKnowledge]:
         return []
 
+    def progress(self, situation: Situation) -> float:
+        """Answers so far against those plus the skills still open to a question, each answer
+        settling about BASELINE_SETTLED_PER_ANSWER of them (the inference of the tube)."""
+        answered = len(situation.steps)
+        if not answered:
+            return 0.0
+        profile = situation.profile
+        theta = estimate_level(
+            (profile.skills[skill_id].level, k.status is Status.VALIDATED)
+            for skill_id, k in situation.known.items()
+            if k.source is Source.DIRECT and skill_id in profile.skills
+        )
+        open_skills = sum(
+            1
+            for s in profile.skills.values()
+            if profile.playable[s.id]
+            and s.id not in situation.known
+            and s.level - theta <= TOO_DIFFICULT
+        )
+        remaining = open_skills / BASELINE_SETTLED_PER_ANSWER
+        return min(PROGRESS_CAP, answered / (answered + remaining))
+
 
 # -- the improved selector -----------------------------------------------------------------------
 
-SLIP = 0.10  # a student who masters a skill still fails its question
-GUESS = 0.20  # a student who does not master it still succeeds
+# The student's noise is learnt from their answers among a few classes (slip, guess, prior
+# weight): a student whose answers never contradict each other is soon believed, one who clicks
+# at random soon is not.
+NOISE_CLASSES = ((0.03, 0.05, 0.25), (0.10, 0.20, 0.50), (0.25, 0.40, 0.25))
+SLIP, GUESS = NOISE_CLASSES[1][:2]  # the usual class
 CLOSE_TUBE_BELOW = 0.05  # a tube this sure of (expected wrong skills) is recorded at once
 MIN_GAIN = 0.32  # a question must be worth this much (expected errors and uncertainty removed)
-TUBE_SPREAD = 0.8  # how far a tube’s level strays from the student’s overall level
+TUBE_SPREAD = 0.8  # how far a tube’s level strays from the level of its area
+# How far an area's level strays from the student's overall level, learnt from their answers
+# between related areas and unrelated ones (spread, prior weight).
+AREA_SPREADS = ((0.5, 0.6), (2.5, 0.4))
 UNCERTAINTY_WEIGHT = 1.0
 OUTLIER_SHARE = 0.10
-ABILITY_GRID = tuple(x / 4 for x in range(-4, 37))  # overall level −1 … 9
+ABILITY_GRID = tuple(x / 2 for x in range(-2, 19))  # levels −1 … 9
 ABILITY_PRIOR_MEAN, ABILITY_PRIOR_SPREAD = 3.0, 2.5
+
+Noise = tuple[float, float]  # (slip, guess)
+TubeKey = tuple[tuple[int, ...], tuple[tuple[int, bool], ...]]  # (levels, observations)
 
 
 def _gauss(x: float, mean: float, spread: float) -> float:
@@ -264,6 +346,12 @@ def _normal_cdf(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
+def _logsumexp(values: Iterable[float]) -> float:
+    values = list(values)
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
 @lru_cache(maxsize=65536)
 def _prior(levels: tuple[int, ...], mean: float, spread: float) -> tuple[float, ...]:
     """P(k) when the student's level in the tube is normal(mean, spread): k skills are mastered
@@ -276,15 +364,17 @@ def _prior(levels: tuple[int, ...], mean: float, spread: float) -> tuple[float, 
     return tuple((1 - OUTLIER_SHARE) * w + even for w in normal)
 
 
+@lru_cache(maxsize=65536)
 def _likelihoods(
-    levels: tuple[int, ...], observations: tuple[tuple[int, bool], ...]
+    levels: tuple[int, ...], observations: tuple[tuple[int, bool], ...], noise: Noise
 ) -> tuple[float, ...]:
     """P(observations | the student masters exactly the first k skills), k = 0 … K."""
+    slip, guess = noise
     out = []
     for k in range(len(levels) + 1):
         value = 1.0
         for index, correct in observations:
-            p = (1 - SLIP) if index < k else GUESS
+            p = (1 - slip) if index < k else guess
             value *= p if correct else 1 - p
         out.append(value)
     return tuple(out)
@@ -292,13 +382,17 @@ def _likelihoods(
 
 @lru_cache(maxsize=65536)
 def _posterior(
-    levels: tuple[int, ...], observations: tuple[tuple[int, bool], ...], mean: float, spread: float
+    levels: tuple[int, ...],
+    observations: tuple[tuple[int, bool], ...],
+    mean: float,
+    spread: float,
+    noise: Noise,
 ) -> tuple[float, ...]:
     """P(the student masters exactly the first k skills of the tube | evidence), k = 0 … K."""
     weights = [
         p * q
         for p, q in zip(
-            _prior(levels, mean, spread), _likelihoods(levels, observations), strict=True
+            _prior(levels, mean, spread), _likelihoods(levels, observations, noise), strict=True
         )
     ]
     total = sum(weights) or 1.0
@@ -306,21 +400,54 @@ def _posterior(
 
 
 @lru_cache(maxsize=65536)
-def _ability_evidence(
-    levels: tuple[int, ...], observations: tuple[tuple[int, bool], ...]
+def _tube_evidence(
+    levels: tuple[int, ...], observations: tuple[tuple[int, bool], ...], noise: Noise
 ) -> tuple[float, ...]:
-    """log P(this tube's observations | overall level a), for every a of the ability grid."""
-    likelihoods = _likelihoods(levels, observations)
+    """log P(this tube's observations | its area's level b), for every b of the grid."""
+    likelihoods = _likelihoods(levels, observations, noise)
     return tuple(
         math.log(
             max(
                 sum(
-                    p * q for p, q in zip(_prior(levels, a, TUBE_SPREAD), likelihoods, strict=True)
+                    p * q for p, q in zip(_prior(levels, b, TUBE_SPREAD), likelihoods, strict=True)
                 ),
                 1e-300,
             )
         )
-        for a in ABILITY_GRID
+        for b in ABILITY_GRID
+    )
+
+
+def _kernel(spread: float) -> tuple[tuple[float, ...], ...]:
+    """P(area level b | overall level a) on the grid, one row per a."""
+    rows = []
+    for a in ABILITY_GRID:
+        row = [_gauss(b, a, spread) for b in ABILITY_GRID]
+        total = sum(row)
+        rows.append(tuple(w / total for w in row))
+    return tuple(rows)
+
+
+_KERNELS = {spread: _kernel(spread) for spread, _ in AREA_SPREADS}
+
+
+@lru_cache(maxsize=16384)
+def _area_evidence(tubes: tuple[TubeKey, ...], noise: Noise) -> tuple[float, ...]:
+    """log P(the area's observations | the area's level b), for every b of the grid."""
+    total = [0.0] * len(ABILITY_GRID)
+    for levels, observations in tubes:
+        total = list(map(operator.add, total, _tube_evidence(levels, observations, noise)))
+    return tuple(total)
+
+
+@lru_cache(maxsize=16384)
+def _area_likelihood(tubes: tuple[TubeKey, ...], noise: Noise, spread: float) -> tuple[float, ...]:
+    """log P(the area's observations | the overall level a), for every a of the grid."""
+    evidence = _area_evidence(tubes, noise)
+    top = max(evidence)
+    scaled = [math.exp(e - top) for e in evidence]
+    return tuple(
+        top + math.log(max(sum(map(operator.mul, row, scaled)), 1e-300)) for row in _KERNELS[spread]
     )
 
 
@@ -329,18 +456,70 @@ _ABILITY_LOG_PRIOR = tuple(
 )
 
 
-def _ability(
-    tubes: Iterable[tuple[tuple[int, ...], tuple[tuple[int, bool], ...]]],
-) -> tuple[float, float]:
-    """Mean and spread of the overall level given every observed tube."""
-    total = list(_ABILITY_LOG_PRIOR)
-    for levels, observations in tubes:
-        total = list(map(operator.add, total, _ability_evidence(levels, observations)))
-    top = max(total)
-    weights = [math.exp(x - top) for x in total]
-    norm = sum(weights)
-    mean = sum(map(operator.mul, weights, ABILITY_GRID)) / norm
-    variance = sum(w * (a - mean) ** 2 for w, a in zip(weights, ABILITY_GRID, strict=True)) / norm
+@dataclass(frozen=True)
+class _Student:
+    """What the answers say about the student as a whole: their noise class, their overall
+    level and how related their areas are; and, per area, where its level lies."""
+
+    noise: Noise
+    areas: Mapping[str, tuple[float, float]]  # area id -> (mean, spread) of its level
+    default: tuple[float, float]  # an area never observed
+
+
+@lru_cache(maxsize=4096)
+def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
+    """The posterior over noise class × area relatedness × overall level, given every observed
+    area; then each observed area's level given its own tubes and the rest of the student."""
+    cells = []  # (log weight, class index, spread, overall level totals)
+    for c, (slip, guess, weight) in enumerate(NOISE_CLASSES):
+        for spread, spread_weight in AREA_SPREADS:
+            total = list(_ABILITY_LOG_PRIOR)
+            for _, tubes in areas:
+                total = list(
+                    map(operator.add, total, _area_likelihood(tubes, (slip, guess), spread))
+                )
+            log_z = _logsumexp(total)
+            cells.append((math.log(weight * spread_weight) + log_z, c, spread, total, log_z))
+    norm = _logsumexp(cell[0] for cell in cells)
+    class_weights = [0.0] * len(NOISE_CLASSES)
+    spread_weights: dict[float, float] = {}
+    level_weights = [0.0] * len(ABILITY_GRID)
+    for log_w, c, spread, total, log_z in cells:
+        w = math.exp(log_w - norm)
+        class_weights[c] += w
+        spread_weights[spread] = spread_weights.get(spread, 0.0) + w
+        for i, t in enumerate(total):
+            level_weights[i] += w * math.exp(t - log_z)
+    slip = sum(w * n[0] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
+    guess = sum(w * n[1] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
+    noise = (round(slip * 50) / 50, round(guess * 50) / 50)  # quantised: plans stay cacheable
+    mean = sum(map(operator.mul, level_weights, ABILITY_GRID))
+    variance = sum(w * (a - mean) ** 2 for w, a in zip(level_weights, ABILITY_GRID, strict=True))
+    # An area's level: normal around the overall level, as wide as the learnt relatedness and
+    # our uncertainty on the overall level; then its own tubes' evidence.
+    prior = [
+        sum(
+            w * _gauss(b, mean, math.sqrt(variance + spread**2)) / math.sqrt(variance + spread**2)
+            for spread, w in spread_weights.items()
+        )
+        for b in ABILITY_GRID
+    ]
+    default = _summary(prior)
+    likeliest = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
+    summaries = {}
+    for area_id, tubes in areas:
+        evidence = _area_evidence(tubes, likeliest[:2])
+        top = max(evidence)
+        summaries[area_id] = _summary(
+            [p * math.exp(e - top) for p, e in zip(prior, evidence, strict=True)]
+        )
+    return _Student(noise, summaries, default)
+
+
+def _summary(weights: Sequence[float]) -> tuple[float, float]:
+    total = sum(weights) or 1.0
+    mean = sum(w * b for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
+    variance = sum(w * (b - mean) ** 2 for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
     return mean, math.sqrt(variance)
 
 
@@ -366,12 +545,15 @@ def _uncertainty(posterior: Sequence[float]) -> float:
     return sum(p * (1 - p) for p in _mastery(posterior))
 
 
-def _update(posterior: Sequence[float], index: int, correct: bool) -> tuple[float, list[float]]:
+def _update(
+    posterior: Sequence[float], index: int, correct: bool, noise: Noise
+) -> tuple[float, list[float]]:
     """P(answer) and the posterior after it."""
+    slip, guess = noise
     weighted = [
-        w * ((1 - SLIP) if index < k else GUESS)
+        w * ((1 - slip) if index < k else guess)
         if correct
-        else w * (SLIP if index < k else 1 - GUESS)
+        else w * (slip if index < k else 1 - guess)
         for k, w in enumerate(posterior)
     ]
     total = sum(weighted)
@@ -397,17 +579,18 @@ def _tube_plan(
     asked: frozenset[int],
     mean: float,
     spread: float,
+    noise: Noise,
 ) -> _Plan:
     """The tube's current loss and, for each skill index not yet asked, the expected reduction
     of uncertainty from asking it."""
-    posterior = _posterior(levels, observations, mean, spread)
+    posterior = _posterior(levels, observations, mean, spread, noise)
     loss, uncertainty = _loss(posterior, observations), _uncertainty(posterior)
     gains = []
     for index in range(len(levels)):
         if index in asked:
             continue
-        p_right, after_right = _update(posterior, index, True)
-        p_wrong, after_wrong = _update(posterior, index, False)
+        p_right, after_right = _update(posterior, index, True, noise)
+        p_wrong, after_wrong = _update(posterior, index, False, noise)
         loss_gain = (
             loss
             - p_right * _loss(after_right, (*observations, (index, True)))
@@ -460,9 +643,15 @@ def _best(options: Iterable[tuple[float, str]]) -> tuple[float, str]:
 class Adaptive:
     name = "adaptive"
 
-    def __init__(self, close_below: float = CLOSE_TUBE_BELOW, min_gain: float = MIN_GAIN) -> None:
+    def __init__(
+        self,
+        close_below: float = CLOSE_TUBE_BELOW,
+        min_gain: float = MIN_GAIN,
+        max_share: float = MAX_QUESTIONS_SHARE,
+    ) -> None:
         self.close_below = close_below
         self.min_gain = min_gain
+        self.max_share = max_share
 
     # The evidence: this assessment's answers, and what was known before it.
     def _observations(self, situation: Situation) -> dict[str, list[tuple[int, bool]]]:
@@ -487,43 +676,37 @@ class Adaptive:
                 )
         return evidence
 
-    @staticmethod
-    def _tube_prior(
-        situation: Situation, evidence: Mapping[str, list[tuple[int, bool]]]
-    ) -> tuple[float, float]:
-        """A tube's prior: centred on the student's overall level, as wide as both the tube's
-        own scatter and our uncertainty on that level (quantised: plans stay cacheable)."""
-        observed = (
-            (tube.levels, tuple(sorted(evidence[tube.id])))
-            for tube in situation.profile.tubes
-            if evidence.get(tube.id)
-        )
-        mean, uncertainty = _ability(observed)
-        spread = math.sqrt(TUBE_SPREAD**2 + uncertainty**2)
-        return round(mean * 4) / 4, round(spread * 10) / 10
-
     def _state(self, situation: Situation) -> list[tuple[TubeIndex, _Plan]]:
         evidence = self._observations(situation)
-        mean, spread = self._tube_prior(situation, evidence)
         profile = situation.profile
+        by_area: dict[str, list[TubeKey]] = {}
+        for tube in profile.tubes:
+            if evidence.get(tube.id):
+                by_area.setdefault(tube.area_id, []).append(
+                    (tube.levels, tuple(sorted(evidence[tube.id])))
+                )
+        student = _student(tuple((area, tuple(tubes)) for area, tubes in sorted(by_area.items())))
         asked_positions: dict[str, set[int]] = {}
         for skill_id in (*situation.known, *(step.challenge.skill_id for step in situation.steps)):
-            tube = profile.tube_of.get(skill_id)
-            if tube is not None:
-                asked_positions.setdefault(tube.id, set()).add(profile.position[skill_id])
-        return [
-            (
-                tube,
-                _tube_plan(
-                    tube.levels,
-                    tuple(sorted(evidence.get(tube.id, ()))),
-                    frozenset(asked_positions.get(tube.id, ())),
-                    mean,
-                    spread,
-                ),
+            holder = profile.tube_of.get(skill_id)
+            if holder is not None:
+                asked_positions.setdefault(holder.id, set()).add(profile.position[skill_id])
+        state = []
+        for tube in profile.tubes:
+            # A tube's prior: centred on its area's level, as wide as both the tube's own
+            # scatter and our uncertainty on that level (quantised: plans stay cacheable).
+            mean, uncertainty = student.areas.get(tube.area_id, student.default)
+            spread = math.sqrt(TUBE_SPREAD**2 + uncertainty**2)
+            plan = _tube_plan(
+                tube.levels,
+                tuple(sorted(evidence.get(tube.id, ()))),
+                frozenset(asked_positions.get(tube.id, ())),
+                round(mean * 4) / 4,
+                round(spread * 10) / 10,
+                student.noise,
             )
-            for tube in profile.tubes
-        ]
+            state.append((tube, plan))
+        return state
 
     def _playable_gains(
         self, tube: TubeIndex, plan: _Plan, situation: Situation
@@ -544,15 +727,21 @@ class Adaptive:
 
     def next_challenge(self, situation: Situation) -> Challenge | None:
         profile = situation.profile
+        if len(situation.steps) >= profile.question_cap(self.max_share):
+            return None
         after_timed = not situation.steps or situation.last_was_timed
+        uncovered = uncovered_competences(situation)
         # Per tube, the most valuable question: overall, and among untimed ones.
         best: tuple[float, str] | None = None
         best_untimed: tuple[float, str] | None = None
-        owed: list[tuple[float, str]] = []  # tubes that need a first answer before any credit
+        # Owed questions: a competence not asked yet (no verdict from a handful of questions),
+        # a tube that needs a first answer before any credit.
+        owed: list[tuple[float, str]] = []
         for tube, plan in self._state(situation):
-            if self._is_closed(tube, plan, situation):
+            uncovered_tube = tube.competence_id in uncovered
+            if not uncovered_tube and self._is_closed(tube, plan, situation):
                 continue
-            must_ask = not plan.observed and max(plan.mastery) >= 0.5
+            must_ask = uncovered_tube or (not plan.observed and max(plan.mastery) >= 0.5)
             for gain, index in self._playable_gains(tube, plan, situation):
                 skill_id = tube.skills[index].id
                 option = (gain, skill_id)
@@ -571,8 +760,7 @@ class Adaptive:
         # The test goes on while any question is worth asking; after a timed one, an untimed
         # one comes in between even when it is worth less.
         if best[0] < self.min_gain:
-            # Not worth another question, except where the student would otherwise get no
-            # credit for a tube they probably master.
+            # Not worth another question, except what is owed.
             if not owed:
                 return None
             untimed_owed = [o for o in owed if o[1] in profile.untimed]
@@ -615,10 +803,41 @@ class Adaptive:
     def record_end(self, situation: Situation) -> list[NewKnowledge]:
         return self._record(situation, only_closed=False)
 
+    def progress(self, situation: Situation) -> float:
+        """Answers so far against those plus the answers still expected: for every tube still
+        open, about as many as halvings of its undecided skills; at least one per competence
+        not asked yet; never beyond the longest test."""
+        answered = len(situation.steps)
+        if not answered:
+            return 0.0
+        profile = situation.profile
+        uncovered = uncovered_competences(situation)
+        expected = 0.0
+        owed = set(uncovered)
+        for tube, plan in self._state(situation):
+            if tube.competence_id in uncovered:
+                owed.discard(tube.competence_id)
+                expected += 1
+            elif self._is_closed(tube, plan, situation):
+                continue
+            undecided = sum(1 for p in plan.mastery if UNDECIDED[0] < p < UNDECIDED[1])
+            expected += PROGRESS_SCALE * math.log2(1 + undecided)
+        expected = min(expected, profile.question_cap(self.max_share) - answered)
+        return min(PROGRESS_CAP, answered / (answered + max(expected, 0.0)))
+
 
 def clear_caches() -> None:
     """Forget every memoised computation (benchmarks measure the cold case with it)."""
-    for function in (_prior, _posterior, _ability_evidence, _tube_plan):
+    for function in (
+        _prior,
+        _likelihoods,
+        _posterior,
+        _tube_evidence,
+        _area_evidence,
+        _area_likelihood,
+        _student,
+        _tube_plan,
+    ):
         function.cache_clear()
 
 

@@ -170,6 +170,8 @@ class Outcome:
     questions: int
     knowledge: dict[str, Knowledge]
     steps: list[Step] = field(default_factory=list)
+    # The selector's progress estimate after each answer but the last (`progress=True`).
+    progress: list[float] = field(default_factory=list)
 
 
 def run(
@@ -181,6 +183,7 @@ def run(
     assessment_id: str = "sim",
     known: Mapping[str, Knowledge] | None = None,
     max_questions: int = 10_000,
+    progress: bool = False,
 ) -> Outcome:
     """Take a whole test: ask, answer, record, until the selector has nothing left to ask."""
     knowledge: dict[str, Knowledge] = dict(known or {})
@@ -200,17 +203,20 @@ def run(
     def situation() -> Situation:
         return Situation(profile, assessment_id, knowledge, tuple(steps), frozenset(recorded))
 
+    estimates: list[float] = []
     while len(steps) < max_questions:
         challenge = selector.next_challenge(situation())
         if challenge is None:
             break
+        if progress and steps:
+            estimates.append(selector.progress(situation()))
         skill = profile.skills[challenge.skill_id]
         steps.append(
             Step(challenge, learner.answers(skill.tube_id, skill.level, rng, challenge.id))
         )
         record(selector.record_answer(situation()))
     record(selector.record_end(situation()))
-    return Outcome(len(steps), knowledge, steps)
+    return Outcome(len(steps), knowledge, steps, estimates)
 
 
 def agreement(profile: ProfileIndex, learner: Learner, knowledge: Mapping[str, Knowledge]) -> float:

@@ -377,8 +377,14 @@ def test_a_double_click_on_the_fifth_answer_still_shows_the_checkpoint(client, s
         challenge, _ = current(client, campaign.code)
         answer(client, campaign.code, challenge)
     fifth, _ = current(client, campaign.code)
-    first = answer(client, campaign.code, fifth)
-    second = answer(client, campaign.code, fifth)
+    form = {  # a double click sends the same form twice
+        "csrf_token": csrf_token(client, f"/campagnes/{campaign.code}/evaluation"),
+        "challenge_id": fifth.id,
+        "action": "valider",
+        **form_for(fifth, right=True),
+    }
+    first = client.post(f"/campagnes/{campaign.code}/evaluation", data=form)
+    second = client.post(f"/campagnes/{campaign.code}/evaluation", data=form)
     assert "/checkpoint" in first.headers["Location"]
     assert "/checkpoint" in second.headers["Location"]
 
@@ -465,3 +471,58 @@ def test_a_timed_question_shows_its_countdown(client, setting, db_session):
     assert f"<span data-seconds>{timed.timer}</span>" in page
     assert "timer.js" in page
     assert 'data-alert="Plus que %s secondes."' in page
+
+
+def _gauge(page) -> int:
+    return int(re.search(r'<progress id="progress" max="100" value="(\d+)"', page).group(1))
+
+
+def test_a_student_who_skips_everything_is_asked_every_competence_and_told_so(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher, key="tp-cycle4")
+    db_session.commit()
+    start_as_student(client, db_session, campaign)
+    competences = set()
+    while (challenge := current(client, campaign.code)[0]) is not None:
+        competences.add(PACK.skill_by_id[challenge.skill_id].competence_id)
+        answer(client, campaign.code, challenge, action="passer")
+    profile = journey.campaign_content(db_session, campaign).index
+    assert competences == {s.competence_id for s in profile.skills.values()}  # 12, not 6
+    page = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    assert "Vous avez passé toutes les questions" in page
+    assert "Vous maîtrisez" not in page and "Résultats par compétence" not in page
+    assert "J’envoie mes résultats" in page
+
+
+def test_one_answer_given_and_the_results_are_a_measure_again(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    first = True
+    while (challenge := current(client, campaign.code)[0]) is not None:
+        answer(client, campaign.code, challenge, action="valider" if first else "passer")
+        first = False
+    page = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    assert "Vous maîtrisez" in page and "Vous avez passé toutes les questions" not in page
+
+
+def test_the_progress_bar_moves_forward_and_reaches_100_only_at_the_end(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(db_session, organization, teacher, key="tp-cycle4")
+    db_session.commit()
+    start_as_student(client, db_session, campaign)
+    shown = []
+    right = iter([True, False, True, True, False] * 20)
+    while True:
+        challenge, page = current(client, campaign.code)
+        if challenge is None:
+            break
+        shown.append(_gauge(page.get_data(as_text=True)))
+        response = answer(client, campaign.code, challenge, right=next(right))
+        if "/checkpoint" in response.headers["Location"]:
+            checkpoint = client.get(response.headers["Location"]).get_data(as_text=True)
+            shown.append(_gauge(checkpoint))
+    assert shown[0] == 0 and shown == sorted(shown)
+    assert shown[-1] == 100 and all(value < 100 for value in shown[:-1])
+    assert len({value for value in shown if 0 < value < 100}) >= 5  # it moves, not 0 then 100
+    middle = shown[len(shown) // 2]
+    assert 25 <= middle <= 75

@@ -56,7 +56,14 @@ from engine.knowledge import (
     Status,
     effective,
 )
-from engine.scoring import CampaignResult, Profile, campaign_result, is_checkpoint, profile
+from engine.scoring import (
+    CampaignResult,
+    Profile,
+    campaign_result,
+    is_checkpoint,
+    profile,
+    rounded_percent,
+)
 from engine.selection import SELECTORS, ProfileIndex, Situation, Step
 
 TIMER_GRACE = dt.timedelta(seconds=5)  # network and rendering time on top of the displayed timer
@@ -589,6 +596,10 @@ def _advance(session: Session, state: TestState) -> Challenge | None:
         return None
     assessment.current_challenge_id = challenge.id
     assessment.current_challenge_asked_at = None  # set when shown (start_clock)
+    # The bar the student sees only moves forward, and reaches 100 % only at the end.
+    shown = min(99, rounded_percent(selector.progress(state.situation)))
+    if shown > assessment.progress:
+        assessment.progress = shown
     session.flush()
     return challenge
 
@@ -597,6 +608,7 @@ def finish(session: Session, assessment: Assessment) -> None:
     assessment.state = AssessmentState.COMPLETED
     assessment.current_challenge_id = None
     assessment.completed_at = utcnow()
+    assessment.progress = 100
     participation = session.get(Participation, assessment.participation_id)
     if participation is not None and participation.status is ParticipationStatus.STARTED:
         participation.status = ParticipationStatus.TO_SHARE
@@ -767,6 +779,22 @@ def participation_result(
         campaign_result(content.pack, content.index.skills.values(), known),
         profile(content.pack, known),
     )
+
+
+def skipped_everything(session: Session, participation: Participation) -> bool:
+    """Every question of the participation's tests passed (or left to time out): its results
+    measure nothing, and the student is told so rather than shown a mastery figure."""
+    asked, answered = session.execute(
+        select(
+            func.count(Answer.id),
+            func.count(Answer.id).filter(
+                Answer.result.not_in((AnswerResult.SKIPPED, AnswerResult.TIMED_OUT))
+            ),
+        )
+        .join(Assessment, Assessment.id == Answer.assessment_id)
+        .where(Assessment.participation_id == participation.id)
+    ).one()
+    return asked > 0 and answered == 0
 
 
 def share(session: Session, participation: Participation) -> Participation:

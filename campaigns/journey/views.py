@@ -48,7 +48,7 @@ from config.ratelimit import Limit, exceeded
 from config.security import frameable
 from engine.answers import Result, expected_answer
 from engine.content import Challenge, ChallengeType
-from engine.scoring import CHECKPOINT_EVERY, progress, rounded_percent
+from engine.scoring import CHECKPOINT_EVERY, rounded_percent
 
 blueprint = Blueprint("journey", __name__, template_folder="templates")
 T = TypeVar("T")
@@ -393,6 +393,10 @@ def question(code: str) -> str | Response | tuple[str, int]:
     campaign, participation = found.campaign, found.participation
     session = get_session()
     if participation is None or participation.status is not ParticipationStatus.STARTED:
+        if request.method == "POST" and participation is not None:
+            # An answer sent again (a double click) after the one that ended the test: where
+            # that one led.
+            return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
         return redirect(url_for("journey.results", code=campaign.code))
     if found.assessment is not None:
         assessment, opened = found.assessment, False
@@ -419,6 +423,7 @@ def question(code: str) -> str | Response | tuple[str, int]:
         challenge=challenge,
         position=answered % CHECKPOINT_EVERY + 1,
         per_checkpoint=CHECKPOINT_EVERY,
+        progress=assessment.progress,
         remaining=remaining,
         categories=REPORT_CATEGORIES,
         locale=journey.campaign_content(session, campaign).pack.locale,
@@ -539,13 +544,12 @@ def checkpoint(code: str) -> str:
                 "hint": skill.hint,
             }
         )
-    gauge = progress(state.content.index.skills, state.situation.known, done=final)
     return render_template(
         "journey/checkpoint.html",
         campaign=campaign,
         title=_title(campaign),
         items=items,
-        progress=rounded_percent(gauge),
+        progress=100 if final else assessment.progress,
         final=final,
         locale=pack.locale,
     )
@@ -617,6 +621,7 @@ def results(code: str) -> str | Response:
         participation=participation,
         rate=rounded_percent(rate),
         competences=competences,
+        unmeasured=journey.skipped_everything(session, participation),
         locale=pack.locale,
         can_improve=journey.can_improve(session, participation, campaign),
         can_retry=journey.can_retry(participation, campaign),

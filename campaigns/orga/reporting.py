@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 from campaigns.journey import services as journey
 from campaigns.shared import pagination
 from campaigns.shared.models import (
+    Assessment,
+    AssessmentState,
     Campaign,
     CampaignType,
     KnowledgeElement,
@@ -41,7 +43,6 @@ from campaigns.shared.models import (
 )
 from config.db import utcnow
 from engine.content import ContentPack, Tutorial
-from engine.scoring import progress
 
 PARIS = ZoneInfo("Europe/Paris")
 BATCH_SIZE = 1000
@@ -341,12 +342,17 @@ def participant_detail(
 
 
 def _progress(session: Session, campaign: Campaign, row: ParticipantRow) -> float:
-    """Like the student's checkpoint: the share of the campaign's skills already assessed while
-    the test runs; 100 % once it is over."""
+    """What the student's own bar shows: the test's progress as it runs; 100 % once it is
+    over."""
     if row.status is not ParticipationStatus.STARTED:
         return 1.0
-    skills = journey.campaign_content(session, campaign).index.skills
-    return progress(skills, journey.user_knowledge(session, row.user_id), done=False)
+    shown = session.scalar(
+        select(func.max(Assessment.progress)).where(
+            Assessment.participation_id == row.id,
+            Assessment.state == AssessmentState.STARTED,
+        )
+    )
+    return (shown or 0) / 100
 
 
 def _competence_title(pack: ContentPack, competence_id: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -558,8 +559,11 @@ class Assessment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The percentage shown to the student: it only moves forward, 100 once the test is over.
+    progress: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
 
     __table_args__ = (
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_percent"),
         # A double click on "Je commence" cannot open two tests.
         Index(
             "uq_assessments_participation_id_started",

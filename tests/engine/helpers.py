@@ -21,9 +21,20 @@ def skill(
     return Skill(skill_id, tube, competence, level, "—", "", pix, (challenge,), ())
 
 
-def profile(tubes: dict[str, int], *, timed: set[str] = frozenset()) -> ProfileIndex:
+def profile(
+    tubes: dict[str, int],
+    *,
+    timed: set[str] = frozenset(),
+    competences: dict[str, str] | None = None,
+) -> ProfileIndex:
+    """Tubes up to their top level, all in competence 1.1 unless `competences` (tube -> id)."""
     return ProfileIndex.build(
-        skill(tube, level, timed=f"{tube}{level}" in timed)
+        skill(
+            tube,
+            level,
+            timed=f"{tube}{level}" in timed,
+            competence=(competences or {}).get(tube, "1.1"),
+        )
         for tube, top in tubes.items()
         for level in range(1, top + 1)
     )

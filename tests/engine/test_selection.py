@@ -2,7 +2,15 @@ import random
 
 from engine.answers import Result
 from engine.knowledge import Status
-from engine.selection import SELECTORS, Adaptive, Baseline, Situation, Step, estimate_level
+from engine.selection import (
+    PROGRESS_CAP,
+    SELECTORS,
+    Adaptive,
+    Baseline,
+    Situation,
+    Step,
+    estimate_level,
+)
 from engine.simulation import Learner, run
 from tests.engine.helpers import known, profile
 
@@ -76,7 +84,7 @@ def test_adaptive_credits_a_tube_only_after_an_answer_in_it():
 def test_adaptive_finds_a_noiseless_learner_exactly():
     index = profile({"@a": 6, "@b": 6, "@c": 6})
     learner = Learner({"@a": 2, "@b": 5, "@c": 0}, slip=0, guess=0)
-    outcome = run(Adaptive(min_gain=0.0), index, learner, random.Random(3))
+    outcome = run(Adaptive(min_gain=0.0, max_share=1.0), index, learner, random.Random(3))
     for skill in index.skills.values():
         element = outcome.knowledge.get(skill.id)
         validated = element is not None and element.status is Status.VALIDATED
@@ -89,3 +97,70 @@ def test_knowledge_from_elsewhere_is_not_asked_again():
     for selector in SELECTORS.values():
         outcome = run(selector, index, Learner({"@a": 4}), random.Random(2), known=before)
         assert "@a2" not in {s.challenge.skill_id for s in outcome.steps}
+
+
+# -- the adaptive selector on learners unlike its model -------------------------------------------
+
+AREAS = {  # two areas of three competences, one tube each
+    "@chercher": "1.1", "@trier": "1.2", "@stocker": "1.3",
+    "@coder": "3.4", "@publier": "3.2", "@creer": "3.1",
+}  # fmt: skip
+
+
+def _validated(outcome, index, tubes):
+    return sum(
+        1
+        for skill_id, element in outcome.knowledge.items()
+        if index.skills[skill_id].tube_id in tubes and element.status is Status.VALIDATED
+    )
+
+
+def test_a_learner_strong_in_one_area_and_weak_in_another_is_measured_as_such():
+    index = profile(dict.fromkeys(AREAS, 5), competences=AREAS)
+    strong = [t for t, c in AREAS.items() if c.startswith("1.")]
+    weak = [t for t, c in AREAS.items() if c.startswith("3.")]
+    learner = Learner({**dict.fromkeys(strong, 5), **dict.fromkeys(weak, 0)}, slip=0.05, guess=0.1)
+    errors = 0
+    for seed in range(20):
+        outcome = run(Adaptive(), index, learner, random.Random(seed), assessment_id=f"a{seed}")
+        errors += 15 - _validated(outcome, index, strong) + _validated(outcome, index, weak)
+    assert errors / 20 <= 2.0  # of 30 skills: the weak area is not lifted, the strong not sunk
+
+
+def test_every_competence_gets_a_question_even_from_a_student_who_skips_everything():
+    index = profile(dict.fromkeys(AREAS, 5), competences=AREAS)
+    skipper = Learner(dict.fromkeys(AREAS, 0), slip=0, guess=0)
+    outcome = run(Adaptive(), index, skipper, random.Random(1))
+    asked = {index.skills[s.challenge.skill_id].competence_id for s in outcome.steps}
+    assert asked == set(AREAS.values())
+
+
+def test_a_competence_answered_in_an_earlier_campaign_need_not_be_asked_again():
+    index = profile(dict.fromkeys(AREAS, 5), competences=AREAS)
+    before = {"@coder1": known("@coder1", Status.INVALIDATED)}
+    skipper = Learner(dict.fromkeys(AREAS, 0), slip=0, guess=0)
+    outcome = run(Adaptive(), index, skipper, random.Random(1), known=before)
+    asked = {index.skills[s.challenge.skill_id].competence_id for s in outcome.steps}
+    assert "3.4" not in asked and asked == set(AREAS.values()) - {"3.4"}
+
+
+def test_no_test_is_longer_than_half_the_profile():
+    index = profile(dict.fromkeys(AREAS, 8), competences=AREAS)
+    noisy = Learner(dict.fromkeys(AREAS, 4), slip=0.3, guess=0.4)
+    for seed in range(5):
+        outcome = run(Adaptive(), index, noisy, random.Random(seed), assessment_id=f"a{seed}")
+        assert outcome.questions <= 24
+
+
+def test_the_progress_estimate_follows_the_test():
+    index = profile(dict.fromkeys(AREAS, 6), competences=AREAS)
+    gaps = []
+    for seed in range(30):
+        rng = random.Random(seed)
+        learner = Learner({tube: rng.randint(0, 6) for tube in AREAS}, slip=0.1, guess=0.15)
+        for selector in SELECTORS.values():
+            outcome = run(selector, index, learner, rng, assessment_id=f"p{seed}", progress=True)
+            assert all(0 <= value <= PROGRESS_CAP for value in outcome.progress)
+            done = outcome.questions
+            gaps += [abs(v - n / done) for n, v in enumerate(outcome.progress, start=1)]
+    assert sum(gaps) / len(gaps) < 0.15  # close to the share of the test actually done
