@@ -20,7 +20,7 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.common import percentile
 from engine.content import Challenge, ChallengeType, ContentPack, Skill, load_pack
@@ -47,6 +47,8 @@ class Figures:
     agreements: list[float]
     errors: list[float]
     coverages: list[float]
+    progress_gaps: list[float] = field(default_factory=list)  # |estimate − share done|
+    last_progress: list[float] = field(default_factory=list)  # shown before the end
 
     @property
     def mean_questions(self) -> float:
@@ -65,6 +67,8 @@ class Figures:
             "agreement_se": round(_se(self.agreements), 4),
             "mastery_mae": round(statistics.mean(self.errors), 4),
             "coverage": round(statistics.mean(self.coverages), 4),
+            "progress_error": round(statistics.mean(self.progress_gaps or [0.0]), 3),
+            "progress_before_end": round(statistics.mean(self.last_progress or [0.0]), 3),
         }
 
 
@@ -97,8 +101,14 @@ def simulate(
             learner,
             random.Random(seed * 7_919 + n),
             assessment_id=f"learner-{n}",
+            progress=True,
         )
         figures.questions.append(outcome.questions)
+        shown = 0.0
+        for answered, estimate in enumerate(outcome.progress, start=1):
+            figures.progress_gaps.append(abs(estimate - answered / outcome.questions))
+            shown = max(shown, estimate)  # what the student's bar shows
+        figures.last_progress.append(shown)
         figures.agreements.append(agreement(profile, learner, outcome.knowledge))
         figures.errors.append(
             abs(measured_mastery(profile, outcome.knowledge) - true_mastery(profile, learner))
@@ -286,7 +296,7 @@ def main() -> None:
     )
     print(
         f"{'population':<18} {'selector':<9} {'mean q':>7} {'p90':>4} {'max':>4} "
-        f"{'agreement':>14} {'MAE':>7} {'coverage':>8}"
+        f"{'agreement':>14} {'MAE':>7} {'coverage':>8} {'progress±':>9} {'bar@end':>7}"
     )
     for population, row in report["populations"].items():
         for name in ("baseline", "adaptive"):
@@ -294,7 +304,8 @@ def main() -> None:
             print(
                 f"{population:<18} {name:<9} {f['mean_questions']:>7.2f} {f['p90_questions']:>4} "
                 f"{f['max_questions']:>4} {f['agreement']:>7.4f} ±{f['agreement_se']:.4f} "
-                f"{f['mastery_mae']:>7.4f} {f['coverage']:>8.3f}"
+                f"{f['mastery_mae']:>7.4f} {f['coverage']:>8.3f} {f['progress_error']:>9.3f} "
+                f"{f['progress_before_end']:>7.2f}"
             )
         missed = [name for name, ok in row["checks"].items() if not ok]
         print(

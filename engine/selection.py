@@ -41,7 +41,7 @@ MAX_QUESTIONS_SHARE = 0.5  # the adaptive selector asks at most half the profile
 CAP_FLOOR = 12  # a small profile is not cut to a handful of questions
 PROGRESS_CAP = 0.95  # a test in progress never shows as done
 BASELINE_SETTLED_PER_ANSWER = 1.7
-PROGRESS_SCALE = 0.75  # answers per halving of a tube's undecided skills
+PROGRESS_SCALE = 0.8  # answers per halving of a tube's undecided skills
 UNDECIDED = (0.1, 0.9)  # P(mastered) between these: a skill not decided yet
 
 
@@ -322,7 +322,7 @@ TUBE_SPREAD = 0.8  # how far a tube’s level strays from the level of its area
 # How far an area's level strays from the student's overall level, learnt from their answers
 # between related areas and unrelated ones (spread, prior weight).
 AREA_SPREADS = ((0.5, 0.6), (2.5, 0.4))
-UNCERTAINTY_WEIGHT = 1.0
+UNCERTAINTY_WEIGHT = 0.5
 OUTLIER_SHARE = 0.10
 ABILITY_GRID = tuple(x / 2 for x in range(-2, 19))  # levels −1 … 9
 ABILITY_PRIOR_MEAN, ABILITY_PRIOR_SPREAD = 3.0, 2.5
@@ -462,6 +462,9 @@ class _Student:
     level and how related their areas are; and, per area, where its level lies."""
 
     noise: Noise
+    # (area id, tube) -> (mean, spread) of the level of the tube's area, from everything but
+    # the tube's own answers (which its posterior counts: not twice)
+    tubes: Mapping[tuple[str, TubeKey], tuple[float, float]]
     areas: Mapping[str, tuple[float, float]]  # area id -> (mean, spread) of its level
     default: tuple[float, float]  # an area never observed
 
@@ -507,13 +510,20 @@ def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     default = _summary(prior)
     likeliest = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
     summaries = {}
+    by_tube = {}
     for area_id, tubes in areas:
         evidence = _area_evidence(tubes, likeliest[:2])
         top = max(evidence)
         summaries[area_id] = _summary(
             [p * math.exp(e - top) for p, e in zip(prior, evidence, strict=True)]
         )
-    return _Student(noise, summaries, default)
+        for tube in tubes:
+            others = list(map(operator.sub, evidence, _tube_evidence(*tube, likeliest[:2])))
+            top = max(others)
+            by_tube[(area_id, tube)] = _summary(
+                [p * math.exp(e - top) for p, e in zip(prior, others, strict=True)]
+            )
+    return _Student(noise, by_tube, summaries, default)
 
 
 def _summary(weights: Sequence[float]) -> tuple[float, float]:
@@ -695,11 +705,16 @@ class Adaptive:
         for tube in profile.tubes:
             # A tube's prior: centred on its area's level, as wide as both the tube's own
             # scatter and our uncertainty on that level (quantised: plans stay cacheable).
-            mean, uncertainty = student.areas.get(tube.area_id, student.default)
+            observations = tuple(sorted(evidence.get(tube.id, ())))
+            mean, uncertainty = (
+                student.tubes[(tube.area_id, (tube.levels, observations))]
+                if observations
+                else student.areas.get(tube.area_id, student.default)
+            )
             spread = math.sqrt(TUBE_SPREAD**2 + uncertainty**2)
             plan = _tube_plan(
                 tube.levels,
-                tuple(sorted(evidence.get(tube.id, ()))),
+                observations,
                 frozenset(asked_positions.get(tube.id, ())),
                 round(mean * 4) / 4,
                 round(spread * 10) / 10,
@@ -820,8 +835,11 @@ class Adaptive:
                 expected += 1
             elif self._is_closed(tube, plan, situation):
                 continue
+            worth = sum(
+                1 for g, _ in self._playable_gains(tube, plan, situation) if g >= self.min_gain
+            )
             undecided = sum(1 for p in plan.mastery if UNDECIDED[0] < p < UNDECIDED[1])
-            expected += PROGRESS_SCALE * math.log2(1 + undecided)
+            expected += PROGRESS_SCALE * min(worth, math.log2(1 + undecided))
         expected = min(expected, profile.question_cap(self.max_share) - answered)
         return min(PROGRESS_CAP, answered / (answered + max(expected, 0.0)))
 

@@ -39,6 +39,8 @@ def test_the_engine_benchmark_runs_every_population_by_default():
                 "agreement_se",
                 "mastery_mae",
                 "coverage",
+                "progress_error",
+                "progress_before_end",
             } <= set(row[selector])
         assert set(row["checks"]) == {"agreement", "questions", "max_questions"}
         assert row["meets_targets"] == all(row["checks"].values())
