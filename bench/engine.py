@@ -215,6 +215,7 @@ def selection_times(
         "record_p50": round(percentile(timed.record, 0.5), 3),
         "record_p99": round(percentile(timed.record, 0.99), 3),
         "calls": len(timed.choose),
+        "tests": tests,
     }
 
 
@@ -231,7 +232,6 @@ def main() -> None:
         choices=POPULATIONS,
         help="a population to run (repeatable; default: all of them)",
     )
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
     populations = args.population or list(POPULATIONS)
@@ -242,7 +242,7 @@ def main() -> None:
         for population in populations
         for name in SELECTORS
     ]
-    with multiprocessing.Pool(max(1, args.processes)) as pool:
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:  # figures do not depend on it
         done = pool.map(_simulate_job, jobs, chunksize=1)
     results: dict[str, dict[str, Figures]] = {}
     for population, name, figures in done:
@@ -282,6 +282,7 @@ def main() -> None:
                     2,
                 ),
                 "adaptive_record_p99": timing["adaptive"][size]["record_p99"],
+                "timed_tests": timing["adaptive"][size]["tests"],
             }
             for size in ("skills_60", "skills_1000")
         },

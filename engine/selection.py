@@ -9,10 +9,13 @@ Two selectors share one interface:
 
 - `Adaptive` (the improved selector) keeps, for every tube, a probability distribution over how
   far up the tube the student masters, updated by every answer with a noise model (slips and
-  guesses) and a prior tied to the student's overall level. It asks the question that most
-  reduces the expected number of wrongly classified skills, closes a tube once that expectation
-  is small, and then records the whole tube at once from the posterior: noisy answers no longer
-  cascade into wrong inferences, and confident tubes stop early.
+  guesses, at a rate learnt from the student's answers) and a prior from the level of the
+  tube's area, itself drawn towards the student's overall level as far as their answers say
+  their areas are related. It asks the question that most reduces the expected number of
+  wrongly classified skills, closes a tube once that expectation is small, and then records
+  the whole tube at once from the posterior: noisy answers no longer cascade into wrong
+  inferences, and confident tubes stop early. It does not stop before every competence has a
+  direct answer, and never asks more than half the profile.
 
 Both are pure functions of the profile, the knowledge the user had before the assessment and
 the answers of this assessment, so any process can resume any assessment.
@@ -24,9 +27,9 @@ import hashlib
 import itertools
 import math
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 from engine.answers import Result
@@ -62,18 +65,21 @@ class TubeIndex:
     id: str
     skills: tuple[Skill, ...]  # target skills of the tube, by level
     levels: tuple[int, ...] = ()
+    competence_id: str = ""
+    area_id: str = ""  # the area of the tube's competence ("3.2" is in area "3")
+    playable: frozenset[int] = frozenset()  # indexes of skills with a challenge to ask
+    untimed: frozenset[int] = frozenset()  # … with one that has no timer
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(s.level for s in self.skills))
-
-    @property
-    def competence_id(self) -> str:
-        return self.skills[0].competence_id
-
-    @property
-    def area_id(self) -> str:
-        """The area of the tube's competence ("3.2" is in area "3")."""
-        return self.skills[0].competence_id.split(".", 1)[0]
+        object.__setattr__(self, "competence_id", self.skills[0].competence_id)
+        object.__setattr__(self, "area_id", self.competence_id.split(".", 1)[0])
+        playable = [i for i, s in enumerate(self.skills) if s.playable_challenges]
+        untimed = [
+            i for i in playable if any(not c.is_timed for c in self.skills[i].playable_challenges)
+        ]
+        object.__setattr__(self, "playable", frozenset(playable))
+        object.__setattr__(self, "untimed", frozenset(untimed))
 
     @property
     def is_easy(self) -> bool:
@@ -91,7 +97,7 @@ class ProfileIndex:
     playable: Mapping[str, tuple[Challenge, ...]]  # skill id -> challenges that may be asked
     untimed: frozenset[str]  # skills with a playable challenge that has no timer
 
-    @property
+    @cached_property
     def competences(self) -> frozenset[str]:
         """The competences of the profile's skills that may be asked."""
         return frozenset(s.competence_id for s in self.skills.values() if self.playable[s.id])
@@ -315,7 +321,6 @@ class Baseline:
 # weight): a student whose answers never contradict each other is soon believed, one who clicks
 # at random soon is not.
 NOISE_CLASSES = ((0.03, 0.05, 0.25), (0.10, 0.20, 0.50), (0.25, 0.40, 0.25))
-SLIP, GUESS = NOISE_CLASSES[1][:2]  # the usual class
 CLOSE_TUBE_BELOW = 0.05  # a tube this sure of (expected wrong skills) is recorded at once
 MIN_GAIN = 0.32  # a question must be worth this much (expected errors and uncertainty removed)
 TUBE_SPREAD = 0.8  # how far a tube’s level strays from the level of its area
@@ -333,13 +338,6 @@ TubeKey = tuple[tuple[int, ...], tuple[tuple[int, bool], ...]]  # (levels, obser
 
 def _gauss(x: float, mean: float, spread: float) -> float:
     return math.exp(-((x - mean) ** 2) / (2 * spread * spread))
-
-
-def _threshold(levels: Sequence[int], k: int) -> float:
-    """The level reached when the first k skills are mastered (half-way to the next one)."""
-    if k == 0:
-        return levels[0] - 1.0 if levels else 0.0
-    return float(levels[k - 1])
 
 
 def _normal_cdf(x: float) -> float:
@@ -498,32 +496,55 @@ def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     noise = (round(slip * 50) / 50, round(guess * 50) / 50)  # quantised: plans stay cacheable
     mean = sum(map(operator.mul, level_weights, ABILITY_GRID))
     variance = sum(w * (a - mean) ** 2 for w, a in zip(level_weights, ABILITY_GRID, strict=True))
-    # An area's level: normal around the overall level, as wide as the learnt relatedness and
-    # our uncertainty on the overall level; then its own tubes' evidence.
-    prior = [
-        sum(
-            w * _gauss(b, mean, math.sqrt(variance + spread**2)) / math.sqrt(variance + spread**2)
-            for spread, w in spread_weights.items()
-        )
-        for b in ABILITY_GRID
-    ]
-    default = _summary(prior)
-    likeliest = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
-    summaries = {}
-    by_tube = {}
+    # Quantised: an area whose answers did not change keeps its cached level.
+    prior = (
+        round(mean * 8) / 8,
+        round(math.sqrt(variance) * 20) / 20,
+        tuple((spread, round(w * 20) / 20) for spread, w in sorted(spread_weights.items())),
+    )
+    slip, guess, _ = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
+    likeliest = (slip, guess)
+    summaries: dict[str, tuple[float, float]] = {}
+    by_tube: dict[tuple[str, TubeKey], tuple[float, float]] = {}
     for area_id, tubes in areas:
-        evidence = _area_evidence(tubes, likeliest[:2])
-        top = max(evidence)
-        summaries[area_id] = _summary(
-            [p * math.exp(e - top) for p, e in zip(prior, evidence, strict=True)]
+        summaries[area_id], each = _area_levels(tubes, likeliest, prior)
+        by_tube.update(
+            ((area_id, tube), summary) for tube, summary in zip(tubes, each, strict=True)
         )
-        for tube in tubes:
-            others = list(map(operator.sub, evidence, _tube_evidence(*tube, likeliest[:2])))
-            top = max(others)
-            by_tube[(area_id, tube)] = _summary(
-                [p * math.exp(e - top) for p, e in zip(prior, others, strict=True)]
-            )
-    return _Student(noise, by_tube, summaries, default)
+    return _Student(noise, by_tube, summaries, _summary(_area_prior(prior)))
+
+
+AreaPrior = tuple[float, float, tuple[tuple[float, float], ...]]  # mean, spread, relatedness
+
+
+@lru_cache(maxsize=4096)
+def _area_prior(prior: AreaPrior) -> tuple[float, ...]:
+    """An area's level before its own answers: normal around the overall level, as wide as the
+    learnt relatedness and our uncertainty on the overall level."""
+    mean, uncertainty, spreads = prior
+    widths = [(w, math.sqrt(uncertainty**2 + spread**2)) for spread, w in spreads]
+    return tuple(
+        sum(w * _gauss(b, mean, width) / width for w, width in widths) for b in ABILITY_GRID
+    )
+
+
+@lru_cache(maxsize=16384)
+def _area_levels(
+    tubes: tuple[TubeKey, ...], noise: Noise, prior: AreaPrior
+) -> tuple[tuple[float, float], tuple[tuple[float, float], ...]]:
+    """The area's level given its tubes' answers, and, for each tube, given the others'."""
+    weights = _area_prior(prior)
+    evidence = _area_evidence(tubes, noise)
+
+    def level(log_likelihoods: Sequence[float]) -> tuple[float, float]:
+        top = max(log_likelihoods)
+        return _summary(
+            [p * math.exp(e - top) for p, e in zip(weights, log_likelihoods, strict=True)]
+        )
+
+    return level(evidence), tuple(
+        level(list(map(operator.sub, evidence, _tube_evidence(*tube, noise)))) for tube in tubes
+    )
 
 
 def _summary(weights: Sequence[float]) -> tuple[float, float]:
@@ -641,6 +662,12 @@ def _better(option: tuple[float, str], than: tuple[float, str]) -> bool:
     return abs(option[0] - than[0]) <= 1e-9 and option[1] < than[1]
 
 
+def _top(tube: TubeIndex, gains: Sequence[tuple[float, int]]) -> tuple[float, str]:
+    """A tube's most valuable question, (value, skill id), as `_better` orders them."""
+    value = max(gains)[0]
+    return value, min(tube.skills[i].id for g, i in gains if g >= value - 1e-9)
+
+
 def _best(options: Iterable[tuple[float, str]]) -> tuple[float, str]:
     iterator = iter(options)
     chosen = next(iterator)
@@ -723,16 +750,16 @@ class Adaptive:
             state.append((tube, plan))
         return state
 
-    def _playable_gains(
-        self, tube: TubeIndex, plan: _Plan, situation: Situation
-    ) -> list[tuple[float, int]]:
-        return [(g, i) for g, i in plan.gains if situation.profile.playable[tube.skills[i].id]]
+    @staticmethod
+    def _playable_gains(tube: TubeIndex, plan: _Plan) -> list[tuple[float, int]]:
+        playable = tube.playable
+        return [(g, i) for g, i in plan.gains if i in playable]
 
-    def _is_closed(self, tube: TubeIndex, plan: _Plan, situation: Situation) -> bool:
-        """Closed: nothing useful left to ask, or (nearly) sure after at least one piece of
-        evidence about this very tube (the overall level alone never settles a tube)."""
-        gains = self._playable_gains(tube, plan, situation)
-        if not gains or max(g for g, _ in gains) <= 1e-9:
+    def _is_closed(self, plan: _Plan, gains: Sequence[tuple[float, int]]) -> bool:
+        """Closed: nothing useful left to ask (`gains`: the tube's playable ones), or (nearly)
+        sure after at least one piece of evidence about this very tube (the overall level alone
+        never settles a tube)."""
+        if not gains or max(gains)[0] <= 1e-9:
             return True
         if plan.loss > self.close_below:
             return False
@@ -740,34 +767,44 @@ class Adaptive:
         # for skills never asked): such skills simply stay without knowledge.
         return plan.observed or all(p < 0.5 for p in plan.mastery)
 
+    def _open_tubes(
+        self, situation: Situation
+    ) -> Iterator[tuple[TubeIndex, _Plan, list[tuple[float, int]], bool]]:
+        """The tubes still worth a question, or owed one (their competence has no answer yet):
+        each with its plan, its playable gains and whether its competence is owed."""
+        uncovered = uncovered_competences(situation)
+        for tube, plan in self._state(situation):
+            gains = self._playable_gains(tube, plan)
+            owed = tube.competence_id in uncovered
+            if gains and (owed or not self._is_closed(plan, gains)):
+                yield tube, plan, gains, owed
+
     def next_challenge(self, situation: Situation) -> Challenge | None:
         profile = situation.profile
         if len(situation.steps) >= profile.question_cap(self.max_share):
             return None
         after_timed = not situation.steps or situation.last_was_timed
-        uncovered = uncovered_competences(situation)
         # Per tube, the most valuable question: overall, and among untimed ones.
         best: tuple[float, str] | None = None
         best_untimed: tuple[float, str] | None = None
         # Owed questions: a competence not asked yet (no verdict from a handful of questions),
         # a tube that needs a first answer before any credit.
         owed: list[tuple[float, str]] = []
-        for tube, plan in self._state(situation):
-            uncovered_tube = tube.competence_id in uncovered
-            if not uncovered_tube and self._is_closed(tube, plan, situation):
-                continue
-            must_ask = uncovered_tube or (not plan.observed and max(plan.mastery) >= 0.5)
-            for gain, index in self._playable_gains(tube, plan, situation):
-                skill_id = tube.skills[index].id
-                option = (gain, skill_id)
-                if best is None or _better(option, best):
-                    best = option
-                if skill_id in profile.untimed and (
-                    best_untimed is None or _better(option, best_untimed)
-                ):
-                    best_untimed = option
-                if must_ask:
-                    owed.append(option)
+        for tube, plan, gains, uncovered in self._open_tubes(situation):
+            must_ask = uncovered or (not plan.observed and max(plan.mastery) >= 0.5)
+            top = _top(tube, gains)
+            if best is None or _better(top, best):
+                best = top
+            untimed = [(g, i) for g, i in gains if i in tube.untimed]
+            top_untimed = _top(tube, untimed) if untimed else None
+            if top_untimed is not None and (
+                best_untimed is None or _better(top_untimed, best_untimed)
+            ):
+                best_untimed = top_untimed
+            if must_ask:
+                owed.append(top)
+                if top_untimed is not None:
+                    owed.append(top_untimed)
         if best is None:
             return None
         avoid_timed = after_timed and best_untimed is not None
@@ -792,7 +829,7 @@ class Adaptive:
         for tube, plan in self._state(situation):
             if any(s.id in situation.recorded_here for s in tube.skills):
                 continue  # already recorded when it closed
-            if only_closed and not self._is_closed(tube, plan, situation):
+            if only_closed and not self._is_closed(plan, self._playable_gains(tube, plan)):
                 continue
             if not any(s.id in answered_here for s in tube.skills):
                 continue  # nothing asked here: nothing new to say
@@ -826,20 +863,11 @@ class Adaptive:
         if not answered:
             return 0.0
         profile = situation.profile
-        uncovered = uncovered_competences(situation)
         expected = 0.0
-        owed = set(uncovered)
-        for tube, plan in self._state(situation):
-            if tube.competence_id in uncovered:
-                owed.discard(tube.competence_id)
-                expected += 1
-            elif self._is_closed(tube, plan, situation):
-                continue
-            worth = sum(
-                1 for g, _ in self._playable_gains(tube, plan, situation) if g >= self.min_gain
-            )
+        for _, plan, gains, owed in self._open_tubes(situation):
+            worth = sum(1 for g, _ in gains if g >= self.min_gain)
             undecided = sum(1 for p in plan.mastery if UNDECIDED[0] < p < UNDECIDED[1])
-            expected += PROGRESS_SCALE * min(worth, math.log2(1 + undecided))
+            expected += max(float(owed), PROGRESS_SCALE * min(worth, math.log2(1 + undecided)))
         expected = min(expected, profile.question_cap(self.max_share) - answered)
         return min(PROGRESS_CAP, answered / (answered + max(expected, 0.0)))
 
@@ -853,6 +881,8 @@ def clear_caches() -> None:
         _tube_evidence,
         _area_evidence,
         _area_likelihood,
+        _area_prior,
+        _area_levels,
         _student,
         _tube_plan,
     ):

@@ -58,6 +58,9 @@ def test_the_engine_benchmark_flags_change_what_it_measures():
     assert other["populations"]["noiseless"]["baseline"] != figures
     seeded = _engine_report("--learners", "8", "--population", "default", "--seed", "2")
     assert seeded["seed"] == 2 and seeded["populations"]["default"]["baseline"] != figures
+    assert default["selection_ms"]["skills_60"]["timed_tests"] == 3
+    longer = _engine_report("--learners", "2", "--population", "random", "--timing-tests", "10")
+    assert longer["selection_ms"]["skills_60"]["timed_tests"] == 10
 
 
 @pytest.mark.skipif(
