@@ -173,6 +173,7 @@ class _Timed:
         self.name = selector.name
         self.choose: list[float] = []
         self.record: list[float] = []
+        self.estimate: list[float] = []
 
     def next_challenge(self, situation: Situation):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
@@ -191,6 +192,13 @@ class _Timed:
     def record_end(self, situation: Situation):  # type: ignore[no-untyped-def]
         return self.selector.record_end(situation)
 
+    def progress(self, situation: Situation) -> float:
+        start = time.perf_counter()
+        try:
+            return self.selector.progress(situation)
+        finally:
+            self.estimate.append((time.perf_counter() - start) * 1000)
+
 
 def selection_times(
     selector: Selector, profile: ProfileIndex, tests: int, seed: int
@@ -208,12 +216,14 @@ def selection_times(
             random.Random(n),
             assessment_id=f"timing-{n}",
             max_questions=300,
+            progress=True,  # each answer: record it, estimate the progress, choose the next
         )  # type: ignore[arg-type]
     return {
         "p50": round(percentile(timed.choose, 0.5), 3),
         "p99": round(percentile(timed.choose, 0.99), 3),
         "record_p50": round(percentile(timed.record, 0.5), 3),
         "record_p99": round(percentile(timed.record, 0.99), 3),
+        "progress_p99": round(percentile(timed.estimate, 0.99), 3),
         "calls": len(timed.choose),
         "tests": tests,
     }
@@ -282,6 +292,7 @@ def main() -> None:
                     2,
                 ),
                 "adaptive_record_p99": timing["adaptive"][size]["record_p99"],
+                "adaptive_progress_p99": timing["adaptive"][size]["progress_p99"],
                 "timed_tests": timing["adaptive"][size]["tests"],
             }
             for size in ("skills_60", "skills_1000")
@@ -318,7 +329,9 @@ def main() -> None:
         print(
             f"next challenge, {size}: adaptive p50 {t['adaptive_p50']:.3f} ms, p99 "
             f"{t['adaptive_p99']:.3f} ms; baseline p50 {t['baseline_p50']:.3f} ms, p99 "
-            f"{t['baseline_p99']:.3f} ms; p99 ratio {t['p99_ratio']:.2f} (cold caches per test)"
+            f"{t['baseline_p99']:.3f} ms; p99 ratio {t['p99_ratio']:.2f} (cold caches per test); "
+            f"adaptive recording an answer p99 {t['adaptive_record_p99']:.3f} ms, progress "
+            f"p99 {t['adaptive_progress_p99']:.3f} ms"
         )
 
 

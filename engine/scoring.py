@@ -1,4 +1,4 @@
-"""Scores: competence pix and levels, mastery rates, certifiability, progress, checkpoints."""
+"""Scores: competence pix and levels, mastery rates, certifiability, checkpoints."""
 
 from __future__ import annotations
 
@@ -136,18 +136,6 @@ def campaign_result(
 
     overall = totals.get(("overall", ""), [0, 0, 0])
     return CampaignResult(MasteryPart("overall", *overall), parts("competence"), parts("area"))
-
-
-def progress(
-    campaign_skill_ids: Iterable[str], knowledge: Mapping[str, Knowledge], *, done: bool
-) -> float:
-    """Share of the campaign's skills already assessed (1 once the test is over)."""
-    if done:
-        return 1.0
-    ids = list(campaign_skill_ids)
-    if not ids:
-        return 1.0
-    return sum(skill_id in knowledge for skill_id in ids) / len(ids)
 
 
 def is_checkpoint(answer_count: int) -> bool:

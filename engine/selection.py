@@ -470,48 +470,65 @@ class _Student:
 @lru_cache(maxsize=4096)
 def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     """The posterior over noise class × area relatedness × overall level, given every observed
-    area; then each observed area's level given its own tubes and the rest of the student."""
-    cells = []  # (log weight, class index, spread, overall level totals)
-    for c, (slip, guess, weight) in enumerate(NOISE_CLASSES):
+    area; then each observed area's level given its own tubes and what the *other* areas say of
+    the student (an answer is counted once)."""
+    cells: list[_Cell] = []
+    for slip, guess, weight in NOISE_CLASSES:
         for spread, spread_weight in AREA_SPREADS:
             total = list(_ABILITY_LOG_PRIOR)
             for _, tubes in areas:
                 total = list(
                     map(operator.add, total, _area_likelihood(tubes, (slip, guess), spread))
                 )
-            log_z = _logsumexp(total)
-            cells.append((math.log(weight * spread_weight) + log_z, c, spread, total, log_z))
-    norm = _logsumexp(cell[0] for cell in cells)
-    class_weights = [0.0] * len(NOISE_CLASSES)
-    spread_weights: dict[float, float] = {}
-    level_weights = [0.0] * len(ABILITY_GRID)
-    for log_w, c, spread, total, log_z in cells:
-        w = math.exp(log_w - norm)
-        class_weights[c] += w
-        spread_weights[spread] = spread_weights.get(spread, 0.0) + w
-        for i, t in enumerate(total):
-            level_weights[i] += w * math.exp(t - log_z)
+            cells.append((math.log(weight * spread_weight), (slip, guess), spread, total))
+    overall, class_weights = _overall(cells)
     slip = sum(w * n[0] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
     guess = sum(w * n[1] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
     noise = (round(slip * 50) / 50, round(guess * 50) / 50)  # quantised: plans stay cacheable
-    mean = sum(map(operator.mul, level_weights, ABILITY_GRID))
-    variance = sum(w * (a - mean) ** 2 for w, a in zip(level_weights, ABILITY_GRID, strict=True))
-    # Quantised: an area whose answers did not change keeps its cached level.
-    prior = (
-        round(mean * 8) / 8,
-        round(math.sqrt(variance) * 20) / 20,
-        tuple((spread, round(w * 20) / 20) for spread, w in sorted(spread_weights.items())),
-    )
     slip, guess, _ = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
     likeliest = (slip, guess)
     summaries: dict[str, tuple[float, float]] = {}
     by_tube: dict[tuple[str, TubeKey], tuple[float, float]] = {}
     for area_id, tubes in areas:
-        summaries[area_id], each = _area_levels(tubes, likeliest, prior)
+        others = [
+            (log_prior, cell_noise, spread, list(map(operator.sub, total, own)))
+            for log_prior, cell_noise, spread, total in cells
+            for own in (_area_likelihood(tubes, cell_noise, spread),)
+        ]
+        summaries[area_id], each = _area_levels(tubes, likeliest, _overall(others)[0])
         by_tube.update(
             ((area_id, tube), summary) for tube, summary in zip(tubes, each, strict=True)
         )
-    return _Student(noise, by_tube, summaries, _summary(_area_prior(prior)))
+    return _Student(noise, by_tube, summaries, _summary(_area_prior(overall)))
+
+
+_Cell = tuple[float, Noise, float, list[float]]  # log prior, noise, area spread, log P(·, a)
+
+
+def _overall(cells: Sequence[_Cell]) -> tuple[AreaPrior, list[float]]:
+    """The overall level and the relatedness of areas, as an area's prior (quantised: an area
+    whose inputs did not change keeps its cached level), and the weight of each noise class."""
+    log_z = [_logsumexp(total) for _, _, _, total in cells]
+    logs = [cell[0] + z for cell, z in zip(cells, log_z, strict=True)]
+    norm = _logsumexp(logs)
+    class_weights = [0.0] * len(NOISE_CLASSES)
+    classes = [n[:2] for n in NOISE_CLASSES]
+    spread_weights: dict[float, float] = {}
+    level_weights = [0.0] * len(ABILITY_GRID)
+    for (_, noise, spread, total), z, log_w in zip(cells, log_z, logs, strict=True):
+        w = math.exp(log_w - norm)
+        class_weights[classes.index(noise)] += w
+        spread_weights[spread] = spread_weights.get(spread, 0.0) + w
+        for i, t in enumerate(total):
+            level_weights[i] += w * math.exp(t - z)
+    mean = sum(map(operator.mul, level_weights, ABILITY_GRID))
+    variance = sum(w * (a - mean) ** 2 for w, a in zip(level_weights, ABILITY_GRID, strict=True))
+    prior = (
+        round(mean * 8) / 8,
+        round(math.sqrt(variance) * 20) / 20,
+        tuple((spread, round(w * 20) / 20) for spread, w in sorted(spread_weights.items())),
+    )
+    return prior, class_weights
 
 
 AreaPrior = tuple[float, float, tuple[tuple[float, float], ...]]  # mean, spread, relatedness
@@ -781,8 +798,13 @@ class Adaptive:
 
     def next_challenge(self, situation: Situation) -> Challenge | None:
         profile = situation.profile
-        if len(situation.steps) >= profile.question_cap(self.max_share):
-            return None
+        left = profile.question_cap(self.max_share) - len(situation.steps)
+        open_tubes = list(self._open_tubes(situation))
+        owed_competences = {tube.competence_id for tube, _, _, owed in open_tubes if owed}
+        if left <= len(owed_competences):
+            # The questions left are those owed: every competence gets its answer, even past
+            # the longest test.
+            open_tubes = [entry for entry in open_tubes if entry[3]]
         after_timed = not situation.steps or situation.last_was_timed
         # Per tube, the most valuable question: overall, and among untimed ones.
         best: tuple[float, str] | None = None
@@ -790,7 +812,7 @@ class Adaptive:
         # Owed questions: a competence not asked yet (no verdict from a handful of questions),
         # a tube that needs a first answer before any credit.
         owed: list[tuple[float, str]] = []
-        for tube, plan, gains, uncovered in self._open_tubes(situation):
+        for tube, plan, gains, uncovered in open_tubes:
             must_ask = uncovered or (not plan.observed and max(plan.mastery) >= 0.5)
             top = _top(tube, gains)
             if best is None or _better(top, best):
@@ -864,10 +886,15 @@ class Adaptive:
             return 0.0
         profile = situation.profile
         expected = 0.0
-        for _, plan, gains, owed in self._open_tubes(situation):
+        owed: set[str] = set()  # competences still owed an answer: one each at least
+        for tube, plan, gains, uncovered in self._open_tubes(situation):
             worth = sum(1 for g, _ in gains if g >= self.min_gain)
             undecided = sum(1 for p in plan.mastery if UNDECIDED[0] < p < UNDECIDED[1])
-            expected += max(float(owed), PROGRESS_SCALE * min(worth, math.log2(1 + undecided)))
+            here = PROGRESS_SCALE * min(worth, math.log2(1 + undecided))
+            if uncovered and tube.competence_id not in owed:
+                owed.add(tube.competence_id)
+                here = max(here, 1.0)
+            expected += here
         expected = min(expected, profile.question_cap(self.max_share) - answered)
         return min(PROGRESS_CAP, answered / (answered + max(expected, 0.0)))
 

@@ -494,6 +494,53 @@ def test_a_student_who_skips_everything_is_asked_every_competence_and_told_so(cl
     assert "J’envoie mes résultats" in page
 
 
+def test_skipped_questions_do_not_hide_what_was_validated_elsewhere(client, setting, db_session):
+    from campaigns.shared.models import (
+        KnowledgeElement,
+        KnowledgeElementSource,
+        KnowledgeElementStatus,
+        User,
+    )
+
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    while (challenge := current(client, campaign.code)[0]) is not None:
+        answer(client, campaign.code, challenge, action="passer")
+    page = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    assert "Vous avez passé toutes les questions" in page
+    skill = next(iter(journey.campaign_content(db_session, campaign).index.skills.values()))
+    user = db_session.scalars(select(User).where(User.email == "eleve1@example.org")).one()
+    db_session.add(  # validated in another campaign, later
+        KnowledgeElement(
+            user_id=user.id,
+            skill_id=skill.id,
+            tube_id=skill.tube_id,
+            competence_id=skill.competence_id,
+            status=KnowledgeElementStatus.VALIDATED,
+            source=KnowledgeElementSource.DIRECT,
+        )
+    )
+    db_session.commit()
+    page = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
+    assert "Vous maîtrisez" in page and "Vous avez passé toutes les questions" not in page
+
+
+def test_an_old_answer_form_sent_after_the_end_leads_to_the_results(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    first, _ = current(client, campaign.code)
+    stale = {
+        "csrf_token": csrf_token(client, f"/campagnes/{campaign.code}/evaluation"),
+        "challenge_id": first.id,
+        "action": "valider",
+        **form_for(first, right=True),
+    }
+    while (challenge := current(client, campaign.code)[0]) is not None:
+        answer(client, campaign.code, challenge)
+    again = client.post(f"/campagnes/{campaign.code}/evaluation", data=stale)
+    assert again.headers["Location"].endswith("/resultats")
+
+
 def test_one_answer_given_and_the_results_are_a_measure_again(client, setting, db_session):
     _, _, campaign = setting
     start_as_student(client, db_session, campaign)

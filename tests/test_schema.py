@@ -6,6 +6,7 @@ import re
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 import campaigns.shared.models  # noqa: F401 - registers the tables
 import config.jobs
@@ -179,5 +180,58 @@ def test_migration_0006_proves_only_addresses_proven_by_an_accepted_invitation(s
             methods = connection.execute(text("SELECT count(*) FROM authentication_methods"))
             assert methods.scalar() == 1
         assert proven == {1: True, 2: False, 3: False, 4: False}
+    finally:
+        database.dispose()
+
+
+def test_migration_0013_keeps_every_answer_and_sets_the_progress_of_finished_tests(
+    scratch_databases,
+):
+    from alembic import command
+
+    from config.migrations import alembic_config, upgrade
+
+    database = Database(Settings(database_url=scratch_databases.new("progress")))
+    try:
+        upgrade(database, "0012")
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, first_name, last_name, created_at, updated_at) "
+                    "VALUES (1, 'Léa', 'Martin', :now, :now)"
+                ),
+                {"now": "2026-12-01 08:00:00+00:00"},
+            )
+            for assessment_id, state in ((1, "STARTED"), (2, "COMPLETED")):
+                connection.execute(
+                    text(
+                        "INSERT INTO assessments (id, user_id, type, state, is_improving, "
+                        "created_at, updated_at) VALUES (:id, 1, 'PREVIEW', :state, false, "
+                        ":now, :now)"
+                    ),
+                    {"id": assessment_id, "state": state, "now": "2026-12-01 08:00:00+00:00"},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO answers (assessment_id, challenge_id, value, result, "
+                        "time_spent_seconds, created_at) VALUES (:id, 'ch-1', '1', 'ok', 3, :now)"
+                    ),
+                    {"id": assessment_id, "now": "2026-12-01 08:00:00+00:00"},
+                )
+        upgrade(database)
+        with database.engine.connect() as connection:
+            progress = connection.execute(
+                text("SELECT id, progress FROM assessments ORDER BY id")
+            ).all()
+            answers = connection.execute(text("SELECT count(*) FROM answers")).scalar()
+        assert [tuple(row) for row in progress] == [(1, 0), (2, 100)] and answers == 2
+        with pytest.raises(IntegrityError), database.engine.begin() as connection:
+            connection.execute(text("UPDATE assessments SET progress = 101 WHERE id = 1"))
+        command.downgrade(alembic_config(database), "0012")
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM answers")).scalar() == 2
+        assert "progress" not in {
+            c["name"] for c in inspect(database.engine).get_columns("assessments")
+        }
     finally:
         database.dispose()

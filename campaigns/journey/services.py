@@ -781,6 +781,19 @@ def participation_result(
     )
 
 
+def answered_last(session: Session, participation: Participation, challenge_id: str) -> bool:
+    """Whether `challenge_id` is the last question answered in the participation's latest test
+    (the answer that ended it, when the test is over)."""
+    last = session.scalar(
+        select(Answer.challenge_id)
+        .join(Assessment, Assessment.id == Answer.assessment_id)
+        .where(Assessment.participation_id == participation.id)
+        .order_by(Answer.id.desc())
+        .limit(1)
+    )
+    return last is not None and last == challenge_id
+
+
 def skipped_everything(session: Session, participation: Participation) -> bool:
     """Every question of the participation's tests passed (or left to time out): its results
     measure nothing, and the student is told so rather than shown a mastery figure."""

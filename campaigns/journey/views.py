@@ -393,9 +393,14 @@ def question(code: str) -> str | Response | tuple[str, int]:
     campaign, participation = found.campaign, found.participation
     session = get_session()
     if participation is None or participation.status is not ParticipationStatus.STARTED:
-        if request.method == "POST" and participation is not None:
-            # An answer sent again (a double click) after the one that ended the test: where
-            # that one led.
+        if (
+            request.method == "POST"
+            and participation is not None
+            and journey.answered_last(
+                session, participation, request.form.get("challenge_id", "")[:64]
+            )
+        ):
+            # The answer that ended the test, sent again (a double click): where it led.
             return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
         return redirect(url_for("journey.results", code=campaign.code))
     if found.assessment is not None:
@@ -621,7 +626,9 @@ def results(code: str) -> str | Response:
         participation=participation,
         rate=rounded_percent(rate),
         competences=competences,
-        unmeasured=journey.skipped_everything(session, participation),
+        # Every question passed and nothing validated (knowledge from elsewhere may count).
+        unmeasured=not any(validated for _, _, validated in parts)
+        and journey.skipped_everything(session, participation),
         locale=pack.locale,
         can_improve=journey.can_improve(session, participation, campaign),
         can_retry=journey.can_retry(participation, campaign),

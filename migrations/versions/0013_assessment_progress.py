@@ -22,19 +22,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+CHECK = "progress BETWEEN 0 AND 100"
+
+
 def upgrade() -> None:
-    op.add_column(
-        "assessments",
-        sa.Column("progress", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
-    )
-    op.execute("UPDATE assessments SET progress = 100 WHERE state <> 'STARTED'")
-    with op.batch_alter_table("assessments") as batch:
-        batch.create_check_constraint(
-            op.f("ck_assessments_progress_percent"), "progress BETWEEN 0 AND 100"
+    if op.get_bind().dialect.name == "sqlite":
+        # Not a batch rebuild: dropping the old table would cascade to every answer.
+        op.execute(
+            "ALTER TABLE assessments ADD COLUMN progress SMALLINT DEFAULT 0 NOT NULL "
+            f"CONSTRAINT ck_assessments_progress_percent CHECK ({CHECK})"
         )
+    else:
+        op.add_column(
+            "assessments",
+            sa.Column("progress", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
+        )
+        op.create_check_constraint(op.f("ck_assessments_progress_percent"), "assessments", CHECK)
+    op.execute("UPDATE assessments SET progress = 100 WHERE state <> 'STARTED'")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("assessments") as batch:
-        batch.drop_constraint(op.f("ck_assessments_progress_percent"), type_="check")
-        batch.drop_column("progress")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint(op.f("ck_assessments_progress_percent"), "assessments", type_="check")
+    op.drop_column("assessments", "progress")

@@ -3,7 +3,7 @@ import datetime as dt
 from engine.answers import Result
 from engine.content import load_pack
 from engine.knowledge import Source, Status, effective, infer
-from engine.scoring import campaign_result, is_checkpoint, profile, progress, rounded_percent
+from engine.scoring import campaign_result, is_checkpoint, profile, rounded_percent
 from tests.engine.helpers import T0, known
 from tests.engine.helpers import profile as build_profile
 
@@ -90,10 +90,7 @@ def test_campaign_mastery_per_competence_and_area():
     assert result.as_dict()["overall"]["validated"] == len(half)
 
 
-def test_progress_and_checkpoints():
-    ids = ["@a1", "@a2", "@a3", "@a4"]
-    assert progress(ids, {"@a1": known("@a1", Status.VALIDATED)}, done=False) == 0.25
-    assert progress(ids, {}, done=True) == 1.0
+def test_checkpoints():
     assert [n for n in range(1, 16) if is_checkpoint(n)] == [5, 10, 15]
 
 
