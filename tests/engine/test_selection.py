@@ -164,3 +164,18 @@ def test_the_progress_estimate_follows_the_test():
             done = outcome.questions
             gaps += [abs(v - n / done) for n, v in enumerate(outcome.progress, start=1)]
     assert sum(gaps) / len(gaps) < 0.15  # close to the share of the test actually done
+
+
+def test_a_competence_still_unasked_gets_its_question_even_past_the_longest_test():
+    shape = {f"@t{n}": 4 for n in range(4)} | {f"@u{n}": 4 for n in range(9)}
+    competences = {tube: "1.1" if tube.startswith("@t") else f"2.{tube[2:]}" for tube in shape}
+    index = profile(shape, competences=competences)
+    selector = Adaptive(max_share=0.0)  # the longest test: 12 questions
+    steps = tuple(
+        Step(index.playable[f"@t{n}{level}"][0], Result.OK if level < 3 else Result.KO)
+        for n in range(4)
+        for level in (1, 2, 3)
+    )
+    assert len(steps) == index.question_cap(0.0) == 12
+    asked = selector.next_challenge(Situation(index, "a-1", {}, steps))
+    assert asked is not None and index.skills[asked.skill_id].competence_id.startswith("2.")
