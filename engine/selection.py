@@ -244,11 +244,7 @@ class Baseline:
             lowest = min(s.level for s in candidates)
             best = level_two or [s for s in candidates if s.level == lowest]
         else:
-            theta = estimate_level(
-                (profile.skills[skill_id].level, k.status is Status.VALIDATED)
-                for skill_id, k in situation.known.items()
-                if k.source is Source.DIRECT and skill_id in profile.skills
-            )
+            theta = self._level(situation)
             candidates = [s for s in candidates if s.level - theta <= TOO_DIFFICULT]
             if not candidates:
                 return None
@@ -257,6 +253,16 @@ class Baseline:
         skill = best[stable_hash(situation.assessment_id) % len(best)]
         return _choose_challenge(
             skill, profile.playable[skill.id], situation, avoid_timed=avoid_timed
+        )
+
+    @staticmethod
+    def _level(situation: Situation) -> float:
+        """θ from the direct knowledge on the profile's skills."""
+        profile = situation.profile
+        return estimate_level(
+            (profile.skills[skill_id].level, k.status is Status.VALIDATED)
+            for skill_id, k in situation.known.items()
+            if k.source is Source.DIRECT and skill_id in profile.skills
         )
 
     @staticmethod
@@ -299,11 +305,7 @@ class Baseline:
         if not answered:
             return 0.0
         profile = situation.profile
-        theta = estimate_level(
-            (profile.skills[skill_id].level, k.status is Status.VALIDATED)
-            for skill_id, k in situation.known.items()
-            if k.source is Source.DIRECT and skill_id in profile.skills
-        )
+        theta = self._level(situation)
         open_skills = sum(
             1
             for s in profile.skills.values()
@@ -521,11 +523,10 @@ def _overall(cells: Sequence[_Cell]) -> tuple[AreaPrior, list[float]]:
         spread_weights[spread] = spread_weights.get(spread, 0.0) + w
         for i, t in enumerate(total):
             level_weights[i] += w * math.exp(t - z)
-    mean = sum(map(operator.mul, level_weights, ABILITY_GRID))
-    variance = sum(w * (a - mean) ** 2 for w, a in zip(level_weights, ABILITY_GRID, strict=True))
+    mean, spread = _summary(level_weights)
     prior = (
         round(mean * 8) / 8,
-        round(math.sqrt(variance) * 20) / 20,
+        round(spread * 20) / 20,
         tuple((spread, round(w * 20) / 20) for spread, w in sorted(spread_weights.items())),
     )
     return prior, class_weights
@@ -706,6 +707,9 @@ class Adaptive:
         self.close_below = close_below
         self.min_gain = min_gain
         self.max_share = max_share
+        # The state of the last situation seen: choosing the next question and estimating the
+        # progress look at the same situation, one after the other, once per answer.
+        self._last: tuple[Situation, list[tuple[TubeIndex, _Plan]]] | None = None
 
     # The evidence: this assessment's answers, and what was known before it.
     def _observations(self, situation: Situation) -> dict[str, list[tuple[int, bool]]]:
@@ -731,6 +735,15 @@ class Adaptive:
         return evidence
 
     def _state(self, situation: Situation) -> list[tuple[TubeIndex, _Plan]]:
+        last = self._last
+        if last is not None and last[0] is situation:
+            return last[1]
+        state = self._plans(situation)
+        self._last = (situation, state)
+        return state
+
+    def _plans(self, situation: Situation) -> list[tuple[TubeIndex, _Plan]]:
+        """Every tube with its plan, given the student model of this situation."""
         evidence = self._observations(situation)
         profile = situation.profile
         by_area: dict[str, list[TubeKey]] = {}

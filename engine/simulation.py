@@ -205,11 +205,12 @@ def run(
 
     estimates: list[float] = []
     while len(steps) < max_questions:
-        challenge = selector.next_challenge(situation())
+        now = situation()
+        challenge = selector.next_challenge(now)
         if challenge is None:
             break
         if progress and steps:
-            estimates.append(selector.progress(situation()))
+            estimates.append(selector.progress(now))  # as the journey does, after the choice
         skill = profile.skills[challenge.skill_id]
         steps.append(
             Step(challenge, learner.answers(skill.tube_id, skill.level, rng, challenge.id))

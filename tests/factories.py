@@ -15,6 +15,9 @@ from campaigns.shared.models import (
     AssessmentType,
     Campaign,
     CampaignType,
+    KnowledgeElement,
+    KnowledgeElementSource,
+    KnowledgeElementStatus,
     Membership,
     MembershipRole,
     Organization,
@@ -26,6 +29,7 @@ from campaigns.shared.models import (
     User,
 )
 from config.db import utcnow
+from engine.content import Skill
 
 _sequence = itertools.count(1)
 
@@ -95,6 +99,23 @@ def assessment(session: Session, participation: Participation, **fields) -> Asse
         participation_id=participation.id,
         type=AssessmentType.CAMPAIGN,
         state=AssessmentState.STARTED,
+    )
+    for key, value in fields.items():
+        setattr(row, key, value)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def knowledge(session: Session, user_id: int, skill: Skill, **fields) -> KnowledgeElement:
+    """A direct, validated knowledge element of `skill` unless `fields` say otherwise."""
+    row = KnowledgeElement(
+        user_id=user_id,
+        skill_id=skill.id,
+        tube_id=skill.tube_id,
+        competence_id=skill.competence_id,
+        status=KnowledgeElementStatus.VALIDATED,
+        source=KnowledgeElementSource.DIRECT,
     )
     for key, value in fields.items():
         setattr(row, key, value)

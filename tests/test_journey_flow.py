@@ -18,6 +18,7 @@ from campaigns.shared.models import (
 )
 from engine.answers import expected_answer
 from engine.content import ChallengeType, load_pack
+from tests import factories
 from tests.conftest import csrf_token
 from tests.journey_helpers import (
     STUDENT_PASSWORD,
@@ -495,12 +496,7 @@ def test_a_student_who_skips_everything_is_asked_every_competence_and_told_so(cl
 
 
 def test_skipped_questions_do_not_hide_what_was_validated_elsewhere(client, setting, db_session):
-    from campaigns.shared.models import (
-        KnowledgeElement,
-        KnowledgeElementSource,
-        KnowledgeElementStatus,
-        User,
-    )
+    from campaigns.shared.models import User
 
     _, _, campaign = setting
     start_as_student(client, db_session, campaign)
@@ -510,16 +506,7 @@ def test_skipped_questions_do_not_hide_what_was_validated_elsewhere(client, sett
     assert "Vous avez passé toutes les questions" in page
     skill = next(iter(journey.campaign_content(db_session, campaign).index.skills.values()))
     user = db_session.scalars(select(User).where(User.email == "eleve1@example.org")).one()
-    db_session.add(  # validated in another campaign, later
-        KnowledgeElement(
-            user_id=user.id,
-            skill_id=skill.id,
-            tube_id=skill.tube_id,
-            competence_id=skill.competence_id,
-            status=KnowledgeElementStatus.VALIDATED,
-            source=KnowledgeElementSource.DIRECT,
-        )
-    )
+    factories.knowledge(db_session, user.id, skill)  # validated in another campaign, later
     db_session.commit()
     page = client.get(f"/campagnes/{campaign.code}/resultats").get_data(as_text=True)
     assert "Vous maîtrisez" in page and "Vous avez passé toutes les questions" not in page

@@ -791,7 +791,7 @@ def answered_last(session: Session, participation: Participation, challenge_id: 
         .order_by(Answer.id.desc())
         .limit(1)
     )
-    return last is not None and last == challenge_id
+    return last == challenge_id
 
 
 def skipped_everything(session: Session, participation: Participation) -> bool:

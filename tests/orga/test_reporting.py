@@ -20,6 +20,7 @@ from campaigns.shared.models import (
     Participation,
     ParticipationStatus,
 )
+from tests import factories
 from tests.journey_helpers import student
 from tests.orga_helpers import take_test, world
 
@@ -240,18 +241,7 @@ def test_analysis_reads_knowledge_as_of_the_share_date(db_session, taken):
     index = journey.campaign_content(db_session, w.campaign).index
     later = weakest.shared_at + dt.timedelta(days=1)
     for skill in index.skills.values():  # learned everything after sharing: changes nothing
-        db_session.add(
-            KnowledgeElement(
-                user_id=weakest.user_id,
-                skill_id=skill.id,
-                tube_id=skill.tube_id,
-                competence_id=skill.competence_id,
-                status=KnowledgeElementStatus.VALIDATED,
-                source=KnowledgeElementSource.DIRECT,
-                created_at=later,
-            )
-        )
-    db_session.flush()
+        factories.knowledge(db_session, weakest.user_id, skill, created_at=later)
     after = {t.tube_id: t.average_score for t in reporting.analysis(db_session, w.campaign).tubes}
     assert after == pytest.approx(before)
 
