@@ -82,6 +82,8 @@ def random_learner(
 SLIP_RANGE = (0.02, 0.25)  # "per-challenge": each challenge's slip and guess drawn in these
 GUESS_RANGE = (0.05, 0.40)
 LADDER_SOFTNESS = 1.5  # "soft-ladders": how gently P(known) falls with the level
+ABILITY_RANGE = (-0.5, 7.0)  # an overall (or, "independent-areas", an area's) ability
+TUBE_SPREAD = 1.0  # σ of a tube's level around that ability
 
 
 def area_of(competence_id: str) -> str:
@@ -103,15 +105,15 @@ def challenge_noise(profile: ProfileIndex, seed: int) -> dict[str, tuple[float, 
 def _tube_levels(profile: ProfileIndex, rng: random.Random, *, by_area: bool) -> dict[str, float]:
     """Each tube's true level, unrounded: an overall ability plus a normal deviation (σ = 1) per
     tube; `by_area`: an ability drawn on its own for every area instead of one overall."""
-    overall = rng.uniform(-0.5, 7.0)
+    overall = rng.uniform(*ABILITY_RANGE)
     areas: dict[str, float] = {}
     levels = {}
     for tube in profile.tubes:
         area = area_of(tube.skills[0].competence_id)
         if by_area and area not in areas:
-            areas[area] = rng.uniform(-0.5, 7.0)
+            areas[area] = rng.uniform(*ABILITY_RANGE)
         ability = areas[area] if by_area else overall
-        levels[tube.id] = ability + rng.gauss(0, 1.0)
+        levels[tube.id] = ability + rng.gauss(0, TUBE_SPREAD)
     return levels
 
 
@@ -253,7 +255,9 @@ def measured_mastery(profile: ProfileIndex, knowledge: Mapping[str, Knowledge]) 
 
 
 __all__ = [
+    "ABILITY_RANGE",
     "POPULATIONS",
+    "TUBE_SPREAD",
     "Learner",
     "Outcome",
     "Source",

@@ -63,6 +63,35 @@ def test_the_engine_benchmark_flags_change_what_it_measures():
     assert longer["selection_ms"]["skills_60"]["timed_tests"] == 10
 
 
+def _bound_report(capsys, *flags):
+    from bench.information_bound import main
+
+    main(["--json", *flags])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_information_bound_flags_change_what_it_measures(capsys):
+    small = ("--samples", "60", "--grid", "40")
+    report = _bound_report(capsys, *small)
+    assert [row["questions"] for row in report["bounds"]] == [18.23, 24.3]
+    assert report["entropy_bits"] > 0
+    assert _bound_report(capsys, *small, "--seed", "2")["entropy_bits"] != report["entropy_bits"]
+    assert _bound_report(capsys, "--samples", "90", "--grid", "40") != report
+    assert _bound_report(capsys, "--samples", "60", "--grid", "12") != report
+    asked = _bound_report(capsys, *small, "--questions", "5", "--questions", "40")["bounds"]
+    assert [row["questions"] for row in asked] == [5, 40]
+    assert asked[0]["best_agreement"] < 1 == asked[1]["best_agreement"]
+
+
+def test_the_information_bound_inverts_the_binary_entropy():
+    from bench.information_bound import _h, best_agreement
+
+    assert best_agreement(19.0, 19.0, 60) == 1.0
+    assert best_agreement(19.0, 25.0, 60) == 1.0
+    p = 0.01
+    assert best_agreement(10 + 60 * _h(p), 10, 60) == pytest.approx(1 - p, abs=1e-9)
+
+
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
     reason="the HTTP benchmark runs gunicorn on PostgreSQL",
