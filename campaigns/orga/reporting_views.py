@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
-from flask_babel import format_date, format_decimal
+from flask_babel import format_date, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -88,6 +88,34 @@ def _positive_int(name: str, default: int) -> int:
     return parse_int(request.args.get(name), default, high=999_999)
 
 
+def _participants_text(count: float) -> str:
+    return str(ngettext("%(num)s participant", "%(num)s participants", int(count)))
+
+
+def _day_chart(days: list[reporting.Day]) -> Markup:
+    """Participations started and results received per day: two series, side by side."""
+    return charts.column_chart(
+        [format_date(d.date, "dd/MM") for d in days],
+        [
+            charts.Series(
+                _("Participations commencées"),
+                [d.started for d in days],
+                lambda n: ngettext(
+                    "%(num)s participation commencée", "%(num)s participations commencées", int(n)
+                ),
+            ),
+            charts.Series(
+                _("Résultats reçus"),
+                [d.shared for d in days],
+                lambda n: ngettext("%(num)s résultat reçu", "%(num)s résultats reçus", int(n)),
+            ),
+        ],
+        title=_("Participations commencées et résultats reçus par jour"),
+        long_labels=[format_date(d.date, "long") for d in days],
+        ident="chart-days",
+    )
+
+
 @blueprint.get("/orga/campagnes/<int:campaign_id>", endpoint="activity")
 @member_required
 def activity(campaign_id: int) -> str:
@@ -102,7 +130,6 @@ def activity(campaign_id: int) -> str:
     if campaign.type is CampaignType.PROFILES_COLLECTION:
         statuses = statuses[1:]  # nothing to test: participants start "to share"
     days = reporting.activity(session, campaign)
-    day_items = [(format_date(d.date, "dd/MM"), d.started) for d in days]
     return _page(
         "activity.html",
         campaign,
@@ -112,23 +139,11 @@ def activity(campaign_id: int) -> str:
         status_chart=charts.bar_chart(
             statuses,
             title=_("Répartition des participants par statut"),
-            unit=_("participants"),
+            value_text=_participants_text,
             ident="chart-statuses",
         ),
         days=days,
-        day_chart=charts.column_chart(
-            day_items,
-            title=_("Participations commencées par jour"),
-            unit=_("participations"),
-            description=" ; ".join(
-                _("%(date)s : %(count)s", date=format_date(d.date, "long"), count=d.started)
-                for d in days
-            )
-            or _("Aucune participation pour l’instant."),
-            ident="chart-days",
-        )
-        if days
-        else None,
+        day_chart=_day_chart(days) if days else None,
         extra_sections=_extra_sections(campaign),
     )
 
@@ -186,7 +201,7 @@ def results(campaign_id: int) -> str:
         bucket_chart=charts.bar_chart(
             collective.buckets,
             title=_("Participants par taux de maîtrise"),
-            unit=_("participants"),
+            value_text=_participants_text,
             ident="chart-buckets",
         ),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -32,10 +34,19 @@ def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-def svgs_of(html: str) -> list[ET.Element]:
+def charts_of(html: str) -> list[ET.Element]:
+    """The charts of a page: the element inside each `<figure class="chart">`."""
     return [
-        ET.fromstring(svg)  # noqa: S314 - our own output
-        for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S)
+        ET.fromstring(chart.strip())  # noqa: S314 - our own output
+        for chart in re.findall(r'<figure class="chart">(.*?)</figure>', html, flags=re.S)
+    ]
+
+
+def chart_texts(chart: ET.Element, css_class: str) -> list[str]:
+    return [
+        " ".join("".join(e.itertext()).split())
+        for e in chart.iter()
+        if css_class in (e.get("class") or "").split()
     ]
 
 
@@ -102,15 +113,68 @@ def test_activity_shows_the_status_split_as_a_chart_and_a_table(client, campaign
     assert "En cours de test 1" in text
     assert "En attente d’envoi 1" in text
     assert "Résultats reçus 3" in text
-    charts = svgs_of(page)
-    assert len(charts) == 2
-    for chart in charts:
-        assert chart.get("role") == "img"
-        assert chart.find("{http://www.w3.org/2000/svg}title").text
-    statuses = charts[0].find("{http://www.w3.org/2000/svg}desc").text
-    assert "En cours de test : 1 participants" in statuses
-    days = charts[1].find("{http://www.w3.org/2000/svg}desc").text
-    assert ": 5" in days  # everyone started today
+    statuses, days = charts_of(page)
+    for chart in (statuses, days):
+        assert chart.get("role") == "img" and chart.get("aria-label")
+    assert statuses.get("aria-label") == (
+        "Répartition des participants par statut. En cours de test : 1 participant. "
+        "En attente d’envoi : 1 participant. Résultats reçus : 3 participants"
+    )
+    assert chart_texts(statuses, "chart-label") == [
+        "En cours de test", "En attente d’envoi", "Résultats reçus"
+    ]  # fmt: skip
+    assert chart_texts(statuses, "chart-value") == [
+        "1 participant",
+        "1 participant",
+        "3 participants",
+    ]
+    assert "1 participants" not in text
+
+
+def test_activity_per_day_draws_started_participations_and_results_received(client, campaign_world):
+    w, *_ = campaign_world
+    sign_in(client, w.admin.email)
+    page = get(client, f"/orga/campagnes/{w.campaign.id}")
+    _, days = charts_of(page)
+    # Everyone started today; three sent their results today.
+    label = days.get("aria-label")
+    assert label.startswith("Participations commencées et résultats reçus par jour. ")
+    assert label.endswith(" : 5 participations commencées, 3 résultats reçus")
+    assert chart_texts(days, "chart-legend") == ["Participations commencées Résultats reçus"]
+    plot = days.find("svg")
+    bars = sorted(plot.findall("rect"), key=lambda r: float(r.get("height")))
+    assert [float(r.get("height")) for r in bars] == [90, 150]  # 3 and 5, on one scale
+    assert bars[0].get("fill") == "url(#chart-days-hatch)"  # results received: hatched
+    assert [t.text for t in plot.iter("text")] == [
+        "5",
+        "3",
+        datetime.now(ZoneInfo("Europe/Paris")).strftime("%d/%m"),
+    ]
+    # The table, the accessible alternative, lists both.
+    table = re.search(r"<table>\s*<caption>Participations commencées.*?</table>", page, re.S)
+    assert "Participations commencées Résultats reçus" in text_of(table.group(0))
+    assert re.search(r"</th><td class=\"numeric\">5</td><td class=\"numeric\">3</td>", page)
+
+
+def test_activity_charts_in_english(client, campaign_world):
+    w, *_ = campaign_world
+    sign_in(client, w.admin.email)
+    page = get(client, f"/orga/campagnes/{w.campaign.id}?lang=en")
+    statuses, days = charts_of(page)
+    assert statuses.get("aria-label") == (
+        "Participants by status. Taking the test: 1 participant. "
+        "Waiting to be sent: 1 participant. Results received: 3 participants"
+    )
+    assert chart_texts(statuses, "chart-value") == [
+        "1 participant",
+        "1 participant",
+        "3 participants",
+    ]
+    assert days.get("aria-label").startswith(
+        "Participations started and results received per day. "
+    )
+    assert days.get("aria-label").endswith(": 5 participations started, 3 results received")
+    assert chart_texts(days, "chart-legend") == ["Participations started Results received"]
 
 
 def test_a_member_sees_the_page_of_a_colleagues_campaign_without_modifier(client, campaign_world):
@@ -267,8 +331,18 @@ def test_collective_results_match_the_snapshots(client, campaign_world):
         ("0–20 %", "20–40 %", "40–60 %", "60–80 %", "80–100 %"), buckets, strict=True
     ):
         assert f"{label} {count}" in text
-    (chart,) = svgs_of(page)
+    (chart,) = charts_of(page)
     assert chart.get("role") == "img"
+    expected = [f"{n} participant" if n == 1 else f"{n} participants" for n in buckets]
+    assert chart_texts(chart, "chart-value") == expected
+    assert chart_texts(chart, "chart-label") == [
+        "0–20 %",
+        "20–40 %",
+        "40–60 %",
+        "60–80 %",
+        "80–100 %",
+    ]
+    assert chart.get("aria-label").startswith("Participants par taux de maîtrise. 0–20 % : ")
     for competence_id in shared[0].shared_results["competences"]:
         parts = [p.shared_results["competences"][competence_id] for p in shared]
         rate = sum(p["validated"] / p["targeted"] for p in parts) / 3
@@ -285,6 +359,7 @@ def test_analysis_ranks_the_tubes_with_labels_and_tutorials(client, db_session, 
     w, *_ = campaign_world
     sign_in(client, w.admin.email)
     page = get(client, f"/orga/campagnes/{w.campaign.id}/analyse")
+    assert "d’après les résultats reçus (3 participants)" in text_of(page)
     content = journey.campaign_content(db_session, w.campaign)
     titles = [content.pack.tube_by_id[t.id].title for t in content.index.tubes]
     positions = sorted(page.index(title) for title in titles)

@@ -64,48 +64,126 @@ def test_mastery_buckets_include_their_lower_bound():
 
 # -- charts ---------------------------------------------------------------------------------------
 
+LONG_LABEL = (
+    "Protéger la santé, le bien-être et l’environnement dans un usage quotidien du numérique"
+)
 
-def parse(svg: str) -> ET.Element:
-    return ET.fromstring(svg)  # noqa: S314 - our own output
+
+@pytest.fixture
+def french(app):
+    with app.test_request_context("/"):
+        yield
 
 
-def test_bar_chart_is_valid_accessible_svg_with_escaped_labels():
-    svg = charts.bar_chart(
-        [("<script>alert(1)</script>", 3), ("Élèves & profs", 1.5)],
+def parse(markup: str) -> ET.Element:
+    return ET.fromstring(markup)  # noqa: S314 - our own output
+
+
+def texts_of(element: ET.Element) -> list[str]:
+    return [" ".join("".join(e.itertext()).split()) for e in element.iter() if e.text]
+
+
+def participants(count: float) -> str:
+    return f"{int(count)} participant" + ("s" if count > 1 else "")
+
+
+def test_bar_chart_writes_full_labels_and_values_beside_proportional_bars(french):
+    chart = charts.bar_chart(
+        [("<script>alert(1)</script>", 4), (LONG_LABEL, 2), ("Élèves & profs", 1)],
         title="Répartition <b>",
-        unit="participants",
+        value_text=participants,
         ident="t1",
     )
-    assert "<script>" not in svg and "<b>" not in svg
-    root = parse(svg)
-    assert root.tag == f"{SVG}svg"
+    assert "<script>" not in chart and "<b>" not in chart
+    root = parse(chart)
+    assert root.get("role") == "img" and root.get("id") == "t1"
+    assert root.get("aria-label") == (
+        "Répartition <b>. <script>alert(1)</script> : 4 participants. "
+        f"{LONG_LABEL} : 2 participants. Élèves & profs : 1 participant"
+    )
+    labels = [e.text for e in root.iter("div") if e.get("class") == "chart-label"]
+    assert labels == ["<script>alert(1)</script>", LONG_LABEL, "Élèves & profs"]  # never cut
+    values = [e.text for e in root.iter("div") if e.get("class") == "chart-value"]
+    assert values == ["4 participants", "2 participants", "1 participant"]
+    # One bar per row, as wide as the track allows: a percentage, never a fixed size.
+    tracks = [e for e in root.iter("svg")]
+    assert all(t.get("width") == "100%" and t.get("viewBox") is None for t in tracks)
+    widths = [t.find("rect").get("width") for t in tracks]
+    assert widths == ["100%", "50%", "25%"]
+
+
+def test_bar_chart_says_so_in_english(app):
+    with app.test_request_context("/?lang=en"):
+        root = parse(charts.bar_chart([("Done", 1)], title="Split", value_text=participants))
+    assert root.get("aria-label") == "Split. Done: 1 participant"
+
+
+def test_an_empty_bar_chart_is_still_valid(french):
+    root = parse(charts.bar_chart([], title="Vide"))
+    assert root.get("aria-label") == "Vide. —"
+
+
+def two_series(count: int, started: list[int], shared: list[int]) -> ET.Element:
+    return parse(
+        charts.column_chart(
+            [f"{day:02d}/11" for day in range(1, count + 1)],
+            [
+                charts.Series("Commencées", started, lambda n: f"{int(n)} commencées"),
+                charts.Series("Reçus", shared, lambda n: f"{int(n)} reçus"),
+            ],
+            title="Par jour",
+            long_labels=[f"{day} novembre" for day in range(1, count + 1)],
+            ident="days",
+        )
+    )
+
+
+def test_column_chart_draws_both_series_told_apart_by_a_hatching_and_a_legend(french):
+    root = two_series(3, [2, 4, 0], [0, 1, 3])
     assert root.get("role") == "img"
-    assert root.get("aria-labelledby") == "t1-title t1-desc"
-    assert root.find(f"{SVG}title").text == "Répartition <b>"
-    desc = root.find(f"{SVG}desc").text
-    assert "<script>alert(1)</script> : 3 participants" in desc
-    assert "Élèves & profs : 1,5 participants" in desc
-    texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert "<script>alert(1)</script>" in texts and "3 participants" in texts
-    widths = [float(r.get("width")) for r in root.iter(f"{SVG}rect")]
-    assert widths[0] == pytest.approx(2 * widths[1])  # bars proportional to the values
+    assert root.get("aria-label") == (
+        "Par jour. 1 novembre : 2 commencées, 0 reçus. 2 novembre : 4 commencées, 1 reçus. "
+        "3 novembre : 0 commencées, 3 reçus"
+    )
+    legend = root.find("ul")
+    assert legend.get("class") == "chart-legend"
+    assert [" ".join("".join(li.itertext()).split()) for li in legend] == ["Commencées", "Reçus"]
+    keys = [li.find("svg/rect") for li in legend]
+    assert keys[0].get("fill").startswith("#") and keys[1].get("fill").startswith("url(#")
+    plot = root.find("svg")
+    assert plot.get("width") == "100%" and plot.get("viewBox") is None  # text is never scaled
+    bars = [r for r in plot.findall("rect")]  # empty values draw no bar
+    solid = [r for r in bars if r.get("fill").startswith("#")]
+    hatched = [r for r in bars if r.get("fill") == "url(#days-hatch)"]
+    assert [float(r.get("height")) for r in solid] == [75, 150]
+    assert [float(r.get("height")) for r in hatched] == [37.5, 112.5]  # one scale for both
+    assert [p.get("id") for p in root.iter("pattern")] == ["days-key-hatch", "days-hatch"]
+    # Few dates: every date and every value is written.
+    texts = [t.text for t in plot.iter("text")]
+    assert [t for t in texts if "/" in t] == ["01/11", "02/11", "03/11"]
+    assert sorted(t for t in texts if "/" not in t) == sorted(["2", "4", "0", "0", "1", "3"])
 
 
-def test_column_chart_is_valid_svg_and_thins_its_labels():
-    items = [(f"{day:02d}/11", day % 3) for day in range(1, 61)]
-    root = parse(charts.column_chart(items, title="Par jour", unit="participations"))
-    assert root.get("role") == "img"
-    ident = root.find(f"{SVG}title").get("id")
-    assert root.get("aria-labelledby").startswith(ident)
-    assert len(list(root.iter(f"{SVG}rect"))) == 60
-    labels = [t.text for t in root.iter(f"{SVG}text") if t.text and "/11" in t.text]
-    assert 1 < len(labels) < 60  # every label is in the desc, not all under the columns
-    assert "60/11 : 0 participations" in root.find(f"{SVG}desc").text
+def test_column_chart_thins_its_dates_to_fit_a_phone_and_shows_more_on_wide_screens(french):
+    count = 60
+    root = two_series(count, [day % 3 for day in range(count)], [day % 2 for day in range(count)])
+    plot = root.find("svg")
+    narrow, wide = plot.findall("g")
+    assert narrow.get("class") == "chart-ticks-narrow" and wide.get("display") == "none"
+    on_phone = [t.text for t in narrow.iter("text")]
+    assert on_phone[0] == "01/11" and on_phone[-1] == "60/11"
+    assert 2 <= len(on_phone) <= 5  # 13 px dates side by side on a 320 px screen
+    assert len(on_phone) < len([t.text for t in wide.iter("text")]) < count
+    # Values do not fit above 120 columns on a phone: a dotted line marks the largest instead.
+    assert [t.text for t in plot.findall("text")] == ["2"]
+    assert plot.find("line").get("stroke-dasharray")
+    assert "60 novembre : 2 commencées, 1 reçus" in root.get("aria-label")
 
 
-def test_an_empty_chart_is_still_valid():
-    root = parse(charts.bar_chart([], title="Vide", unit=""))
-    assert root.find(f"{SVG}desc").text == "—"
+def test_column_chart_in_english(app):
+    with app.test_request_context("/?lang=en"):
+        root = two_series(1, [1], [2])
+    assert root.get("aria-label") == "Par jour. 1 novembre: 1 commencées, 2 reçus"
 
 
 # -- services on real participations ---------------------------------------------------------------
