@@ -16,7 +16,7 @@ from campaigns.shared.errors import AlreadyExists, InvalidInput
 from campaigns.shared.models import Organization, OrganizationType, User
 from config.commands import Runtime, pass_runtime, print_json
 from config.i18n import messages_outside_requests
-from engine.content import check_pack_files, load_pack_files, read_pack_files
+from engine.content import check_pack_files, load_pack_files, read_pack_files, style_problems
 
 
 @click.group()
@@ -216,9 +216,10 @@ def content() -> None:
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def content_check(path: Path, as_json: bool) -> None:
-    """Validate a content pack; list every problem (file: item: what is wrong)."""
+    """Validate a content pack; list every problem (file: item: what is wrong), its house style
+    included (typographic apostrophes in French text), which import does not require."""
     files = read_pack_files(path)
-    problems = check_pack_files(files)
+    problems = check_pack_files(files) + style_problems(files)
     if as_json:
         print_json({"valid": not problems, "problems": [p.__dict__ for p in problems]})
     else:

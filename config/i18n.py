@@ -17,7 +17,9 @@ from urllib.parse import urlencode
 from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask.sansio.app import App
 from flask_babel import Babel, get_locale
-from markupsafe import Markup
+from markupsafe import Markup, escape
+
+from engine.content import text_parts
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
@@ -56,6 +58,20 @@ def french_spacing(text: str) -> str:
     return Markup(spaced) if isinstance(text, Markup) else spaced  # noqa: S704 (already escaped)
 
 
+def content_text(text: str) -> Markup:
+    """A text of the content pack as HTML: its prose escaped and spaced the French way (line breaks
+    are kept by the CSS, `white-space: pre-line`), its code blocks in `<pre><code>`, escaped and
+    otherwise exactly as written (no French spacing: `x = a ? b : c` stays code). A block is
+    focusable so that a keyboard can scroll it when a long line overflows a narrow screen."""
+    html = [
+        Markup('<pre tabindex="0"><code>{}</code></pre>').format(part.text)
+        if part.is_code
+        else escape(french_spacing(part.text))
+        for part in text_parts(text)
+    ]
+    return Markup("").join(html)
+
+
 # What Werkzeug leaves unencoded in the query strings it builds (`next=/mon-compte`).
 _QUERY_SAFE = "!$'()*,/:;?@"
 
@@ -89,6 +105,7 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["url_in_language"] = url_in_language
     app.jinja_env.filters["french_spacing"] = french_spacing
+    app.jinja_env.filters["content_text"] = content_text
 
 
 @contextmanager

@@ -7,13 +7,15 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from campaigns.accounts.auth import current_user, home_of
 from config.db import get_session
 from config.migrations import head_revision
 
@@ -30,7 +32,12 @@ def app_version() -> str:
 
 
 @blueprint.get("/")
-def home() -> str:
+def home() -> str | WerkzeugResponse:
+    """The public page; a signed-in person goes where they work instead (the panel for a member
+    of an organization, their campaigns for a student)."""
+    user = current_user()
+    if user is not None:
+        return redirect(home_of(user))
     return render_template("home.html")
 
 

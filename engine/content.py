@@ -2,7 +2,9 @@
 
 The format is described in docs/content-format.md. `check_pack` returns every problem found,
 each naming the file, the item and what is wrong; `load_pack` returns the content or raises
-`ContentError` carrying those problems.
+`ContentError` carrying those problems. `typography_problems` adds the house style of French text
+(typographic apostrophes), which `parcours content check` enforces but loading does not: a release
+imported before a style rule existed must stay readable by the campaigns that froze it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,72 @@ class ChallengeType(StrEnum):
     QROCM = "QROCM"
 
 
+FENCE = "```"
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """A piece of a content text: prose, or a code block kept exactly as written."""
+
+    text: str
+    is_code: bool = False
+
+
+def text_parts(text: str) -> tuple[TextPart, ...]:
+    """Split a text at its code fences. A line holding only ``` (spaces around it allowed) opens a
+    code block and the next such line closes it; the lines between are the code, indentation and
+    blank lines included. The fences' own line breaks belong to the block: the prose around it
+    loses its blank edge lines. A block left open runs to the end of the text (the loader refuses
+    that: see `fence_problems`)."""
+    parts: list[TextPart] = []
+    prose: list[str] = []
+    code: list[str] | None = None
+
+    def end_prose() -> None:
+        joined = "\n".join(prose).strip("\n")
+        if joined.strip():
+            parts.append(TextPart(joined))
+        prose.clear()
+
+    for line in text.splitlines():
+        if line.strip() != FENCE:
+            (prose if code is None else code).append(line)
+        elif code is None:
+            end_prose()
+            code = []
+        else:
+            parts.append(TextPart("\n".join(code), is_code=True))
+            code = None
+    if code is not None:
+        parts.append(TextPart("\n".join(code), is_code=True))
+    end_prose()
+    return tuple(parts)
+
+
+def fence_problems(text: str) -> list[str]:
+    """What is wrong with the code fences of a text (empty when nothing is)."""
+    problems: list[str] = []
+    opened: list[str] | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith(FENCE):
+            if stripped != FENCE:  # "```python": taken as the fence it was meant to be
+                problems.append(
+                    f"a code fence is ``` alone on its line (line {number}: {stripped})"
+                )
+            if opened is None:
+                opened = []
+            else:
+                if not "".join(opened).strip():
+                    problems.append(f"empty code block (line {number})")
+                opened = None
+        elif opened is not None:
+            opened.append(line)
+    if opened is not None:
+        problems.append("code block opened by ``` and never closed (add a line with ``` alone)")
+    return problems
+
+
 @dataclass(frozen=True)
 class Tutorial:
     id: str
@@ -108,6 +176,11 @@ class Challenge:
     @property
     def is_playable(self) -> bool:
         return self.status == "validated"
+
+    @property
+    def instruction_has_code(self) -> bool:
+        """The instruction holds a code block (shown as a block: see `text_parts`)."""
+        return any(part.is_code for part in text_parts(self.instruction))
 
 
 @dataclass(frozen=True)
@@ -633,6 +706,8 @@ class _Loader:
             "instruction": self.text(raw, "instruction", file, cid),
             "explanation": self.text(raw, "explanation", file, cid),
         }
+        for message in fence_problems(common["instruction"]):
+            self.problem(file, cid, f"'instruction': {message}")
         timer = raw.get("timer")
         if timer is not None:
             common["timer"] = self.integer(raw, "timer", file, cid, 10, 600)
@@ -781,6 +856,110 @@ class _Loader:
                 )
             )
         return tuple(profiles)
+
+
+# -- house style --------------------------------------------------------------------------------
+
+STRAIGHT_APOSTROPHE = "'"
+TYPOGRAPHIC_APOSTROPHE = "\u2019"
+URL = re.compile(r"https?://\S+")
+# The texts people read, by kind of item. Not here: ids, URLs, formats, and the accepted answers
+# ("solutions", "solution_groups"), where a straight quote may be what is expected (answers.py
+# compares ' and ’ alike, so the student may type either).
+READ_TEXTS = {
+    "pack": ("title",),
+    "area": ("title",),
+    "competence": ("title",),
+    "tube": ("title", "description"),
+    "skill": ("description", "hint"),
+    "tutorial": ("title", "source", "text"),
+    "challenge": ("instruction", "explanation", "label", "proposals"),
+    "field": ("label",),
+    "profile": ("name", "description"),
+}
+
+
+def style_problems(files: Mapping[str, Any]) -> list[Problem]:
+    """The house style of a pack's texts, which `parcours content check` enforces on top of
+    `check_pack_files` (loading does not: see the module's docstring).
+
+    - In a French pack, the apostrophe is the typographic one (’), never the straight one ('),
+      except in code blocks and URLs.
+    - Code blocks (```) are shown as code in instructions only; elsewhere the fences would show.
+    """
+    manifest = files.get("pack.json")
+    if not isinstance(manifest, dict):
+        return []
+    french = str(manifest.get("locale", "")).lower().split("-")[0].split("_")[0] == "fr"
+    problems: list[Problem] = []
+
+    def check(file: str, item: str, data: Any, kind: str) -> None:
+        if not isinstance(data, dict):
+            return
+        for key in READ_TEXTS[kind]:
+            value = data.get(key)
+            texts = value if isinstance(value, list) else [value]
+            for number, text in enumerate(texts, 1):
+                if not isinstance(text, str):
+                    continue
+                where = f"'{key}' {number}" if isinstance(value, list) else f"'{key}'"
+                parts = text_parts(text) if key == "instruction" else (TextPart(text),)
+                if key != "instruction" and any(
+                    line.strip().startswith(FENCE) for line in text.splitlines()
+                ):
+                    problems.append(
+                        Problem(file, item, f"{where}: code blocks (```) are for instructions only")
+                    )
+                if french:
+                    prose = [URL.sub("", p.text) for p in parts if not p.is_code]
+                    count = sum(t.count(STRAIGHT_APOSTROPHE) for t in prose)
+                    if count:
+                        problems.append(
+                            Problem(file, item, _apostrophe_message(where, prose, count))
+                        )
+
+    def entries(data: Any, key: str) -> list[dict[str, Any]]:
+        value = data.get(key) if isinstance(data, dict) else None
+        return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+    check("pack.json", "pack", manifest, "pack")
+    for area in entries(manifest, "areas"):
+        check("pack.json", f"area {area.get('id')}", area, "area")
+        for competence in entries(area, "competences"):
+            check("pack.json", f"competence {competence.get('id')}", competence, "competence")
+    for file in sorted(f for f in files if f.startswith("competences/")):
+        for tube in entries(files[file], "tubes"):
+            tube_id = str(tube.get("id"))
+            check(file, tube_id, tube, "tube")
+            for skill in entries(tube, "skills"):
+                check(file, f"{tube_id}{skill.get('level')}", skill, "skill")
+                for tutorial in entries(skill, "tutorials"):
+                    check(file, str(tutorial.get("id")), tutorial, "tutorial")
+                for challenge in entries(skill, "challenges"):
+                    cid = str(challenge.get("id"))
+                    check(file, cid, challenge, "challenge")
+                    for field in entries(challenge, "fields"):
+                        check(file, f"{cid}.{field.get('name')}", field, "field")
+    profiles = files.get("target_profiles.json")
+    for profile in profiles if isinstance(profiles, list) else []:
+        if isinstance(profile, dict):
+            check("target_profiles.json", str(profile.get("id")), profile, "profile")
+    return problems
+
+
+def _apostrophe_message(where: str, prose: list[str], count: int) -> str:
+    text = next(t for t in prose if STRAIGHT_APOSTROPHE in t)
+    at = text.index(STRAIGHT_APOSTROPHE)
+    before = re.search(r"(?:\S+\s+){0,3}\S*$", text[:at])  # whole words around it
+    after = re.match(r"\S*(?:\s+\S+){0,2}", text[at:])
+    excerpt = " ".join(
+        f"{before.group() if before else ''}{after.group() if after else ''}".split()
+    )
+    plural = "s" if count > 1 else ""
+    return (
+        f"{where}: {count} straight apostrophe{plural} (write {TYPOGRAPHIC_APOSTROPHE} in French "
+        f"text), first in “{excerpt}”"
+    )
 
 
 def describe_counts(pack_root: Path, competence_ids: Iterable[str]) -> list[str]:

@@ -30,7 +30,7 @@ VICTIM_PASSWORD = "Victime-Motdepasse-2"
 LINK = re.compile(r"http://127\.0\.0\.1:5000(/[^\s]+)")
 
 
-def post(client, path, data=None, *, form_page="/"):
+def post(client, path, data=None, *, form_page="/campagnes"):
     return client.post(path, data={"csrf_token": csrf_token(client, form_page), **(data or {})})
 
 

@@ -121,14 +121,15 @@ def test_everyone_but_instance_admins_gets_a_404_on_every_route_and_method(
             assert response.status_code == 404, f"{who}: {method} {path}"
             assert _page(response) == _page(unknown)
     assert db_session.scalar(select(func.count()).select_from(AuditEntry)) == 0
-    home = client.get("/").get_data(as_text=True)
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)  # where "/" leads
     assert "/admin" not in home
 
 
 def test_instance_admins_reach_every_page(app, client, scene):
     w, admin, _ = scene
     sign_in(client, admin.email)
-    assert 'href="/admin"' in client.get("/").get_data(as_text=True)  # the header link
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)  # where "/" leads
+    assert 'href="/admin"' in home  # the header link
     ids = {"organization_id": w.school.id}
     for rule in admin_rules(app):
         if "GET" not in rule.methods:
@@ -139,6 +140,16 @@ def test_instance_admins_reach_every_page(app, client, scene):
             assert response.headers["X-Frame-Options"] == "DENY", rule.rule
             assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert client.get("/admin/organisations/999999").status_code == 404
+
+
+def test_a_district_administrator_lands_on_the_administration(client, scene):
+    _, admin, _ = scene
+    token = csrf_token(client, "/connexion")
+    response = client.post(
+        "/connexion", data={"login": admin.email, "password": TEACHER_PASSWORD, "csrf_token": token}
+    )
+    assert response.headers["Location"] == "/admin"
+    assert client.get("/").headers["Location"] == "/admin"
 
 
 def test_posts_without_a_csrf_token_are_refused(app, client, scene, db_session):

@@ -104,3 +104,43 @@ def test_an_older_release_is_served_again_only_when_asked(db_session, pack_copy)
 def test_the_bundled_version_is_reachable_before_any_import(db_session):
     bundled = active_pack(db_session)
     assert pack_version(db_session, bundled.id, bundled.version) is bundled
+
+
+def test_content_check_reports_straight_apostrophes_but_not_in_code(pack_copy):
+    programming = pack_copy / "competences/3.4.json"
+    text = programming.read_text(encoding="utf-8")
+    assert "print('Bonjour')" in text  # a code block's quotes are code, not French text
+    programming.write_text(
+        text.replace("Un robot est posé sur une case d’un", "Un robot est posé sur une case d'un"),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["content", "check", str(pack_copy)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "competences/3.4.json: ch-progSequence-1-a: 'instruction': 1 straight apostrophe "
+        "(write ’ in French text), first in “sur une case d'un quadrillage, tourné”"
+    ]
+    assert "1 problem(s) in" in result.stderr
+
+
+def test_a_release_from_before_the_typography_rule_loads_and_is_upgraded(db_session, pack_copy):
+    """Releases imported before the rule (straight apostrophes) keep loading for the campaigns that
+    froze them, and the bundled pack imports over them as a new version."""
+    for file in pack_copy.glob("**/*.json"):
+        text = file.read_text(encoding="utf-8").replace("’", "'")
+        file.write_text(text.replace("documents multimédia", "documents multimedia"), "utf-8")
+    set_version(pack_copy, "2026.11.0")
+    old = import_pack(db_session, pack_copy)
+    assert old.pack.competence_by_id["1.1"].title.endswith("veille d'information")
+
+    new = import_pack(db_session, BUNDLED_PACK)
+    assert new.created and new.pack.version != "2026.11.0"
+    assert new.profiles_updated >= 2 and new.profiles_created == 0  # renamed: 3.2, 4.3…
+    assert new.pack.competence_by_id["1.1"].title.endswith("veille d’information")
+    assert pack_version(db_session, "parcours-fr", "2026.11.0").competence_by_id["2.4"].title == (
+        "S'insérer dans le monde numérique"
+    )
+    profile = db_session.scalars(
+        select(TargetProfile).where(TargetProfile.content_key == "tp-competence-3.2")
+    ).one()
+    assert profile.name == "3.2 Développer des documents multimédia"

@@ -176,11 +176,9 @@ def test_a_new_student_signs_up_reads_the_rules_and_answers(client, setting):
         },
     )
     assert signed.headers["Location"] == f"/campagnes/{code}"
-    start = client.post(
-        f"/campagnes/{code}/commencer",
-        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
-    )
-    assert start.headers["Location"] == f"/campagnes/{code}/regles/1"
+    # Back on the campaign's page, the student goes on into it: no second "Je commence".
+    back = client.get(signed.headers["Location"])
+    assert back.headers["Location"] == f"/campagnes/{code}/regles/1"
     for page_number in range(1, 5):
         assert client.get(f"/campagnes/{code}/regles/{page_number}").status_code == 200
     challenge, page = current(client, code)
@@ -560,3 +558,227 @@ def test_the_progress_bar_moves_forward_and_reaches_100_only_at_the_end(client, 
     assert len({value for value in shown if 0 < value < 100}) >= 5  # it moves, not 0 then 100
     middle = shown[len(shown) // 2]
     assert 25 <= middle <= 75
+
+
+# -- one obvious next step ------------------------------------------------------------------------
+
+
+def press_start(client, code):
+    return client.post(
+        f"/campagnes/{code}/commencer",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}")},
+    )
+
+
+def test_a_student_who_signs_in_after_je_commence_goes_straight_into_the_campaign(
+    client, db_session
+):
+    organization, teacher = school(db_session)
+    campaign = assessment_campaign(
+        db_session, organization, teacher, external_id_label="Numéro d’élève"
+    )
+    student(db_session)
+    db_session.commit()
+    code = campaign.code
+    sign_up_page = press_start(client, code).headers["Location"]
+    # "Déjà un compte ? Connectez-vous" on the sign-up page keeps the way back.
+    link = re.search(r'href="(/connexion\?next=[^"]+)"', client.get(sign_up_page).get_data(True))
+    assert link and link.group(1) == f"/connexion?next=/campagnes/{code}"
+    signed = client.post(
+        "/connexion",
+        data={
+            "login": "eleve1@example.org",
+            "password": STUDENT_PASSWORD,
+            "next": f"/campagnes/{code}",
+            "csrf_token": csrf_token(client, link.group(1)),
+        },
+    )
+    assert signed.headers["Location"] == f"/campagnes/{code}"
+    # On past the landing page, to what the campaign asks first (here, an identifier).
+    assert client.get(f"/campagnes/{code}").headers["Location"] == f"/campagnes/{code}/identifiant"
+    # Once only: the landing page shows itself again afterwards.
+    assert client.get(f"/campagnes/{code}").status_code == 200
+
+
+def test_signing_in_without_pressing_je_commence_joins_nothing(client, setting, db_session):
+    _, _, campaign = setting
+    code = campaign.code
+    student(db_session)
+    db_session.commit()
+    # "Se connecter" in the header of a campaign's page comes back to it…
+    landing = client.get(f"/campagnes/{code}").get_data(as_text=True).replace("%2F", "/")
+    assert f'href="/connexion?next=/campagnes/{code}">Se connecter' in landing
+    # …but only "Je commence" joins: a link that names a campaign (anyone can send one) does not.
+    signed = client.post(
+        "/connexion",
+        data={
+            "login": "eleve1@example.org",
+            "password": STUDENT_PASSWORD,
+            "next": f"/campagnes/{code}",
+            "csrf_token": csrf_token(client, f"/connexion?next=/campagnes/{code}"),
+        },
+    )
+    assert signed.headers["Location"] == f"/campagnes/{code}"
+    page = client.get(f"/campagnes/{code}")
+    assert page.status_code == 200 and "Je commence" in page.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(Participation)) == 0
+
+
+def test_je_commence_pressed_then_abandoned_is_forgotten_at_sign_out(client, setting, db_session):
+    _, _, campaign = setting
+    code = campaign.code
+    student(db_session)
+    db_session.commit()
+    press_start(client, code)  # anonymous: sent to sign up, but signs in…
+    signed_in(client)
+    client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/mes-parcours")})
+    signed_in(client)  # …signs out, and in again later
+    assert client.get(f"/campagnes/{code}").status_code == 200
+    assert db_session.scalar(select(func.count()).select_from(Participation)) == 0
+
+
+def test_the_landing_page_speaks_of_where_the_student_is(client, setting, db_session):
+    _, _, campaign = setting
+    code = campaign.code
+
+    def landing():
+        page = client.get(f"/campagnes/{code}")
+        assert page.status_code == 200
+        return page.get_data(as_text=True)
+
+    new = landing()
+    assert "Commencez votre parcours" in new and "Je commence" in new
+    start_as_student(client, db_session, campaign)
+    started = landing()
+    assert "Reprenez votre parcours" in started and "Reprendre mon parcours" in started
+    assert "Commencez" not in started and "Je commence" not in started
+    while (challenge := current(client, code)[0]) is not None:
+        answer(client, code, challenge)
+    finished = landing()
+    assert "Votre parcours est terminé : envoyez vos résultats" in finished
+    assert f'href="/campagnes/{code}/resultats">Voir mes résultats' in finished
+    assert "Commencez" not in finished and "Reprenez" not in finished
+    client.post(
+        f"/campagnes/{code}/envoi",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}/resultats")},
+    )
+    shared = landing()
+    assert "Vos résultats ont été envoyés" in shared and "Voir mes résultats" in shared
+    assert "que si vous choisissez de les envoyer" not in shared  # done: no longer a promise
+
+
+def test_a_skipped_question_is_marked_skipped_at_the_checkpoint(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    code = campaign.code
+    actions = iter(["passer", "wrong", "valider", "valider", "valider"])
+    while True:
+        challenge, _page = current(client, code)
+        action = next(actions)
+        response = answer(
+            client,
+            code,
+            challenge,
+            right=action != "wrong",
+            action="passer" if action == "passer" else "valider",
+        )
+        if "/checkpoint" in response.headers["Location"]:
+            break
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert page.count('<li class="skipped">') == 1
+    assert page.count('<li class="ko">') == 1 and page.count("✘") == 1
+    assert page.count('<li class="ok">') == 3
+    assert '<span class="verdict">passée</span>' in page  # in words, not only a colour
+    english = client.get(response.headers["Location"] + "&lang=en")
+    assert '<span class="verdict">skipped</span>' in english.get_data(as_text=True)
+
+
+def test_after_sending_the_results_the_next_steps_are_offered(client, setting, db_session):
+    _, _, campaign = setting
+    start_as_student(client, db_session, campaign)
+    code = campaign.code
+    while (challenge := current(client, code)[0]) is not None:
+        answer(client, code, challenge)
+    sent = client.post(
+        f"/campagnes/{code}/envoi",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}/resultats")},
+    )
+    page = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert '<a class="button" href="/mes-parcours">Mes parcours</a>' in page
+    assert '<a class="button secondary" href="/mon-profil">Mon profil</a>' in page
+
+
+def test_after_sending_a_profile_the_next_steps_are_offered(client, db_session):
+    organization, teacher = school(db_session)
+    campaign = campaign_admin.create_campaign(
+        db_session,
+        organization=organization,
+        creator=teacher,
+        name="Profils",
+        type=CampaignType.PROFILES_COLLECTION,
+    )
+    start_as_student(client, db_session, campaign)
+    code = campaign.code
+    assert "Envoyez votre profil" in client.get(f"/campagnes/{code}").get_data(as_text=True)
+    sent = client.post(
+        f"/campagnes/{code}/envoi",
+        data={"csrf_token": csrf_token(client, f"/campagnes/{code}/profil")},
+    )
+    page = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert '<a class="button" href="/mes-parcours">Mes parcours</a>' in page
+    assert '<a class="button secondary" href="/mon-profil">Mon profil</a>' in page
+    landing = client.get(f"/campagnes/{code}").get_data(as_text=True)
+    assert "Votre profil a été envoyé" in landing and "Voir mon profil" in landing
+
+
+@pytest.mark.parametrize(
+    ("password", "says", "not_says"),
+    [
+        ("court1A", "Ce mot de passe n’a que 7 caractères : il en faut au moins 8.", "Il manque"),
+        ("longenough1", "Il manque à ce mot de passe une majuscule.", "n’a que"),
+        ("LONGENOUGH", "Il manque à ce mot de passe une minuscule et un chiffre.", "n’a que"),
+        ("", "Saisissez un mot de passe.", "Il manque"),
+    ],
+)
+def test_a_refused_password_says_what_is_wrong_not_the_rules_again(
+    client, password, says, not_says
+):
+    token = csrf_token(client, "/inscription")
+    refused = client.post(
+        "/inscription",
+        data={
+            "first_name": "Léa",
+            "last_name": "Martin",
+            "email": "lea@example.org",
+            "password": password,
+            "cgu": "on",
+            "csrf_token": token,
+        },
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    error = re.search(r'<span id="password-error" class="field-error">([^<]*)</span>', page)
+    assert error and error.group(1) == says and not_says not in error.group(1)
+    help_text = re.search(r'<span id="password-help" class="help">([^<]*)</span>', page)
+    assert help_text and help_text.group(1) != error.group(1)
+    assert 'aria-describedby="password-help password-error"' in page
+
+
+def test_the_terms_checkbox_sits_with_its_label_and_its_error(client):
+    token = csrf_token(client, "/inscription")
+    page = client.post(
+        "/inscription",
+        data={
+            "first_name": "Léa",
+            "last_name": "Martin",
+            "email": "lea@example.org",
+            "password": "Secret-Lea-2026",
+            "csrf_token": token,
+        },
+    ).get_data(as_text=True)
+    box = re.search(r'<div class="checkbox">\s*(<input[^>]*>)\s*(<label[^>]*>)', page)
+    assert box, "a checkbox, then its label, in a .checkbox block"
+    assert 'id="cgu"' in box.group(1) and 'for="cgu"' in box.group(2)
+    assert 'aria-describedby="cgu-error"' in box.group(1)
+    assert 'aria-invalid="true"' in box.group(1)
+    assert re.search(r'<span id="cgu-error" class="field-error">[^<]+</span>\s*</div>', page)

@@ -179,7 +179,7 @@ def test_everyone_but_instance_admins_gets_a_404_on_every_route_and_method(
         sign_in(client, w.admin.email)
     unknown = client.get("/admin/nothing-here")
     assert unknown.status_code == 404
-    token = csrf_token(client, "/connexion" if who == "visitor" else "/")
+    token = csrf_token(client, "/connexion" if who == "visitor" else "/campagnes")
     for rule in rules(app):
         path = concrete(rule, _ids(platform, learner))
         for method in ("GET", "POST", "PUT", "DELETE"):

@@ -63,7 +63,7 @@ def test_everyone_but_instance_admins_gets_a_404_on_every_route_and_method(
         sign_in(client, w.member.email)
     elif who == "school admin":
         sign_in(client, w.admin.email)
-    token = csrf_token(client, "/connexion" if who == "visitor" else "/")
+    token = csrf_token(client, "/connexion" if who == "visitor" else "/campagnes")
     assert len(rules(app)) == 11
     for rule in rules(app):
         path = rule.build({"idp_id": idp.id} if rule.arguments else {})[1]

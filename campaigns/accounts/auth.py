@@ -8,6 +8,7 @@ signing out) until a new password is chosen: `enforce_password_change` runs befo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from campaigns.accounts import sessions
 from campaigns.shared.models import User, UserSession
+from campaigns.shared.organizations import organizations_of
 from config.db import get_session
 from config.ratelimit import Limit, hit
 
@@ -27,6 +29,11 @@ SESSION_KEY = "sid"
 PASSWORD_CHANGE_ALLOWS = frozenset(
     {"campaigns.change_password", "campaigns.sign_out", "static", "core.healthz"}
 )
+# What a visitor set out to do before signing in ("Je commence" on a campaign's page): kept
+# across sign-in and sign-up, with the language, and nothing else.
+PENDING_KEY = "pending"
+PENDING_LIFETIME = 3600  # seconds
+KEPT_ACROSS_SIGN_IN = ("lang", PENDING_KEY)
 
 
 def _signed_in() -> sessions.SignedIn | None:
@@ -56,12 +63,11 @@ def sign_in(user: User, *, password_change_required: bool = False) -> None:
     if isinstance(previous, str):
         sessions.end_session(db, previous)
     token, row = sessions.open_session(db, user, password_change_required=password_change_required)
-    lang = session.get("lang")
+    kept = _kept()
     session.clear()
     session.permanent = True
     session[SESSION_KEY] = token
-    if lang:
-        session["lang"] = lang
+    session.update(kept)
     g.signed_in = sessions.SignedIn(user, row)
     g.opened_session = True
 
@@ -83,13 +89,32 @@ def anonymous_like_signed_in() -> None:
     """A fresh cookie shaped like a new session's (a random session id that names no session):
     for answers that must not tell a signed-in visitor from an anonymous one by their cookie
     (sign-up with an address that has an account)."""
-    lang = session.get("lang")
+    kept = _kept()
     session.clear()
     session.permanent = True
     session[SESSION_KEY] = sessions.new_token()
-    if lang:
-        session["lang"] = lang
+    session.update(kept)
     g.signed_in = None
+
+
+def _kept() -> dict[str, Any]:
+    return {key: session[key] for key in KEPT_ACROSS_SIGN_IN if session.get(key)}
+
+
+def remember_pending(action: str) -> None:
+    """Remember that this browser set out to do `action` (asked for by a POST that the CSRF
+    token covers) and was sent to sign in or sign up first: the page that carries it out
+    takes it afterwards (`take_pending`). Signing out forgets it; so does an hour."""
+    session[PENDING_KEY] = [action, int(time.time())]
+
+
+def take_pending(action: str) -> bool:
+    """Whether this browser set out to do `action` within the last hour (then forgotten)."""
+    found = session.get(PENDING_KEY)
+    if not (isinstance(found, list) and len(found) == 2 and found[0] == action):
+        return False
+    session.pop(PENDING_KEY)
+    return isinstance(found[1], int) and 0 <= time.time() - found[1] <= PENDING_LIFETIME
 
 
 def sign_out() -> None:
@@ -149,3 +174,15 @@ def safe_next(target: str | None, default: str) -> str:
     if "\\" in target or any(ord(c) < 32 for c in target):
         return default
     return target
+
+
+def home_of(user: User) -> str:
+    """Where a signed-in person goes when they asked for no page: a member of an organization
+    (a teacher) to the panel, a district administrator to `/admin`, anyone else (a student) to
+    their campaigns."""
+    if organizations_of(get_session(), user):
+        return url_for("orga.home")
+    # Loaded with the user (`User.is_instance_admin`); `/admin` also asks for a proven address.
+    if user.email_proven and user.is_instance_admin:  # type: ignore[attr-defined]
+        return url_for("admin.home")
+    return url_for("journey.my_campaigns")

@@ -51,16 +51,32 @@ def normalize_email(raw: str) -> str:
     return email
 
 
+# The rules a password must follow, by name: what `password_faults` reports.
+PASSWORD_RULES = {
+    "length": "at least 8 characters",
+    "upper": "an upper-case letter",
+    "lower": "a lower-case letter",
+    "digit": "a digit",
+}
+
+
+def password_faults(password: str) -> list[str]:
+    """The rules of `PASSWORD_RULES` that `password` breaks, in their order (empty: strong
+    enough), so that a page can say what is wrong rather than repeat every rule."""
+    broken = {
+        "length": len(password) < PASSWORD_MIN_LENGTH,
+        "upper": not re.search(r"[A-Z]", password),
+        "lower": not re.search(r"[a-z]", password),
+        "digit": not re.search(r"\d", password),
+    }
+    return [rule for rule in PASSWORD_RULES if broken[rule]]
+
+
 def check_password_strength(password: str) -> None:
-    if (
-        len(password) < PASSWORD_MIN_LENGTH
-        or not re.search(r"[a-z]", password)
-        or not re.search(r"[A-Z]", password)
-        or not re.search(r"\d", password)
-    ):
+    faults = password_faults(password)
+    if faults:
         raise InvalidInput(
-            "the password needs at least 8 characters with a lower-case letter, "
-            "an upper-case letter and a digit",
+            "the password lacks " + ", ".join(PASSWORD_RULES[rule] for rule in faults),
             code="weak",
         )
 

@@ -37,12 +37,14 @@ from campaigns.accounts import links, users
 from campaigns.accounts.auth import (
     current_session,
     current_user,
+    home_of,
     login_required,
     over_limit,
     safe_next,
     sign_in,
     sign_out,
 )
+from campaigns.accounts.messages import weak_password
 from campaigns.shared.errors import InvalidInput
 from campaigns.shared.models import AccountToken, AccountTokenPurpose, User
 from campaigns.shared.organizations import organizations_of
@@ -154,11 +156,12 @@ def _remember_device(response: Response, login: str) -> None:
 
 @blueprint.route("/connexion", methods=["GET", "POST"], endpoint="sign_in")
 def sign_in_page() -> str | Response | tuple[str, int]:
-    account = url_for("campaigns.account")
-    next_url = safe_next(request.values.get("next"), account)
+    # "" when the visitor asked for no page (or for one off the site): see `home_of`.
+    next_url = safe_next(request.values.get("next"), "")
     if request.method == "GET":
-        if current_user() is not None:
-            return redirect(next_url)
+        user = current_user()
+        if user is not None:
+            return redirect(next_url or home_of(user))
         return render_template("campaigns/sign_in.html", next_url=next_url, login="")
 
     login = request.form.get("login", "").strip()[:320]
@@ -187,8 +190,7 @@ def sign_in_page() -> str | Response | tuple[str, int]:
     for limit, value in counted:
         release(db, limit, value, secret=secret)
     must_change = users.must_change_password(db, user)
-    if next_url == account and organizations_of(db, user):
-        next_url = url_for("orga.home")  # teachers land in their panel
+    next_url = next_url or home_of(user)
     sign_in(user, password_change_required=must_change)
     db.commit()
     if must_change:
@@ -298,10 +300,6 @@ def confirm_email(token: str) -> str | Response | tuple[str, int]:
 
 PASSWORD_ERRORS = {
     "wrong_current": _l("Le mot de passe actuel est incorrect."),
-    "weak": _l(
-        "Le nouveau mot de passe doit contenir au moins 8 caractères, "
-        "dont une majuscule, une minuscule et un chiffre."
-    ),
     "unchanged": _l("Le nouveau mot de passe doit être différent de l’actuel."),
 }
 
@@ -330,19 +328,17 @@ def change_password_page() -> str | Response | tuple[str, int]:
     # other (given back when the current password was right).
     if over_limit(CURRENT_PASSWORD_GUESSES, str(user.id)):
         return page(_("Trop de tentatives. Réessayez dans 15 minutes."), 429)
+    new = request.form.get("new_password", "")[:1024]
     try:
         users.change_password(
-            db,
-            user,
-            current=request.form.get("current_password", "")[:1024],
-            new=request.form.get("new_password", "")[:1024],
+            db, user, current=request.form.get("current_password", "")[:1024], new=new
         )
     except InvalidInput as error:
         db.rollback()
         if error.code != "wrong_current":
             release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
             db.commit()
-        return page(PASSWORD_ERRORS.get(error.code, PASSWORD_ERRORS["weak"]), 400)
+        return page(PASSWORD_ERRORS.get(error.code) or weak_password(new), 400)
     release(db, CURRENT_PASSWORD_GUESSES, str(user.id), secret=_secret())
     # Every session ends, this one included: it goes on under a new session id.
     links.password_replaced(db, user)
@@ -382,13 +378,14 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
     db = get_session()
     if request.method == "GET":
         return render_template("campaigns/reset_password.html", email=found.email, token=token)
+    new = request.form.get("new_password", "")[:1024]
     try:
-        user = links.reset_password(db, token, request.form.get("new_password", "")[:1024])
+        user = links.reset_password(db, token, new)
     except links.LinkUnusable as error:
         return _link_refused(error.code)
     except InvalidInput:
         db.rollback()
-        flash(str(PASSWORD_ERRORS["weak"]), "error")
+        flash(weak_password(new), "error")
         return render_template("campaigns/reset_password.html", email=found.email, token=token), 400
     db.commit()
     sign_in(user)

@@ -23,15 +23,19 @@ from campaigns.accounts.auth import (
     current_user,
     login_required,
     over_limit,
+    remember_pending,
     safe_next,
     sign_in,
+    take_pending,
 )
+from campaigns.accounts.messages import weak_password
 from campaigns.journey import services as journey
 from campaigns.shared import codes
 from campaigns.shared.errors import AlreadyExists, InvalidInput
 from campaigns.shared.events import ListenerFailed
 from campaigns.shared.models import (
     NAME_MAX_LENGTH,
+    AnswerResult,
     Assessment,
     AssessmentState,
     Campaign,
@@ -216,12 +220,15 @@ def enter_code() -> str | Response | tuple[str, int]:
 
 @blueprint.get("/campagnes/<code>", endpoint="landing")
 @frameable
-def landing(code: str) -> str | tuple[str, int]:
+def landing(code: str) -> str | Response | tuple[str, int]:
     campaign = _find_code(code)
     organization = get_session().get(Organization, campaign.organization_id)
     if campaign.archived_at is not None or organization is None or organization.archived_at:
         return render_template("journey/archived.html", campaign=campaign), 410
     user = current_user()
+    if user is not None and take_pending(_start_action(campaign)):
+        # Back from signing up or in after "Je commence": on into the campaign, no second press.
+        return redirect(_entered(campaign, user))
     participation = journey.live_participation(get_session(), campaign, user) if user else None
     # A school served by the GAR: a visitor is pointed to their ENT first (no account to make).
     ent = (
@@ -242,17 +249,31 @@ def landing(code: str) -> str | tuple[str, int]:
 @blueprint.post("/campagnes/<code>/commencer", endpoint="start")
 @frameable
 def start(code: str) -> Response:
+    """ "Je commence". A visitor signs up (or in) first, then comes back to the landing page,
+    which takes them on into the campaign (`remember_pending`)."""
     campaign = _find_code(code)
     journey.ensure_open(get_session(), campaign)
     user = current_user()
     if user is None:
+        remember_pending(_start_action(campaign))
         return redirect(
             url_for("journey.sign_up", next=url_for("journey.landing", code=campaign.code))
         )
+    take_pending(_start_action(campaign))  # done now
+    return redirect(_entered(campaign, user))
+
+
+def _start_action(campaign: Campaign) -> str:
+    return f"start:{campaign.code}"
+
+
+def _entered(campaign: Campaign, user: User) -> str:
+    """Enter the campaign ("Je commence": join it if needed, committed); the page it leads to
+    (an identifier to give, the rules, the current question, the results)."""
     session = get_session()
     _, page = journey.enter(session, campaign, user)
     session.commit()
-    return redirect(page_url(campaign.code, page))
+    return page_url(campaign.code, page)
 
 
 def page_url(code: str, page: journey.NextPage) -> str:
@@ -323,12 +344,8 @@ def sign_up() -> str | Response | tuple[str, int]:
         users.normalize_email(form["email"])
     except InvalidInput:
         errors["email"] = _("Votre adresse e-mail n’est pas valide.")
-    try:
-        users.check_password_strength(password)
-    except InvalidInput:
-        errors["password"] = _(
-            "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
-        )
+    if users.password_faults(password):
+        errors["password"] = weak_password(password)
     if request.form.get("cgu") != "on":
         errors["cgu"] = _("Vous devez accepter les conditions d’utilisation.")
     session = get_session()
@@ -542,7 +559,8 @@ def checkpoint(code: str) -> str:
             {
                 "challenge": challenge,
                 "answer": answer,
-                "ok": answer.result.value == "ok",
+                "ok": answer.result is AnswerResult.OK,
+                "verdict": _verdict(answer.result),
                 "correct": _readable_answer(challenge),
                 "given": _readable_value(challenge, answer.value),
                 "tutorials": skill.tutorials,
@@ -558,6 +576,14 @@ def checkpoint(code: str) -> str:
         final=final,
         locale=pack.locale,
     )
+
+
+def _verdict(result: AnswerResult) -> str:
+    """How the checkpoint marks an answer: right, wrong, or passed (said in words: a skipped
+    question is not a wrong answer)."""
+    if result is AnswerResult.OK:
+        return "ok"
+    return "skipped" if result is AnswerResult.SKIPPED else "ko"
 
 
 def _readable_answer(challenge: Challenge) -> str:

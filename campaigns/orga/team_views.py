@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from campaigns.accounts import users
 from campaigns.accounts.auth import current_user, sign_in
+from campaigns.accounts.messages import weak_password
 from campaigns.orga import team
 from campaigns.orga.access import admin_required, current_workspace, member_required
 from campaigns.shared import organizations
@@ -416,12 +417,8 @@ def _sign_up(
         errors["first_name"] = _("Votre prénom est obligatoire.")
     if not form["last_name"]:
         errors["last_name"] = _("Votre nom est obligatoire.")
-    try:
-        users.check_password_strength(password)
-    except InvalidInput:
-        errors["password"] = _(
-            "Au moins 8 caractères, dont une majuscule, une minuscule et un chiffre."
-        )
+    if weak := weak_password(password):
+        errors["password"] = weak
     db = get_session()
     if not errors:
         try:

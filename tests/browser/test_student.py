@@ -46,8 +46,8 @@ def test_a_new_student_takes_the_whole_test_resumes_and_shares(page, live_site):
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}")
     assert page.get_by_role("heading", name="Commencez votre parcours").is_visible()
     page.get_by_role("button", name="Je commence").click()
-    sign_up(page, "camille.navigateur@example.org")
-    page.get_by_role("button", name="Je commence").click()
+    sign_up(page, "camille.navigateur@example.org")  # and straight on to the rules
+    assert page.get_by_role("heading", name="Cherchez sur Internet").is_visible()
     for _ in range(3):
         page.get_by_role("link", name="Suivant").click()
     page.get_by_role("link", name="Je commence").click()
@@ -91,7 +91,6 @@ def test_a_student_sends_a_profile_without_answering_anything(page, live_site):
     page.goto(f"{live_site.url}/campagnes/{live_site.collection_code}")
     page.get_by_role("button", name="Je commence").click()
     sign_up(page, "profil.navigateur@example.org")
-    page.get_by_role("button", name="Je commence").click()
     assert page.get_by_role("heading", name="Votre profil").is_visible()
     assert page.locator(".card").count() == 16
     assert page.get_by_text("/ 1024").is_visible()
@@ -103,7 +102,6 @@ def test_the_question_page_works_with_the_keyboard_only(page, live_site):
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}")
     page.get_by_role("button", name="Je commence").click()
     sign_up(page, "clavier.navigateur@example.org")
-    page.get_by_role("button", name="Je commence").click()
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}/evaluation")
     page.keyboard.press("Tab")  # the skip link comes first
     assert page.evaluate("document.activeElement.textContent") == "Aller au contenu"
@@ -127,7 +125,6 @@ def test_the_countdown_of_a_timed_question_runs(page, live_site):
     page.goto(f"{live_site.url}/campagnes/{live_site.assessment_code}")
     page.get_by_role("button", name="Je commence").click()
     sign_up(page, "chrono.navigateur@example.org")
-    page.get_by_role("button", name="Je commence").click()
     with live_site.database.session() as session, session.begin():
         campaign = session.scalars(
             select(Campaign).where(Campaign.code == live_site.assessment_code)
@@ -144,3 +141,16 @@ def test_the_countdown_of_a_timed_question_runs(page, live_site):
     shown = int(page.locator("[data-seconds]").text_content())
     page.wait_for_timeout(2500)
     assert int(page.locator("[data-seconds]").text_content()) <= shown - 2
+
+
+@pytest.mark.parametrize("width", [320, 390, 1280])
+def test_the_terms_checkbox_sits_beside_its_label(browser, live_site, width):
+    context = browser.new_context(viewport={"width": width, "height": 800}, locale="fr-FR")
+    page = context.new_page()
+    page.goto(f"{live_site.url}/inscription")
+    page.click("main button[type=submit]")  # with its error under it, too
+    box = page.locator("#cgu").bounding_box()
+    label = page.locator("label[for=cgu]").bounding_box()
+    context.close()
+    assert 0 <= label["x"] - (box["x"] + box["width"]) <= 24  # just right of the box
+    assert abs(label["y"] - box["y"]) <= 8  # on the same line as its first line

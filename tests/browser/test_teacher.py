@@ -41,7 +41,7 @@ def test_a_teacher_creates_a_campaign_follows_a_student_and_exports(page, live_s
     what = page.get_by_role("group", name="Que souhaitez-vous tester")
     assert what.get_by_label("Un profil cible").is_visible()
     what.get_by_label("Une compétence").select_option(
-        label="4.3 Protéger la santé, le bien-être et l'environnement"
+        label="4.3 Protéger la santé, le bien-être et l’environnement"
     )
     page.get_by_label("Titre du parcours").fill("Vos compétences numériques")
     page.get_by_role("button", name="Créer la campagne").click()

@@ -6,14 +6,19 @@ from collections import Counter
 
 import pytest
 
-from engine.answers import Result, check, expected_answer
+from engine.answers import Result, check, expected_answer, matches
 from engine.content import (
     BUNDLED_PACK,
     ChallengeType,
     ContentError,
+    TextPart,
     check_pack,
+    fence_problems,
     load_pack,
     pix_values,
+    read_pack_files,
+    style_problems,
+    text_parts,
 )
 
 PACK = load_pack()
@@ -21,6 +26,7 @@ PACK = load_pack()
 
 def test_the_pack_is_valid():
     assert check_pack(BUNDLED_PACK) == []
+    assert style_problems(read_pack_files(BUNDLED_PACK)) == []
 
 
 def test_the_framework_has_its_5_areas_and_16_competences():
@@ -35,7 +41,7 @@ def test_the_framework_has_its_5_areas_and_16_competences():
         "1.1", "1.2", "1.3", "2.1", "2.2", "2.3", "2.4",
         "3.1", "3.2", "3.3", "3.4", "4.1", "4.2", "4.3", "5.1", "5.2",
     ]  # fmt: skip
-    assert PACK.competence_by_id["1.1"].title == "Mener une recherche et une veille d'information"
+    assert PACK.competence_by_id["1.1"].title == "Mener une recherche et une veille d’information"
 
 
 def test_the_pack_is_big_enough_to_assess_every_competence():
@@ -199,3 +205,136 @@ def test_misspelt_keys_and_wrong_types_are_problems_not_crashes(broken_pack):
 def test_ids_longer_than_the_database_keeps_are_refused(broken_pack):
     edit(broken_pack / "pack.json", lambda d: d.update(version="v" * 40))
     assert any("'version' must be" in str(p) for p in check_pack(broken_pack))
+
+
+# -- code blocks and typography -------------------------------------------------------------------
+
+
+def test_a_code_block_keeps_its_lines_and_indentation():
+    text = "Que vaut total ?\n```\ntotal ← 10\nrépéter 4 fois :\n\n    total ← total − 2\n```\nRépondez."
+    assert text_parts(text) == (
+        TextPart("Que vaut total ?"),
+        TextPart("total ← 10\nrépéter 4 fois :\n\n    total ← total − 2", is_code=True),
+        TextPart("Répondez."),
+    )
+    assert text_parts("Sans code.\nDeux lignes.") == (TextPart("Sans code.\nDeux lignes."),)
+    # Fences may carry spaces; a block may open or end the text.
+    assert text_parts("  ```  \nx = 1\n```") == (TextPart("x = 1", is_code=True),)
+    # Left open (refused by the loader), the block runs to the end rather than showing its fence.
+    assert text_parts("Voici :\n```\nx = 1") == (TextPart("Voici :"), TextPart("x = 1", True))
+
+
+def test_fences_are_checked():
+    assert fence_problems("Voici :\n```\nx = 1\n```\nFin.") == []
+    assert fence_problems("Sans code") == []
+    assert fence_problems("Voici :\n```\nx = 1") == [
+        "code block opened by ``` and never closed (add a line with ``` alone)"
+    ]
+    assert fence_problems("```python\nx = 1\n```") == [
+        "a code fence is ``` alone on its line (line 1: ```python)"
+    ]
+    assert fence_problems("Vide :\n```\n   \n```") == ["empty code block (line 4)"]
+
+
+def test_an_unclosed_fence_is_a_problem_naming_the_challenge(broken_pack):
+    def unclose(data):
+        challenge = data["tubes"][0]["skills"][2]["challenges"][0]
+        challenge["instruction"] = challenge["instruction"].replace("```\nRépondez", "Répondez")
+
+    edit(broken_pack / "competences/3.4.json", unclose)
+    assert [str(p) for p in check_pack(broken_pack)] == [
+        "competences/3.4.json: ch-progSequence-3-a: 'instruction': code block opened by ``` "
+        "and never closed (add a line with ``` alone)"
+    ]
+    with pytest.raises(ContentError, match="ch-progSequence-3-a"):
+        load_pack(broken_pack)
+
+
+def test_the_programs_of_the_pack_are_code_blocks():
+    with_code = [c for c in PACK.challenges if c.instruction_has_code]
+    assert len(with_code) >= 20
+    assert {c.skill_id[:-1] for c in with_code} == {
+        "@progSequence",
+        "@progVariable",
+        "@progFonction",
+    }
+    assert text_parts(PACK.challenge_by_id["ch-progSequence-3-a"].instruction)[1] == TextPart(
+        "total ← 10\nrépéter 4 fois :\n    total ← total − 2", is_code=True
+    )
+    # No indentation is left where the page would collapse it: outside code blocks.
+    for challenge in PACK.challenges:
+        for part in text_parts(challenge.instruction):
+            if not part.is_code:
+                assert not any(line[:1].isspace() for line in part.text.splitlines()), challenge.id
+
+
+def test_competence_names_are_typeset():
+    assert PACK.competence_by_id["3.2"].title == "Développer des documents multimédia"
+    assert PACK.target_profile_by_id["tp-competence-3.2"].name == (
+        "3.2 Développer des documents multimédia"
+    )
+    assert not [c.title for c in PACK.competences if "'" in c.title]
+
+
+def _typographic_answers():
+    for c in PACK.challenges:
+        for accepted in (c.solutions, *c.solution_groups, *(f.solutions for f in c.fields)):
+            for solution in accepted:
+                if "’" in solution:
+                    yield pytest.param(accepted, solution, c.tolerances, id=f"{c.id}: {solution}")
+
+
+@pytest.mark.parametrize(("accepted", "solution", "tolerances"), list(_typographic_answers()))
+def test_an_answer_typed_with_a_straight_apostrophe_is_accepted(accepted, solution, tolerances):
+    typed = solution.replace("’", "'")
+    assert matches(typed, accepted, tolerances)
+    assert matches(typed, (solution,), ())  # whatever the tolerances
+
+
+def test_straight_apostrophes_are_reported_where_they_are(broken_pack):
+    def straighten(data):
+        data["areas"][0]["competences"][0]["title"] = "Mener une veille d'information"
+
+    def mix(data):
+        tube = data["tubes"][0]
+        challenge = tube["skills"][2]["challenges"][0]  # ch-progSequence-3-a, with a code block
+        challenge["instruction"] = challenge["instruction"].replace(
+            "total ← 10", "total ← 10\nnom ← 'Léa'"
+        )
+        challenge["solutions"] = ["2", "l'entier 2"]
+        other = tube["skills"][0]["challenges"][0]  # ch-progSequence-1-a, a QCU
+        other["proposals"][1] = "1 case au nord et 2 cases à l'ouest"
+        tube["skills"][0]["tutorials"][0]["text"] += " Voir https://example.org/l'aide."
+
+    edit(broken_pack / "pack.json", straighten)
+    edit(broken_pack / "competences/3.4.json", mix)
+    files = read_pack_files(broken_pack)
+    assert [str(p) for p in style_problems(files)] == [
+        "pack.json: competence 1.1: 'title': 1 straight apostrophe (write ’ in French text), "
+        "first in “Mener une veille d'information”",
+        "competences/3.4.json: ch-progSequence-1-a: 'proposals' 2: 1 straight apostrophe "
+        "(write ’ in French text), first in “2 cases à l'ouest”",
+    ]
+    # The code block, the answer and the URL keep their straight quotes, and the pack still loads.
+    assert check_pack(broken_pack) == []
+
+
+def test_a_fence_outside_an_instruction_is_reported(broken_pack):
+    def fence(data):
+        challenge = data["tubes"][0]["skills"][2]["challenges"][0]
+        challenge["explanation"] += "\n```\ntotal ← 2\n```"
+
+    edit(broken_pack / "competences/3.4.json", fence)
+    assert [str(p) for p in style_problems(read_pack_files(broken_pack))] == [
+        "competences/3.4.json: ch-progSequence-3-a: 'explanation': code blocks (```) are for "
+        "instructions only"
+    ]
+
+
+def test_an_english_pack_may_use_straight_apostrophes(broken_pack):
+    edit(broken_pack / "pack.json", lambda d: d.update(locale="en"))
+    edit(
+        broken_pack / "target_profiles.json",
+        lambda d: d[0].update(name="Year 9's profile"),
+    )
+    assert style_problems(read_pack_files(broken_pack)) == []

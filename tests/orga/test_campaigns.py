@@ -439,7 +439,7 @@ def test_the_form_offers_a_target_profile_or_one_competence(client, db_session, 
     # The competences: all 16, in the pack's order, grouped by area.
     competences = select_of(page, "competence_id")
     assert options_of(competences) == [(c.id, f"{c.id} {c.title}") for c in PACK.competences]
-    assert ("1.1", "1.1 Mener une recherche et une veille d'information") in options_of(competences)
+    assert ("1.1", "1.1 Mener une recherche et une veille d’information") in options_of(competences)
     areas = [unescape(label) for label in re.findall(r'<optgroup label="([^"]+)"', competences)]
     assert areas == [area.title for area in PACK.areas]
 
@@ -466,7 +466,7 @@ def test_a_teacher_creates_a_campaign_on_one_competence(client, db_session, w):
     page = client.get(f"/orga/campagnes/{campaign.id}/modifier").text
     facts = re.search(r'<dl class="campaign-facts">.*?</dl>', page, re.S).group(0)
     assert "Compétence testée" in facts and "Profil cible" not in facts
-    assert str(escape("1.1 Mener une recherche et une veille d'information")) in facts
+    assert str(escape("1.1 Mener une recherche et une veille d’information")) in facts
     assert "Informations et données" in facts
     assert "la compétence testée sont fixés" in page
     assert 'name="competence_id"' not in page and 'name="target_profile_id"' not in page

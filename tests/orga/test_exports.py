@@ -44,7 +44,7 @@ from tests.journey_helpers import assessment_campaign
 from tests.orga_helpers import sign_in, take_test, teacher, world
 
 PACK = load_pack()
-COMPETENCE_43 = "4.3 Protéger la santé, le bien-être et l'environnement"
+COMPETENCE_43 = "4.3 Protéger la santé, le bien-être et l’environnement"
 AREA_4 = "4 Protection et sécurité"
 
 
@@ -170,7 +170,7 @@ def test_assessment_rows_sorted_by_name_with_shared_figures_only(
     assert shared["ID Campagne"] == str(w.campaign.id)
     assert shared["Code"] == w.campaign.code
     assert shared["Nom de la campagne"] == "Évaluation 3e A"
-    assert shared["Parcours"] == "4.3 Protéger la santé, le bien-être et l'environnement"
+    assert shared["Parcours"] == "4.3 Protéger la santé, le bien-être et l’environnement"
     assert shared["Prénom du Participant"] == "Léa"
     assert shared["Classe"] == "3e A"
     assert shared["% de progression"] == "1"
@@ -372,7 +372,7 @@ def test_profiles_collection_export(client, db_session):
     assert row[f"Niveau pour la compétence {COMPETENCE_43}"] == str(level["level"])
     assert row[f"Nombre de pix pour la compétence {COMPETENCE_43}"] == str(level["pix"])
     assert (
-        row["Nombre de pix pour la compétence 1.1 Mener une recherche et une veille d'information"]
+        row["Nombre de pix pour la compétence 1.1 Mener une recherche et une veille d’information"]
         == "0"
     )
     other = records["Armand"]

@@ -1,0 +1,649 @@
+"""The design tour: every page of the student's and the teacher's journeys, reached as they reach
+them (links, buttons, forms, the links of their e-mails), then checked at phone and desktop widths:
+nothing may be wider than the window (320, 390 and 1280 px), and axe-core may find nothing serious
+or critical (390 and 1280 px; its moderate findings are printed, and summed up at the end).
+
+A page of a test under way changes with every answer (the question shown, the answers of the last
+checkpoint, the notice after an action), so the tour is walked once and keeps each page's response
+as the browser got it; every check opens the page again at its own address with that response,
+while its styles and scripts come from the live server. Each check opens what the user had in
+front of them, in a context of its own width, however many times it runs.
+
+Run: .venv/bin/pytest -q -p no:logging tests/browser/test_design.py (add -s to see each page's
+moderate axe findings as they come)."""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import select
+
+from config.jobs import Job
+from engine.answers import expected_answer
+from engine.content import ChallengeType, load_pack
+
+pytestmark = pytest.mark.browser
+PACK = load_pack()
+
+WIDTHS = (320, 390, 1280)
+AXE_WIDTHS = (390, 1280)
+BLOCKING = ("critical", "serious")
+WALK_WIDTH = 1280
+
+STUDENT_PAGES = [
+    "student/home",
+    "student/code-entry",
+    "student/code-entry-unknown-code",
+    "student/landing",
+    "student/sign-up",
+    "student/sign-up-errors",
+    "student/landing-signed-in",
+    "student/rules-1",
+    "student/rules-4",
+    "student/question-unanswered",
+    "student/question-QCU",
+    "student/question-QROC",
+    "student/question-QCM",
+    "student/question-QROCM",
+    "student/question-timed",
+    "student/checkpoint",
+    "student/checkpoint-final",
+    "student/results",
+    "student/results-sent",
+    "student/external-id",
+    "student/collection",
+    "student/collection-sent",
+    "student/my-campaigns",
+    "student/my-profile",
+    "student/account",
+    "student/change-password",
+    "student/confirm-email",
+    "student/sign-in",
+    "student/sign-in-error",
+    "student/forgotten-password",
+    "student/forgotten-password-sent",
+    "student/reset-password",
+    "student/archived-campaign",
+    "student/not-found",
+]
+TEACHER_PAGES = [
+    "teacher/terms",
+    "teacher/campaigns",
+    "teacher/campaigns-archived",
+    "teacher/new-campaign",
+    "teacher/new-campaign-errors",
+    "teacher/campaign-activity-empty",
+    "teacher/campaign-activity",
+    "teacher/campaign-participants",
+    "teacher/participant",
+    "teacher/campaign-results",
+    "teacher/campaign-analysis",
+    "teacher/campaign-edit",
+    "teacher/collection-participants",
+    "teacher/collection-participant",
+    "teacher/collection-results",
+    "teacher/learners-empty",
+    "teacher/learners",
+    "teacher/team",
+    "teacher/remove-member",
+    "teacher/documentation",
+    "teacher/account",
+    "teacher/invitation",
+]
+PAGES = STUDENT_PAGES + TEACHER_PAGES
+KINDS = ("QCU", "QROC", "QCM", "QROCM", "timed")  # of questions: each has its page
+
+STUDENT = {"first": "Camille", "last": "Durand", "email": "camille.design@example.org"}
+STUDENT_PASSWORD = "Navigateur-2026"
+LEARNERS_CSV = "\r\n".join(
+    [
+        "Nom;Prénom;Date de naissance;Division;INE",
+        "Durand;Camille;12/03/2011;4E2;1234567890A",
+        "Martin;Léa;05/01/2011;4E1;",
+        "Bernard;Noé;30/11/2010;4E1;",
+        "Petit-Dubois de la Fontaine;Marie-Alexandrine;17/07/2011;4E2;",
+    ]
+).encode()
+
+
+# -- the walk ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Visit:
+    name: str
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# Headers a replayed response must not carry (the body is kept decoded; no cookie is set again).
+DROPPED_HEADERS = {"set-cookie", "content-length", "content-encoding", "transfer-encoding"}
+
+
+@dataclass
+class Tour:
+    visits: dict[str, Visit] = field(default_factory=dict)
+    failure: str | None = None  # where the walk stopped, when it could not reach the end
+    last_url: str = ""  # the last page a walk reached
+
+    def keep(self, name: str, response) -> None:
+        assert response is not None, f"{name}: no response"
+        if name in self.visits:
+            return  # the first time the user meets the page
+        headers = {
+            k: v for k, v in response.all_headers().items() if k.lower() not in DROPPED_HEADERS
+        }
+        self.visits[name] = Visit(name, response.url, response.status, headers, response.body())
+
+
+class Walker:
+    """A browser tab that keeps the pages it is asked to keep."""
+
+    def __init__(self, page, tour: Tour, base: str) -> None:
+        self.page, self.tour, self.base = page, tour, base
+
+    def goto(self, path: str, keep: str | None = None):
+        url = path if path.startswith("http") else self.base + path
+        response = self.page.goto(url, wait_until="domcontentloaded")
+        self.tour.last_url = response.url
+        if keep:
+            self.tour.keep(keep, response)
+        return response
+
+    def click(self, locator, keep: str | None = None):
+        """Click what leads to another page (a link, a form's button) and wait for it."""
+        with self.page.expect_navigation(wait_until="domcontentloaded") as navigation:
+            locator.click()
+        response = navigation.value
+        self.tour.last_url = response.url
+        if keep:
+            self.tour.keep(keep, response)
+        return response
+
+    def link(self, name: str, keep: str | None = None, *, exact: bool = True):
+        return self.click(self.page.get_by_role("link", name=name, exact=exact).first, keep)
+
+    def tab(self, name: str, keep: str | None = None):
+        tabs = self.page.get_by_role("navigation", name="Onglets de la campagne")
+        return self.click(tabs.get_by_role("link", name=name, exact=True), keep)
+
+    def button(self, name: str, keep: str | None = None, *, exact: bool = True):
+        return self.click(self.page.get_by_role("button", name=name, exact=exact).first, keep)
+
+
+def mailed_link(live_site, to: str, path_start: str) -> str:
+    """The newest link starting with `path_start` in the e-mails queued for `to` (what the user
+    finds in their mailbox), on the live server."""
+    with live_site.database.session() as session:
+        mails = session.scalars(
+            select(Job).where(Job.kind == "mail.send").order_by(Job.id.desc())
+        ).all()
+    for mail in mails:
+        if mail.payload.get("to") != to:
+            continue
+        for url in re.findall(r"https?://[^\s<>\"]+", mail.payload.get("body", "")):
+            path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
+            if path.startswith(path_start):
+                return live_site.url + path
+    raise AssertionError(f"no e-mail to {to} with a link to {path_start}…")
+
+
+def answer(walker: Walker, *, right: bool):
+    """Answer the question on screen (right or wrong) and return the page it leads to."""
+    page = walker.page
+    challenge = PACK.challenge_by_id[
+        page.locator("input[name=challenge_id]").first.get_attribute("value")
+    ]
+    value = expected_answer(challenge)
+    if challenge.type is ChallengeType.QCU:
+        index = int(value) if right else (int(value) % len(challenge.proposals)) + 1
+        page.locator(f"#answer-{index}").check()
+    elif challenge.type is ChallengeType.QCM:
+        for index in value.split(",") if right else ["1"]:
+            page.locator(f"#answer-{index}").check()
+    elif challenge.type is ChallengeType.QROC:
+        page.locator("#answer").fill(value if right else "je ne sais pas")
+    else:
+        for name, typed in json.loads(value).items():
+            page.locator(f"#field-{name}").fill(typed if right else "?")
+    return walker.button("Je valide")
+
+
+def question_kind(walker: Walker) -> str:
+    challenge_id = walker.page.locator("input[name=challenge_id]").first.get_attribute("value")
+    challenge = PACK.challenge_by_id[challenge_id]
+    return "timed" if challenge.is_timed else challenge.type.value
+
+
+def walk_student(walker: Walker, live_site, school) -> None:
+    page, code = walker.page, live_site.assessment_code
+    walker.goto("/", keep="student/home")
+    walker.link("J’ai un code", keep="student/code-entry")
+    page.get_by_label("Code du parcours").fill("ZZZZ2345Z")
+    walker.button("Commencer mon parcours", keep="student/code-entry-unknown-code")
+    page.get_by_label("Code du parcours").fill(code.lower())
+    walker.button("Commencer mon parcours", keep="student/landing")
+    walker.button("Je commence", keep="student/sign-up")
+    walker.button("Je m’inscris", keep="student/sign-up-errors")
+    page.get_by_label("Prénom").fill(STUDENT["first"])
+    page.get_by_label("Nom", exact=True).fill(STUDENT["last"])
+    page.get_by_label("Adresse e-mail").fill(STUDENT["email"])
+    page.get_by_label("Mot de passe").fill(STUDENT_PASSWORD)
+    page.get_by_label("J’accepte les conditions d’utilisation de Parcours").check()
+    response = walker.button("Je m’inscris")
+    if "/regles/" not in response.url:  # back on the landing page, signed in
+        response = walker.button("Je commence")
+    walker.tour.keep("student/rules-1", response)
+    for _ in range(3):
+        response = walker.link("Suivant")
+    walker.tour.keep("student/rules-4", response)
+    response = walker.link("Je commence")
+    walker.tour.keep(f"student/question-{question_kind(walker)}", response)
+    walker.button("Je valide", keep="student/question-unanswered")  # nothing chosen
+
+    answered = 0
+    while True:
+        assert answered < 120, "the test never ends"
+        response = answer(walker, right=answered % 3 != 2)
+        answered += 1
+        if "/checkpoint" in response.url:
+            if "final=1" in response.url:
+                walker.tour.keep("student/checkpoint-final", response)
+                break
+            walker.tour.keep("student/checkpoint", response)
+            response = walker.link("Continuer mon parcours")
+        walker.tour.keep(f"student/question-{question_kind(walker)}", response)
+    walker.link("Voir mes résultats", keep="student/results")
+    walker.button("J’envoie mes résultats", keep="student/results-sent")
+
+    # A second campaign, from "Mes parcours": a profiles collection asking for a student number.
+    walker.link("Mes parcours")
+    walker.link("Saisir un code")
+    page.get_by_label("Code du parcours").fill(school.identified_code)
+    walker.button("Commencer mon parcours", keep="student/landing-signed-in")
+    walker.button("Je commence", keep="student/external-id")
+    page.get_by_label("Numéro d’élève").fill("4E2-017")
+    walker.button("Continuer", keep="student/collection")
+    walker.button("J’envoie mon profil", keep="student/collection-sent")
+
+    walker.link("Mes parcours", keep="student/my-campaigns")
+    walker.link("Mon profil", keep="student/my-profile")
+    walker.link(f"{STUDENT['first']} {STUDENT['last']}", keep="student/account")
+    walker.link("Changer de mot de passe", keep="student/change-password")
+    walker.goto(
+        mailed_link(live_site, STUDENT["email"], "/mon-compte/confirmer/"),
+        keep="student/confirm-email",
+    )
+    walker.button("Se déconnecter")
+
+    walker.link("Se connecter", keep="student/sign-in")
+    page.get_by_label("Adresse e-mail ou identifiant").fill(STUDENT["email"])
+    page.get_by_label("Mot de passe").fill("pas-le-bon-1A")
+    walker.button("Je me connecte", keep="student/sign-in-error")
+    walker.link("Mot de passe oublié ?", keep="student/forgotten-password")
+    page.get_by_label("Adresse e-mail").fill(STUDENT["email"])
+    walker.button("Recevoir le lien", keep="student/forgotten-password-sent")
+    walker.goto(
+        mailed_link(live_site, STUDENT["email"], "/mot-de-passe-oublie/"),
+        keep="student/reset-password",
+    )
+    walker.goto(f"/campagnes/{school.archived_code}", keep="student/archived-campaign")
+    walker.goto("/cette-page-n-existe-pas", keep="student/not-found")
+
+
+def ask_missing_kinds(walker: Walker, live_site) -> None:
+    """The kinds of question the walk was not asked (the adaptive test chose others): a second
+    student, signed in, is asked one of each, as the countdown test of test_student does."""
+    from campaigns.accounts import users
+    from campaigns.journey import services as journey
+    from campaigns.shared.models import Assessment, Campaign
+
+    missing = [kind for kind in KINDS if f"student/question-{kind}" not in walker.tour.visits]
+    if not missing:
+        return
+    code = live_site.assessment_code
+    with live_site.database.session() as session, session.begin():
+        campaign = session.scalars(select(Campaign).where(Campaign.code == code)).one()
+        user = users.create_user(
+            session, first_name="Zoé", last_name="Lefèvre", email="zoe.design@example.org",
+            password=STUDENT_PASSWORD,
+        )  # fmt: skip
+        assessment_id = journey.open_assessment(session, journey.join(session, campaign, user)).id
+        content = journey.campaign_content(session, campaign)
+        challenges = [c for s in content.index.skills.values() for c in s.playable_challenges]
+    walker.goto("/connexion")
+    walker.page.get_by_label("Adresse e-mail ou identifiant").fill("zoe.design@example.org")
+    walker.page.get_by_label("Mot de passe").fill(STUDENT_PASSWORD)
+    walker.button("Je me connecte")
+    for kind in missing:
+        challenge = next(
+            c for c in challenges
+            if (c.is_timed if kind == "timed" else c.type.value == kind and not c.is_timed)
+        )  # fmt: skip
+        with live_site.database.session() as session, session.begin():
+            assessment = session.get(Assessment, assessment_id)
+            assessment.current_challenge_id, assessment.current_challenge_asked_at = (
+                challenge.id, None,
+            )  # fmt: skip
+        walker.goto(f"/campagnes/{code}/evaluation", keep=f"student/question-{kind}")
+        assert question_kind(walker) == kind
+
+
+def walk_teacher(walker: Walker, live_site, school, *, invitee: Walker) -> None:
+    page = walker.page
+    walker.goto("/orga")  # signed out: the sign-in page first
+    page.get_by_label("Adresse e-mail ou identifiant").fill(school.teacher_email)
+    page.get_by_label("Mot de passe").fill(school.teacher_password)
+    walker.button("Je me connecte", keep="teacher/terms")
+    page.get_by_label("J’accepte les conditions d’utilisation").check()
+    walker.button("Continuer", keep="teacher/campaigns")
+    page.get_by_label("Archivées").check()
+    walker.button("Filtrer", keep="teacher/campaigns-archived")
+
+    walker.link("Campagnes")
+    walker.link("Créer une campagne", keep="teacher/new-campaign")
+    walker.button("Créer la campagne", keep="teacher/new-campaign-errors")
+    page.get_by_label("Nom de la campagne").fill("Classe de 4e B — navigateur")
+    page.get_by_label("Évaluer les participants").check()
+    page.get_by_role("group", name="Que souhaitez-vous tester").get_by_label(
+        "Une compétence"
+    ).select_option(label="4.3 Protéger la santé, le bien-être et l’environnement")
+    page.get_by_label("Titre du parcours").fill("Vos compétences numériques")
+    walker.button("Créer la campagne", keep="teacher/campaign-activity-empty")
+
+    walker.link("Campagnes")
+    walker.link("Navigateur", keep="teacher/campaign-activity")
+    walker.tab("Participants", keep="teacher/campaign-participants")
+    row = page.get_by_role("row").filter(has_text=STUDENT["last"])
+    walker.click(row.get_by_role("link", name=STUDENT["last"]), keep="teacher/participant")
+    walker.tab("Résultats collectifs", keep="teacher/campaign-results")
+    walker.tab("Analyse", keep="teacher/campaign-analysis")
+    walker.link("Modifier", keep="teacher/campaign-edit")
+
+    walker.link("Campagnes")
+    walker.link("Profils de la 3e A")
+    walker.tab("Participants", keep="teacher/collection-participants")
+    row = page.get_by_role("row").filter(has_text=STUDENT["last"])
+    walker.click(
+        row.get_by_role("link", name=STUDENT["last"]), keep="teacher/collection-participant"
+    )
+    walker.tab("Résultats collectifs", keep="teacher/collection-results")
+
+    walker.link("Élèves", keep="teacher/learners-empty")
+    page.get_by_label("Fichier des élèves (.csv)").set_input_files(
+        files=[{"name": "eleves.csv", "mimeType": "text/csv", "buffer": LEARNERS_CSV}]
+    )
+    walker.button("Importer", keep="teacher/learners")
+
+    walker.link("Équipe")
+    page.get_by_label("Adresse e-mail").fill("nouvelle.collegue@navigateur.example")
+    walker.button("Ajouter un membre", keep="teacher/team")
+    walker.link(f"Retirer : {school.colleague_name}", keep="teacher/remove-member")
+    walker.link("Documentation", keep="teacher/documentation")
+    walker.link(school.teacher_name, keep="teacher/account")
+
+    # The colleague invited above opens the link of their e-mail (signed out).
+    invitee.goto(
+        mailed_link(live_site, "nouvelle.collegue@navigateur.example", "/invitation/"),
+        keep="teacher/invitation",
+    )
+
+
+@pytest.fixture(scope="module")
+def tour(browser, live_site, busy_school) -> Tour:
+    """The two journeys, walked once, each user in a browser context of their own. Where a step
+    fails (a page changed under the walk), the pages reached so far are still checked and the
+    others fail with that step's error."""
+    found, opened = Tour(), []
+
+    def walker() -> Walker:
+        context = browser.new_context(locale="fr-FR", viewport={"width": WALK_WIDTH, "height": 800})
+        opened.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return Walker(page, found, live_site.url)
+
+    walks = {
+        "student": lambda: walk_student(walker(), live_site, busy_school),
+        "second student": lambda: ask_missing_kinds(walker(), live_site),
+        "teacher": lambda: walk_teacher(walker(), live_site, busy_school, invitee=walker()),
+    }
+    for who, walk in walks.items():
+        try:
+            walk()
+        except Exception:
+            found.failure = (found.failure or "") + (
+                f"the {who}'s walk stopped after {found.last_url}:\n"
+                f"{traceback.format_exc(limit=4)}\n"
+            )
+        finally:
+            for context in opened:
+                context.close()
+            opened.clear()
+    return found
+
+
+def visit_of(tour: Tour, name: str) -> Visit:
+    if name in tour.visits:
+        return tour.visits[name]
+    pytest.fail(f"{name} was not reached: {tour.failure or 'the walk never met it'}")
+
+
+def show(page, visit: Visit) -> None:
+    """Open `visit` at its address, as the user got it; then unfold what the user can unfold
+    (every <details>: answers and tutorials, the report form) so that it is checked too."""
+
+    def replay(route):
+        route.fulfill(status=visit.status, headers=visit.headers, body=visit.body)
+
+    page.route(lambda url: url == visit.url, replay, times=1)
+    response = page.goto(visit.url, wait_until="load")
+    assert response is not None and response.status == visit.status
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+
+
+# The page's width, and the elements that stick out of the window: "starts" are those whose
+# parent fits (where the overflow begins), "innermost" those that hold no other offender (often
+# the real cause: a long word, a fixed width, a table). Elements inside a scrolling or clipping
+# box that fits do not count (they scroll inside it); text runs count on their own (long words).
+OVERFLOW_JS = """
+() => {
+  const doc = document.documentElement, limit = window.innerWidth;
+  const fits = (el) => el.getBoundingClientRect().right <= limit + 0.5;
+  const scrollsInside = (from) => {
+    for (let p = from; p && p !== doc && p !== document.body; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== "visible" && fits(p)) return true;
+    }
+    return false;
+  };
+  const describe = (el, rect, text) => {
+    let name = el.tagName.toLowerCase();
+    if (el.id) name += "#" + el.id;
+    if (el.classList.length) name += "." + Array.from(el.classList).join(".");
+    const words = (text ?? el.textContent ?? "").replace(/\\s+/g, " ").trim().slice(0, 50);
+    return { what: name, text: words, right: Math.round(rect.right), width: Math.round(rect.width),
+             node: el };
+  };
+  const offenders = [];
+  for (const el of [document.body, ...document.body.querySelectorAll("*")]) {
+    const rect = el.getBoundingClientRect();
+    if ((rect.width === 0 && rect.height === 0) || rect.right <= limit + 0.5) continue;
+    if (scrollsInside(el.parentElement)) continue;
+    offenders.push(describe(el, rect));
+  }
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  while (walker.nextNode()) {
+    const node = walker.currentNode, parent = node.parentElement;
+    if (!node.textContent.trim() || !parent) continue;
+    range.selectNodeContents(node);
+    const rect = range.getBoundingClientRect();
+    if (rect.right > limit + 0.5 && fits(parent) && !scrollsInside(parent)) {
+      texts.push(describe(parent, rect, node.textContent));
+    }
+  }
+  const nodes = new Set(offenders.map((o) => o.node));
+  const starts = offenders.filter((o) => !nodes.has(o.node.parentElement));
+  const innermost = offenders.filter(
+    (o) => !offenders.some((other) => other !== o && o.node.contains(other.node)));
+  const plain = (list) => list.sort((a, b) => b.right - a.right).slice(0, 6)
+    .map(({ node, ...rest }) => rest);
+  // Overflow hidden on the page itself would hide the scroll bar, not the problem.
+  const hidden = [doc, document.body].some((el) => getComputedStyle(el).overflowX !== "visible");
+  return { scrollWidth: doc.scrollWidth, innerWidth: limit, starts: plain(starts),
+           innermost: plain(innermost), texts: plain(texts),
+           cut: hidden && (starts.length > 0 || texts.length > 0) };
+}
+"""
+
+
+@dataclass
+class Measures:
+    visit: Visit
+    overflow: list[tuple[str, dict]]  # (state, what OVERFLOW_JS found), menu folded then open
+    violations: list[dict] | None  # axe-core's, at the widths it runs at
+
+
+@pytest.fixture(scope="module")
+def measure(tour, screens):
+    """`measure(name, width)`: the page opened once at that width and measured: its width with
+    the menu folded, then unfolded (when the header has a menu button), then axe-core's findings
+    with everything unfolded. Both checks read the same opening."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe, done, files, served = Axe(), {}, {}, set()
+
+    def static_file(route):
+        # Styles, scripts and images: fetched once from the live server, then from memory (a
+        # routed page has no HTTP cache, and they do not change during the run).
+        url = route.request.url
+        if url not in files:
+            response = route.fetch()
+            files[url] = (response.status, response.headers, response.body())
+        status, headers, body = files[url]
+        route.fulfill(status=status, headers=headers, body=body)
+
+    def measured(name: str, width: int) -> Measures:
+        if (name, width) not in done:
+            visit = visit_of(tour, name)
+            page = screens(width)
+            if width not in served:
+                page.route(re.compile(r"^https?://[^/]+/static/"), static_file)
+                served.add(width)
+            show(page, visit)
+            overflow = [("", page.evaluate(OVERFLOW_JS))]
+            toggle = page.locator("header button[aria-expanded=false]")
+            if toggle.count() and toggle.first.is_visible():
+                toggle.first.click()
+                overflow.append((" (menu open)", page.evaluate(OVERFLOW_JS)))
+            violations = axe.run(page).response["violations"] if width in AXE_WIDTHS else None
+            done[(name, width)] = Measures(visit, overflow, violations)
+        return done[(name, width)]
+
+    return measured
+
+
+# -- widths ---------------------------------------------------------------------------------------
+
+
+def overflow_report(found: dict) -> str:
+    lines = []
+    for title, key in (
+        ("overflow starts at", "starts"),
+        ("innermost offenders", "innermost"),
+        ("text running past the edge", "texts"),
+    ):
+        if found[key]:
+            lines.append(f"    {title}:")
+            lines += [
+                f"      {o['what']} right={o['right']} width={o['width']} “{o['text']}”"
+                for o in found[key]
+            ]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", PAGES)
+def test_nothing_is_wider_than_the_window(measure, name, width):
+    measures = measure(name, width)
+    problems, seen = [], 0
+    for state, found in measures.overflow:
+        if found["scrollWidth"] > max(found["innerWidth"], seen):  # the open menu: if it adds
+            problems.append(
+                f"  {name}{state} at {width} px: the page is {found['scrollWidth']} px wide "
+                f"(+{found['scrollWidth'] - found['innerWidth']} px)\n{overflow_report(found)}"
+            )
+        elif found["cut"] and not problems:
+            problems.append(
+                f"  {name}{state} at {width} px: content is cut off at the window's right edge "
+                f"(overflow hidden on the page)\n{overflow_report(found)}"
+            )
+        seen = max(seen, found["scrollWidth"])
+    if problems:
+        pytest.fail(
+            f"wider than the window ({measures.visit.url}):\n" + "\n".join(problems), pytrace=False
+        )
+
+
+# -- axe-core -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def axe_summary(request):
+    """What axe-core found on each page, written to the terminal at the end of the module."""
+    found: dict[tuple[str, int], list[dict]] = {}
+    yield found
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is None or capture is None or not found:
+        return
+    counts: dict[str, int] = {}
+    lines = []
+    for (name, width), violations in sorted(found.items()):
+        by_impact: dict[str, list[str]] = {}
+        for v in violations:
+            by_impact.setdefault(v["impact"], []).append(f"{v['id']} ×{len(v['nodes'])}")
+            counts[v["impact"]] = counts.get(v["impact"], 0) + 1
+        if by_impact:
+            moderate = len(by_impact.get("moderate", []))
+            listed = "; ".join(
+                f"{impact}: {', '.join(rules)}" for impact, rules in by_impact.items()
+            )
+            lines.append(f"{name} @{width}: {moderate} moderate — {listed}")
+    total = ", ".join(f"{n} {impact}" for impact, n in sorted(counts.items())) or "nothing"
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_sep("-", f"axe-core on {len(found)} page openings: {total}")
+        for line in lines:
+            reporter.write_line(line)
+
+
+@pytest.mark.parametrize("width", AXE_WIDTHS)
+@pytest.mark.parametrize("name", PAGES)
+def test_axe_finds_nothing_serious(measure, axe_summary, name, width):
+    measures = measure(name, width)
+    violations = measures.violations or []
+    axe_summary[(name, width)] = violations
+    moderate = [v for v in violations if v["impact"] == "moderate"]
+    print(
+        f"{name} @{width}: {len(moderate)} moderate axe finding(s)"
+        + "".join(f"\n  {v['id']} ×{len(v['nodes'])}: {v['help']}" for v in moderate)
+    )
+    blocking = [v for v in violations if v["impact"] in BLOCKING]
+    if blocking:
+        details = "\n".join(
+            f"  [{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} element(s))\n"
+            + "\n".join(
+                f"      {' > '.join(map(str, n['target']))}  {n['html'][:120]}"
+                for n in v["nodes"][:5]
+            )
+            for v in blocking
+        )
+        pytest.fail(f"{name} at {width} px ({measures.visit.url}):\n{details}", pytrace=False)
