@@ -637,6 +637,43 @@ def test_je_commence_pressed_then_abandoned_is_forgotten_at_sign_out(client, set
     assert db_session.scalar(select(func.count()).select_from(Participation)) == 0
 
 
+def test_je_commence_left_on_a_shared_computer_does_not_enrol_the_next_student(
+    client, setting, db_session
+):
+    _, _, campaign = setting
+    code = campaign.code
+    student(db_session)
+    db_session.commit()
+    press_start(client, code)  # someone presses "Je commence" and walks away…
+    signed_in(client)  # …the next student signs in from the sign-in page, to their own page
+    assert client.get(f"/campagnes/{code}").status_code == 200  # and joins nothing
+    assert db_session.scalar(select(func.count()).select_from(Participation)) == 0
+
+
+def test_je_commence_is_forgotten_after_15_minutes(client, setting, db_session, monkeypatch):
+    import time
+
+    _, _, campaign = setting
+    code = campaign.code
+    student(db_session)
+    db_session.commit()
+    press_start(client, code)
+    later = time.time() + 15 * 60 + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    signed = client.post(
+        "/connexion",
+        data={
+            "login": "eleve1@example.org",
+            "password": STUDENT_PASSWORD,
+            "next": f"/campagnes/{code}",
+            "csrf_token": csrf_token(client, f"/connexion?next=/campagnes/{code}"),
+        },
+    )
+    assert signed.headers["Location"] == f"/campagnes/{code}"
+    assert client.get(f"/campagnes/{code}").status_code == 200
+    assert db_session.scalar(select(func.count()).select_from(Participation)) == 0
+
+
 def test_the_landing_page_speaks_of_where_the_student_is(client, setting, db_session):
     _, _, campaign = setting
     code = campaign.code

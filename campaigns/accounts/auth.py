@@ -32,7 +32,7 @@ PASSWORD_CHANGE_ALLOWS = frozenset(
 # What a visitor set out to do before signing in ("Je commence" on a campaign's page): kept
 # across sign-in and sign-up, with the language, and nothing else.
 PENDING_KEY = "pending"
-PENDING_LIFETIME = 3600  # seconds
+PENDING_LIFETIME = 900  # seconds
 KEPT_ACROSS_SIGN_IN = ("lang", PENDING_KEY)
 
 
@@ -55,15 +55,21 @@ def current_session() -> UserSession | None:
     return found.session if found is not None else None
 
 
-def sign_in(user: User, *, password_change_required: bool = False) -> None:
+def sign_in(user: User, *, password_change_required: bool = False, then: str | None = None) -> None:
     """Start a fresh session for `user` (nothing from the previous cookie survives but the
-    language). The caller commits."""
+    language, and the action this browser set out to do when `then`, the page the sign-in leads
+    to, is the page that carries it out: see `remember_pending`). The caller commits."""
     db = get_session()
     previous = session.get(SESSION_KEY)
     if isinstance(previous, str):
         sessions.end_session(db, previous)
     token, row = sessions.open_session(db, user, password_change_required=password_change_required)
     kept = _kept()
+    pending = kept.get(PENDING_KEY)
+    if not (
+        isinstance(pending, list) and len(pending) == 3 and then is not None and pending[1] == then
+    ):
+        kept.pop(PENDING_KEY, None)  # someone else's errand, on a shared computer
     session.clear()
     session.permanent = True
     session[SESSION_KEY] = token
@@ -101,20 +107,21 @@ def _kept() -> dict[str, Any]:
     return {key: session[key] for key in KEPT_ACROSS_SIGN_IN if session.get(key)}
 
 
-def remember_pending(action: str) -> None:
+def remember_pending(action: str, page: str) -> None:
     """Remember that this browser set out to do `action` (asked for by a POST that the CSRF
-    token covers) and was sent to sign in or sign up first: the page that carries it out
-    takes it afterwards (`take_pending`). Signing out forgets it; so does an hour."""
-    session[PENDING_KEY] = [action, int(time.time())]
+    token covers) and was sent to sign in or sign up first: `page` carries it out afterwards
+    (`take_pending`). It survives only a sign-in that leads to `page`; signing out forgets it,
+    so do 15 minutes."""
+    session[PENDING_KEY] = [action, page, int(time.time())]
 
 
 def take_pending(action: str) -> bool:
-    """Whether this browser set out to do `action` within the last hour (then forgotten)."""
+    """Whether this browser set out to do `action` in the last 15 minutes (then forgotten)."""
     found = session.get(PENDING_KEY)
-    if not (isinstance(found, list) and len(found) == 2 and found[0] == action):
+    if not (isinstance(found, list) and len(found) == 3 and found[0] == action):
         return False
     session.pop(PENDING_KEY)
-    return isinstance(found[1], int) and 0 <= time.time() - found[1] <= PENDING_LIFETIME
+    return isinstance(found[2], int) and 0 <= time.time() - found[2] <= PENDING_LIFETIME
 
 
 def sign_out() -> None:

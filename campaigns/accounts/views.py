@@ -191,7 +191,7 @@ def sign_in_page() -> str | Response | tuple[str, int]:
         release(db, limit, value, secret=secret)
     must_change = users.must_change_password(db, user)
     next_url = next_url or home_of(user)
-    sign_in(user, password_change_required=must_change)
+    sign_in(user, password_change_required=must_change, then=next_url)
     db.commit()
     if must_change:
         response = redirect(url_for("campaigns.change_password", next=next_url))

@@ -255,10 +255,9 @@ def start(code: str) -> Response:
     journey.ensure_open(get_session(), campaign)
     user = current_user()
     if user is None:
-        remember_pending(_start_action(campaign))
-        return redirect(
-            url_for("journey.sign_up", next=url_for("journey.landing", code=campaign.code))
-        )
+        landing_page = url_for("journey.landing", code=campaign.code)
+        remember_pending(_start_action(campaign), landing_page)
+        return redirect(url_for("journey.sign_up", next=landing_page))
     take_pending(_start_action(campaign))  # done now
     return redirect(_entered(campaign, user))
 
@@ -381,7 +380,7 @@ def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
         else:
             user.cgu_accepted_at = utcnow()
             links.send_confirmation(session, user, public_url)
-            sign_in(user)
+            sign_in(user, then=next_url)
     if existing is not None:
         users.hash_password(password)  # the same work as a new account: same time
         if not over_limit(KNOWN_ADDRESS_MAILS, address):  # no mail bombing through this form

@@ -41,6 +41,20 @@
         });
       });
     });
+    // Some screen readers drop a table's semantics once its rows are laid out as blocks: say
+    // them explicitly.
+    table.setAttribute("role", "table");
+    Array.prototype.forEach.call(table.querySelectorAll("thead, tbody, tfoot"), function (group) {
+      group.setAttribute("role", "rowgroup");
+    });
+    Array.prototype.forEach.call(table.rows, function (row) {
+      row.setAttribute("role", "row");
+      Array.prototype.forEach.call(row.cells, function (cell) {
+        var role = "cell";
+        if (cell.tagName === "TH") role = cell.closest("thead") ? "columnheader" : "rowheader";
+        cell.setAttribute("role", role);
+      });
+    });
     table.classList.add("stack");
   });
 })();
