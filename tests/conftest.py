@@ -14,12 +14,13 @@ import re
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.app import create_app
@@ -175,6 +176,21 @@ def client(app: Flask) -> FlaskClient:
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@contextmanager
+def recorded_statements(bind) -> Iterator[list[str]]:
+    """The SQL statements run on `bind` (an engine or a connection) inside the block."""
+    found: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        found.append(statement)
+
+    event.listen(bind, "before_cursor_execute", record)
+    try:
+        yield found
+    finally:
+        event.remove(bind, "before_cursor_execute", record)
 
 
 def csrf_token(client: FlaskClient, path: str) -> str:

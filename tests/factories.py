@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -32,26 +33,28 @@ from config.db import utcnow
 from engine.content import Skill
 
 _sequence = itertools.count(1)
+Row = TypeVar("Row")
+
+
+def _stored(session: Session, row: Row, fields: dict[str, object]) -> Row:
+    """`row` with `fields` set over its defaults, added and flushed."""
+    for key, value in fields.items():
+        setattr(row, key, value)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def user(session: Session, **fields) -> User:
     n = next(_sequence)
     row = User(first_name="Élève", last_name=f"N{n}", email=f"user{n}@example.org")
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 def organization(session: Session, **fields) -> Organization:
     n = next(_sequence)
     row = Organization(name=f"Collège {n}", type=OrganizationType.SCO, uai=f"{n:07d}A")
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 def target_profile(session: Session) -> TargetProfile:
@@ -75,22 +78,14 @@ def campaign(session: Session, **fields) -> Campaign:
         owner_id=owner.id,
         creator_id=owner.id,
     )
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 def participation(session: Session, campaign: Campaign, student: User, **fields) -> Participation:
     row = Participation(
         campaign_id=campaign.id, user_id=student.id, status=ParticipationStatus.STARTED
     )
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 def assessment(session: Session, participation: Participation, **fields) -> Assessment:
@@ -100,11 +95,7 @@ def assessment(session: Session, participation: Participation, **fields) -> Asse
         type=AssessmentType.CAMPAIGN,
         state=AssessmentState.STARTED,
     )
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 def knowledge(session: Session, user_id: int, skill: Skill, **fields) -> KnowledgeElement:
@@ -117,11 +108,7 @@ def knowledge(session: Session, user_id: int, skill: Skill, **fields) -> Knowled
         status=KnowledgeElementStatus.VALIDATED,
         source=KnowledgeElementSource.DIRECT,
     )
-    for key, value in fields.items():
-        setattr(row, key, value)
-    session.add(row)
-    session.flush()
-    return row
+    return _stored(session, row, fields)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from campaigns.accounts import users
 from campaigns.shared.models import OrganizationType
 from config.db import utcnow
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, recorded_statements
 from tests.factories import organization_with_admin
 
 PASSWORD = "Correct-Horse-9"
@@ -249,22 +249,12 @@ def test_members_see_their_panel_in_the_header_and_students_do_not(client, teach
 def test_the_header_link_to_the_panel_costs_no_query_of_its_own(app, client, teacher, pupil):
     """Membership is read with the signed-in user (an EXISTS in the same statement): a member's
     page costs exactly the statements of the same page for a student."""
-    from sqlalchemy import event
-
     engine = app.extensions["parcours.database"].engine
 
     def statements_of(email):
         sign_in(client, email, PASSWORD)
-        statements = []
-
-        def count(_conn, _cursor, statement, *_args):
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with recorded_statements(engine) as statements:
             page = client.get("/mon-profil").get_data(as_text=True)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         client.post("/deconnexion", data={"csrf_token": csrf_token(client, "/mon-compte")})
         return page, statements
 

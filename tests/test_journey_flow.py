@@ -42,12 +42,15 @@ def setting(db_session):
     return organization, teacher, campaign
 
 
-def signed_in(client, email="eleve1@example.org"):
-    token = csrf_token(client, "/connexion")
-    response = client.post(
-        "/connexion", data={"login": email, "password": STUDENT_PASSWORD, "csrf_token": token}
-    )
+def signed_in(client, email="eleve1@example.org", next_url=None):
+    """Sign in from the sign-in page (reached with `next_url`, as a link to it carries it)."""
+    page = "/connexion" if next_url is None else f"/connexion?next={next_url}"
+    data = {"login": email, "password": STUDENT_PASSWORD, "csrf_token": csrf_token(client, page)}
+    if next_url is not None:
+        data["next"] = next_url
+    response = client.post("/connexion", data=data)
     assert response.status_code == 302
+    return response
 
 
 def start_as_student(client, db_session, campaign):
@@ -584,15 +587,7 @@ def test_a_student_who_signs_in_after_je_commence_goes_straight_into_the_campaig
     # "Déjà un compte ? Connectez-vous" on the sign-up page keeps the way back.
     link = re.search(r'href="(/connexion\?next=[^"]+)"', client.get(sign_up_page).get_data(True))
     assert link and link.group(1) == f"/connexion?next=/campagnes/{code}"
-    signed = client.post(
-        "/connexion",
-        data={
-            "login": "eleve1@example.org",
-            "password": STUDENT_PASSWORD,
-            "next": f"/campagnes/{code}",
-            "csrf_token": csrf_token(client, link.group(1)),
-        },
-    )
+    signed = signed_in(client, next_url=f"/campagnes/{code}")
     assert signed.headers["Location"] == f"/campagnes/{code}"
     # On past the landing page, to what the campaign asks first (here, an identifier).
     assert client.get(f"/campagnes/{code}").headers["Location"] == f"/campagnes/{code}/identifiant"
@@ -609,15 +604,7 @@ def test_signing_in_without_pressing_je_commence_joins_nothing(client, setting, 
     landing = client.get(f"/campagnes/{code}").get_data(as_text=True).replace("%2F", "/")
     assert f'href="/connexion?next=/campagnes/{code}">Se connecter' in landing
     # …but only "Je commence" joins: a link that names a campaign (anyone can send one) does not.
-    signed = client.post(
-        "/connexion",
-        data={
-            "login": "eleve1@example.org",
-            "password": STUDENT_PASSWORD,
-            "next": f"/campagnes/{code}",
-            "csrf_token": csrf_token(client, f"/connexion?next=/campagnes/{code}"),
-        },
-    )
+    signed = signed_in(client, next_url=f"/campagnes/{code}")
     assert signed.headers["Location"] == f"/campagnes/{code}"
     page = client.get(f"/campagnes/{code}")
     assert page.status_code == 200 and "Je commence" in page.get_data(as_text=True)
@@ -660,15 +647,7 @@ def test_je_commence_is_forgotten_after_15_minutes(client, setting, db_session, 
     press_start(client, code)
     later = time.time() + 15 * 60 + 1
     monkeypatch.setattr(time, "time", lambda: later)
-    signed = client.post(
-        "/connexion",
-        data={
-            "login": "eleve1@example.org",
-            "password": STUDENT_PASSWORD,
-            "next": f"/campagnes/{code}",
-            "csrf_token": csrf_token(client, f"/connexion?next=/campagnes/{code}"),
-        },
-    )
+    signed = signed_in(client, next_url=f"/campagnes/{code}")
     assert signed.headers["Location"] == f"/campagnes/{code}"
     assert client.get(f"/campagnes/{code}").status_code == 200
     assert db_session.scalar(select(func.count()).select_from(Participation)) == 0

@@ -14,7 +14,6 @@ moderate axe findings as they come)."""
 
 from __future__ import annotations
 
-import json
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -23,11 +22,9 @@ import pytest
 from sqlalchemy import select
 
 from config.jobs import Job
-from engine.answers import expected_answer
-from engine.content import ChallengeType, load_pack
+from tests.browser.answers import challenge_on_screen, fill_answer
 
 pytestmark = pytest.mark.browser
-PACK = load_pack()
 
 WIDTHS = (320, 390, 1280)
 AXE_WIDTHS = (390, 1280)
@@ -196,28 +193,12 @@ def mailed_link(live_site, to: str, path_start: str) -> str:
 
 def answer(walker: Walker, *, right: bool):
     """Answer the question on screen (right or wrong) and return the page it leads to."""
-    page = walker.page
-    challenge = PACK.challenge_by_id[
-        page.locator("input[name=challenge_id]").first.get_attribute("value")
-    ]
-    value = expected_answer(challenge)
-    if challenge.type is ChallengeType.QCU:
-        index = int(value) if right else (int(value) % len(challenge.proposals)) + 1
-        page.locator(f"#answer-{index}").check()
-    elif challenge.type is ChallengeType.QCM:
-        for index in value.split(",") if right else ["1"]:
-            page.locator(f"#answer-{index}").check()
-    elif challenge.type is ChallengeType.QROC:
-        page.locator("#answer").fill(value if right else "je ne sais pas")
-    else:
-        for name, typed in json.loads(value).items():
-            page.locator(f"#field-{name}").fill(typed if right else "?")
+    fill_answer(walker.page, right=right)
     return walker.button("Je valide")
 
 
 def question_kind(walker: Walker) -> str:
-    challenge_id = walker.page.locator("input[name=challenge_id]").first.get_attribute("value")
-    challenge = PACK.challenge_by_id[challenge_id]
+    challenge = challenge_on_screen(walker.page)
     return "timed" if challenge.is_timed else challenge.type.value
 
 

@@ -1,17 +1,13 @@
 """A new student, from the link the teacher shared to the results reaching the teacher."""
 
-import json
-
 import pytest
 from sqlalchemy import select
 
 from campaigns.shared.models import Participation, ParticipationStatus
-from engine.answers import expected_answer
-from engine.content import ChallengeType, load_pack
+from tests.browser.answers import fill_answer
 from tests.journey_helpers import timed_challenge
 
 pytestmark = pytest.mark.browser
-PACK = load_pack()
 
 
 def sign_up(page, email):
@@ -24,21 +20,7 @@ def sign_up(page, email):
 
 
 def answer_current_question(page, *, right):
-    challenge = PACK.challenge_by_id[
-        page.locator("input[name=challenge_id]").first.get_attribute("value")
-    ]
-    value = expected_answer(challenge)
-    if challenge.type is ChallengeType.QCU:
-        index = int(value) if right else (int(value) % len(challenge.proposals)) + 1
-        page.locator(f"#answer-{index}").check()
-    elif challenge.type is ChallengeType.QCM:
-        for index in value.split(",") if right else ["1"]:
-            page.locator(f"#answer-{index}").check()
-    elif challenge.type is ChallengeType.QROC:
-        page.locator("#answer").fill(value if right else "je ne sais pas")
-    else:
-        for name, typed in json.loads(value).items():
-            page.locator(f"#field-{name}").fill(typed if right else "?")
+    fill_answer(page, right=right)
     page.get_by_role("button", name="Je valide").click()
 
 

@@ -7,7 +7,7 @@ from html import unescape
 
 import pytest
 from markupsafe import escape
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from campaigns.orga import campaign_admin
 from campaigns.shared.models import (
@@ -17,7 +17,7 @@ from campaigns.shared.models import (
     TargetProfile,
 )
 from engine.content import load_pack
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, recorded_statements
 from tests.journey_helpers import assessment_campaign, profile, student
 from tests.orga_helpers import sign_in, take_test, teacher, world
 
@@ -143,18 +143,9 @@ def test_the_list_reads_participations_in_one_statement(client, db_session, w, c
         if n % 3 == 0:
             take_test(db_session, campaign, student(db_session, n + 1), seed=n, answers=1)
     signed_in(client, db_session, w.admin.email)
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        if "participations" in statement:
-            statements.append(statement)
-
-    event.listen(connection, "before_cursor_execute", count)
-    try:
+    with recorded_statements(connection) as statements:
         page = client.get("/orga/campagnes").get_data(as_text=True)
-    finally:
-        event.remove(connection, "before_cursor_execute", count)
-    assert len(statements) == 1
+    assert len([s for s in statements if "participations" in s]) == 1
     assert numbers_of(row_of(page, "Campagne 03")) == [1, 0]
     assert numbers_of(row_of(page, "Campagne 04")) == [0, 0]
 
