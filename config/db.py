@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 from flask import current_app, g
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Engine,
     Enum,
@@ -34,6 +36,7 @@ from sqlalchemy.engine import URL, CursorResult
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql import column as result_column
 from sqlalchemy.types import TypeDecorator
 
 from config.settings import ConfigError, Settings, parse_database_url, sqlite_file
@@ -100,6 +103,16 @@ class Database:
 
     def session(self) -> Session:
         return self.sessionmaker()
+
+    @property
+    def read_options(self) -> dict[str, Any]:
+        """Execution options of a request's connection for pages that start by reading
+        (`read_connection`): on PostgreSQL autocommit, each statement its own transaction (no
+        BEGIN, no ROLLBACK: one round trip per statement); on SQLite a deferred transaction,
+        which takes no write lock."""
+        if self.engine.dialect.name == "postgresql":
+            return {"isolation_level": "AUTOCOMMIT"}
+        return {READ_ONLY: True}
 
     def read_only_session(self) -> Session:
         """A session for long work that only reads (a streamed export), not tied to a request:
@@ -208,6 +221,19 @@ def written(model: type[ModelT], row_id: int, values: dict[str, Any]) -> ModelT:
     return _held(model, row_id, _defaults(model, frozenset(values)) | values)
 
 
+def loaded(session: Session, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """The object of a row read by a plain Core statement (`values` holds its id), held by
+    `session` as if the ORM had loaded it: columns left out load when first used. The object
+    the session holds already, if it holds one."""
+    held = session.identity_map.get(session.identity_key(model, values["id"]))
+    if held is not None:
+        return cast(ModelT, held)
+    row = model(**values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
+
+
 def _held(model: type[ModelT], row_id: int, values: dict[str, Any]) -> ModelT:
     row = model(id=row_id, **values)
     make_transient_to_detached(row)
@@ -256,12 +282,14 @@ def upsert(dialect: str, model: type[Base] | Table) -> Any:
 
 
 def insert_new(
-    session: Session, model: type[Base], unique: Sequence[str], values: dict[str, Any]
+    bind: Session | Connection, model: type[Base], unique: Sequence[str], values: dict[str, Any]
 ) -> int | None:
     """Insert one row unless a row with the same `unique` columns exists, in one statement (no
-    savepoint): the new row's id, or None when it already existed."""
-    statement = _insert_new(session.get_bind().dialect.name, model, tuple(unique), tuple(values))
-    new_id: int | None = session.execute(statement, values).scalar()
+    savepoint): the new row's id, or None when it already existed. `bind`: a session, or the
+    connection of one (plain Core: the hot paths)."""
+    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+    statement = _insert_new(dialect.name, model, tuple(unique), tuple(values))
+    new_id: int | None = bind.execute(statement, values).scalar()
     return new_id
 
 
@@ -277,6 +305,52 @@ def _insert_new(
         .on_conflict_do_nothing(index_elements=list(unique))
         .returning(table.c.id)
     )
+
+
+class Prepared:
+    """A statement of a hot path that PostgreSQL parses and plans once per connection, not on
+    every execution (PREPARE on the connection's first use of it, then EXECUTE). Planning is
+    most of the database's work for a join of a few rows by their keys: a 6-table read costs
+    0.8 ms of server CPU each time, 0.12 ms prepared. Other databases run the statement as it
+    is. Results are typed as the statement's own columns; `name` must be unique."""
+
+    def __init__(self, name: str, statement: Any) -> None:
+        self.name = name
+        self.statement = statement
+        self._compiled: tuple[str, Any, dict[str, Any]] | None = None
+
+    def execute(self, connection: Connection, parameters: dict[str, Any]) -> CursorResult[Any]:
+        if connection.dialect.name != "postgresql":
+            return cast(CursorResult[Any], connection.execute(self.statement, parameters))
+        prepare, execute, fixed = self._compiled or self._compile(connection.dialect)
+        prepared: set[str] = connection.connection.info.setdefault("parcours.prepared", set())
+        if self.name not in prepared:
+            connection.exec_driver_sql(prepare)
+            prepared.add(self.name)
+        return cast(CursorResult[Any], connection.execute(execute, fixed | parameters))
+
+    def _compile(self, dialect: Any) -> tuple[str, Any, dict[str, Any]]:
+        compiled = self.statement.compile(dialect=dialect)
+        order: list[str] = []
+
+        def numbered(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        body = re.sub(r"%\(([A-Za-z0-9_]+)\)s", numbered, compiled.string)
+        binds = [bindparam(name, type_=compiled.binds[name].type) for name in order]
+        execute = text(
+            f"EXECUTE {self.name}({', '.join(f':{name}' for name in order)})"
+        ).bindparams(*binds)
+        columns = list(getattr(self.statement, "exported_columns", ()))
+        if columns:  # the statement's columns, matched by position
+            execute = execute.columns(
+                *(result_column(f"c{i}", c.type) for i, c in enumerate(columns))
+            )
+        fixed = {k: v for k, v in compiled.params.items() if v is not None and k in order}
+        self._compiled = (f"PREPARE {self.name} AS {body}", execute, fixed)
+        return self._compiled
 
 
 def check_connection(database: Database) -> None:
@@ -314,6 +388,22 @@ def get_session() -> Session:
         g.db_session = database.session()
     session: Session = g.db_session
     return session
+
+
+def read_connection() -> Connection:
+    """The connection of the request's session, for a page that starts by reading: it must be
+    the session's first use in the request (see `Database.read_options`). Call `end_read()`
+    before writing anything."""
+    session = get_session()
+    if session.in_transaction():  # something read already: go on in its transaction
+        return session.connection()
+    return session.connection(execution_options=current_database().read_options)
+
+
+def end_read() -> None:
+    """End the reads begun with `read_connection()`: what follows runs in a transaction of its
+    own (the objects read stay usable)."""
+    get_session().commit()
 
 
 def close_session(_exc: BaseException | None = None) -> None:

@@ -147,6 +147,10 @@ class BoundDatabase(Database):
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
 
+    # Pages that start by reading go on in the test's transaction (its connection cannot
+    # switch to autocommit); tests/test_answer_path.py runs them on a database of their own.
+    read_options: dict = {}  # noqa: RUF012 - replaces the parent's property
+
     def read_only_session(self) -> Session:
         """On the test's connection too (it sees the test's data); closing it keeps the test's
         transaction."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from campaigns.accounts import sessions
@@ -36,10 +37,26 @@ PENDING_LIFETIME = 900  # seconds
 KEPT_ACROSS_SIGN_IN = ("lang", PENDING_KEY)
 
 
+# Pages that read who is signed in together with what they show, in one statement (the answer
+# path): endpoint -> loader(session, token) giving the signed-in session, or None for nobody.
+Loader = Callable[[Session, str], "sessions.SignedIn | None"]
+_LOADERS: dict[str, Loader] = {}
+
+
+def load_signed_in_with(endpoint: str, loader: Loader) -> None:
+    """Let `loader` read the signed-in session of requests to `endpoint` (it must refuse what
+    `sessions.signed_in` refuses: unknown, revoked and expired sessions)."""
+    _LOADERS[endpoint] = loader
+
+
 def _signed_in() -> sessions.SignedIn | None:
     if "signed_in" not in g:
         token = session.get(SESSION_KEY)
-        g.signed_in = sessions.signed_in(get_session(), token) if isinstance(token, str) else None
+        if isinstance(token, str) and 0 < len(token) <= sessions.TOKEN_MAX_LENGTH:
+            loader = _LOADERS.get(request.endpoint or "", sessions.signed_in)
+            g.signed_in = loader(get_session(), token)
+        else:
+            g.signed_in = None
     found: sessions.SignedIn | None = g.signed_in
     return found
 

@@ -18,6 +18,7 @@ from config.db import execute_dml, insert_row, utcnow
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
 TOKEN_BYTES = 32
+TOKEN_MAX_LENGTH = 128  # a longer cookie value names no session
 
 
 def new_token() -> str:
@@ -55,7 +56,7 @@ def open_session(
 
 def signed_in(session: Session, token: str) -> SignedIn | None:
     """The user of a live session token (one query), or None: unknown, revoked or expired."""
-    if not token or len(token) > 128:
+    if not token or len(token) > TOKEN_MAX_LENGTH:
         return None
     row = session.execute(
         select(User, UserSession)

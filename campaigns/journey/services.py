@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from campaigns.journey import answering
+from campaigns.journey.answering import RETRY_AFTER
 from campaigns.shared import events
 from campaigns.shared.content import active_pack, pack_version
 from campaigns.shared.errors import InvalidInput, ServiceError
@@ -45,13 +47,11 @@ from campaigns.shared.models import (
     ParticipationStatus,
     User,
 )
-from config.db import insert_new, table_of, upsert, utcnow, written
-from engine import answers as checking
+from config.db import expire_loaded, table_of, upsert, utcnow, written
 from engine.content import Challenge, ContentPack
 from engine.knowledge import (
     FORGET_FAILURES_AFTER,
     Knowledge,
-    NewKnowledge,
     Source,
     Status,
     effective,
@@ -62,12 +62,11 @@ from engine.scoring import (
     campaign_result,
     is_checkpoint,
     profile,
-    rounded_percent,
 )
-from engine.selection import SELECTORS, ProfileIndex, Situation, Step
+from engine.selection import ProfileIndex
 
-TIMER_GRACE = dt.timedelta(seconds=5)  # network and rendering time on top of the displayed timer
-RETRY_AFTER = dt.timedelta(days=4)
+NotCurrent = answering.NotCurrent
+Answered = answering.Answered
 
 
 class NotFound(ServiceError):
@@ -80,10 +79,6 @@ class NotAllowed(ServiceError):
 
 class ContentUnavailable(ServiceError):
     """The content version a campaign froze is not in the database."""
-
-
-class NotCurrent(ServiceError):
-    """The answer is for a challenge that is not the one on screen."""
 
 
 # -- campaigns and their content ------------------------------------------------------------------
@@ -480,102 +475,20 @@ def user_knowledge(
     return effective((k for k, _ in _knowledge(session, user_id)), at=at)
 
 
-@dataclass
-class TestState:
-    assessment: Assessment
-    campaign: Campaign
-    content: CampaignContent
-    situation: Situation
-    answers: list[Answer]
-
-
-def load_test(session: Session, assessment: Assessment, *, fresh: bool = False) -> TestState:
-    """What the engine needs of a test; `fresh`: opened by this request, nothing answered yet
-    (its answers are not read)."""
-    participation = session.get(Participation, assessment.participation_id)
-    if participation is None:
-        raise NotFound("no such participation")
-    campaign = session.get(Campaign, participation.campaign_id)
-    if campaign is None:
-        raise NotFound("no such campaign")
-    content = campaign_content(session, campaign)
-    elements = _knowledge(session, assessment.user_id)
-    recorded_here = frozenset(k.skill_id for k, a in elements if a == assessment.id)
-    considered = [
-        k
-        for k, a in elements
-        if a == assessment.id
-        or not (
-            assessment.is_improving
-            and k.status is Status.INVALIDATED
-            and k.created_at <= assessment.created_at - RETRY_AFTER
-        )
-    ]
-    known = effective(considered, at=assessment.created_at)
-    answers = (
-        []
-        if fresh
-        else list(
-            session.scalars(
-                select(Answer).where(Answer.assessment_id == assessment.id).order_by(Answer.id)
-            )
-        )
+def campaign_ref(session: Session, campaign: Campaign) -> answering.CampaignRef:
+    """What the answer path reads of `campaign` (`answering.CampaignRef`)."""
+    organization = session.get(Organization, campaign.organization_id)
+    return answering.CampaignRef(
+        campaign.id,
+        campaign.code,
+        campaign.title,
+        campaign.type,
+        campaign.content_version,
+        campaign.selector,
+        campaign.organization_id,
+        campaign.archived_at,
+        organization.archived_at if organization is not None else None,
     )
-    steps = tuple(
-        Step(content.pack.challenge_by_id[a.challenge_id], checking.Result(a.result.value))
-        for a in answers
-        if a.challenge_id in content.pack.challenge_by_id
-    )
-    situation = Situation(content.index, str(assessment.id), known, steps, recorded_here)
-    return TestState(assessment, campaign, content, situation, answers)
-
-
-def _record(
-    session: Session, state: TestState, new: Sequence[NewKnowledge], answer: Answer | None
-) -> None:
-    now = utcnow()
-    for element in new:
-        session.add(
-            KnowledgeElement(
-                user_id=state.assessment.user_id,
-                assessment_id=state.assessment.id,
-                answer_id=answer.id
-                if answer is not None and element.source is Source.DIRECT
-                else None,
-                skill_id=element.skill.id,
-                tube_id=element.skill.tube_id,
-                competence_id=element.skill.competence_id,
-                status=KnowledgeElementStatus(element.status.value),
-                source=KnowledgeElementSource(element.source.value),
-                earned_pix=Decimal(str(round(element.earned_pix, 3))),
-                created_at=now,
-            )
-        )
-    session.flush()
-
-
-def current_challenge(
-    session: Session, assessment: Assessment, *, fresh: bool = False
-) -> Challenge | None:
-    """The question on screen: the stored one, or the next one chosen now and stored. None once
-    the test is over (which then completes it). `fresh`: see `load_test`."""
-    if assessment.state is not AssessmentState.STARTED:
-        return None
-    if assessment.current_challenge_id:
-        campaign = _campaign_of(session, assessment)
-        pack = campaign_content(session, campaign).pack
-        challenge = pack.challenge_by_id.get(assessment.current_challenge_id)
-        if challenge is not None:
-            return challenge
-    return _advance(session, load_test(session, assessment, fresh=fresh))
-
-
-def start_clock(session: Session, assessment: Assessment, challenge: Challenge) -> None:
-    """A timed question's clock starts when the student first sees it (not when it was chosen:
-    the student may be reading a checkpoint, or away)."""
-    if challenge.is_timed and assessment.current_challenge_asked_at is None:
-        assessment.current_challenge_asked_at = utcnow()
-        session.flush()
 
 
 def _campaign_of(session: Session, assessment: Assessment) -> Campaign:
@@ -586,41 +499,37 @@ def _campaign_of(session: Session, assessment: Assessment) -> Campaign:
     return campaign
 
 
-def _advance(session: Session, state: TestState) -> Challenge | None:
-    selector = SELECTORS[state.campaign.selector]
-    challenge = selector.next_challenge(state.situation)
-    assessment = state.assessment
-    if challenge is None:
-        _record(session, state, selector.record_end(state.situation), None)
-        finish(session, assessment)
-        return None
-    assessment.current_challenge_id = challenge.id
-    assessment.current_challenge_asked_at = None  # set when shown (start_clock)
-    # The bar the student sees only moves forward, and reaches 100 % only at the end.
-    shown = min(99, rounded_percent(selector.progress(state.situation)))
-    if shown > assessment.progress:
-        assessment.progress = shown
+# The answer path itself is `answering` (plain Core); these wrap it for callers holding ORM
+# objects: pending changes are flushed first, and the objects it wrote are read again.
+
+
+def _wrote(session: Session, assessment: Assessment) -> None:
+    expire_loaded(session, Assessment, assessment.id)
+    if assessment.participation_id is not None:
+        expire_loaded(session, Participation, assessment.participation_id)
+
+
+def current_challenge(
+    session: Session, assessment: Assessment, *, fresh: bool = False
+) -> Challenge | None:
+    """The question on screen: the stored one, or the next one chosen now and stored. None once
+    the test is over (which then completes it). `fresh`: see `answering.load`."""
     session.flush()
+    if assessment.state is not AssessmentState.STARTED:
+        return None
+    campaign = campaign_ref(session, _campaign_of(session, assessment))
+    challenge, _ = answering.current_challenge(
+        session, campaign, answering.Test.of(assessment), fresh=fresh
+    )
+    _wrote(session, assessment)
     return challenge
 
 
-def finish(session: Session, assessment: Assessment) -> None:
-    assessment.state = AssessmentState.COMPLETED
-    assessment.current_challenge_id = None
-    assessment.completed_at = utcnow()
-    assessment.progress = 100
-    participation = session.get(Participation, assessment.participation_id)
-    if participation is not None and participation.status is ParticipationStatus.STARTED:
-        participation.status = ParticipationStatus.TO_SHARE
+def start_clock(session: Session, assessment: Assessment, challenge: Challenge) -> None:
+    """A timed question's clock starts when the student first sees it."""
     session.flush()
-
-
-@dataclass(frozen=True)
-class Answered:
-    result: checking.Result
-    checkpoint: bool  # a checkpoint is due before the next question
-    finished: bool
-    repeated: bool  # the same answer submitted twice: stored once
+    answering.start_clock(session, answering.Test.of(assessment), challenge)
+    _wrote(session, assessment)
 
 
 def submit_answer(
@@ -634,93 +543,19 @@ def submit_answer(
 ) -> Answered:
     """Record the answer to the question on screen, the knowledge it brings, and choose the
     next question. A second submission of the same answer changes nothing."""
-    now = now or utcnow()
-    if assessment.state is not AssessmentState.STARTED:
-        if was_answered(session, assessment, challenge_id):
-            return _repeated(session, assessment, challenge_id)
-        raise NotCurrent("the test is over", code="over")
-    if challenge_id != assessment.current_challenge_id:
-        if was_answered(session, assessment, challenge_id):
-            return _repeated(session, assessment, challenge_id)
-        raise NotCurrent("this is not the current question", code="not_current")
-    state = load_test(session, assessment)
-    challenge = state.content.pack.challenge_by_id[challenge_id]
-    value = value[: checking.MAX_ANSWER_LENGTH * 8]
-    if challenge.is_timed and assessment.current_challenge_asked_at is None:
-        raise NotCurrent("this timed question was never shown", code="not_shown")
-    asked_at = assessment.current_challenge_asked_at or now
-    if skipped:
-        result = checking.Result.SKIPPED
-    elif (
-        challenge.timer is not None
-        and now > asked_at + dt.timedelta(seconds=challenge.timer) + TIMER_GRACE
-    ):
-        result = checking.Result.TIMED_OUT
-    else:
-        result = checking.check(challenge, value)
-    answer = Answer(
-        assessment_id=assessment.id,
-        challenge_id=challenge_id,
-        value="" if skipped else value,
-        result=AnswerResult(result.value),
-        time_spent_seconds=max(0, int((now - asked_at).total_seconds())),
-        created_at=now,
-    )
-    answer_id = insert_new(
+    session.flush()
+    campaign = campaign_ref(session, _campaign_of(session, assessment))
+    answered = answering.answer(
         session,
-        Answer,
-        ("assessment_id", "challenge_id"),
-        {c: getattr(answer, c) for c in ANSWER_COLUMNS},
+        campaign,
+        answering.Test.of(assessment),
+        challenge_id=challenge_id,
+        value=value,
+        skipped=skipped,
+        now=now,
     )
-    if answer_id is None:  # the same answer, submitted twice at once
-        return _repeated(session, assessment, challenge_id)
-    answer.id = answer_id
-    state.answers.append(answer)
-    state.situation = Situation(
-        state.situation.profile,
-        state.situation.assessment_id,
-        state.situation.known,
-        (*state.situation.steps, Step(challenge, result)),
-        state.situation.recorded_here,
-    )
-    selector = SELECTORS[state.campaign.selector]
-    new = selector.record_answer(state.situation)
-    _record(session, state, new, answer)
-    known = dict(state.situation.known)
-    for element in new:  # what was just recorded counts for the next choice
-        known[element.skill.id] = Knowledge(
-            element.skill.id, element.status, element.source, now, element.earned_pix
-        )
-    state.situation = Situation(
-        state.situation.profile,
-        state.situation.assessment_id,
-        known,
-        state.situation.steps,
-        state.situation.recorded_here | {element.skill.id for element in new},
-    )
-    assessment.current_challenge_id = None
-    nxt = _advance(session, state)
-    return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
-
-
-ANSWER_COLUMNS = (
-    "assessment_id", "challenge_id", "value", "result", "time_spent_seconds", "created_at"
-)  # fmt: skip
-
-
-def _repeated(session: Session, assessment: Assessment, challenge_id: str) -> Answered:
-    """A second submission: nothing stored, but the student lands where the first one led
-    (the checkpoint, when it was the fifth answer)."""
-    last = session.scalar(
-        select(Answer.challenge_id)
-        .where(Answer.assessment_id == assessment.id)
-        .order_by(Answer.id.desc())
-        .limit(1)
-    )
-    count = answer_count(session, assessment)
-    finished = assessment.state is not AssessmentState.STARTED
-    checkpoint = last == challenge_id and (is_checkpoint(count) or finished)
-    return Answered(checking.Result.KO, checkpoint, finished, repeated=True)
+    _wrote(session, assessment)
+    return answered
 
 
 def answer_count(session: Session, assessment: Assessment) -> int:
@@ -781,13 +616,13 @@ def participation_result(
     )
 
 
-def answered_last(session: Session, participation: Participation, challenge_id: str) -> bool:
+def answered_last(session: Session, participation_id: int, challenge_id: str) -> bool:
     """Whether `challenge_id` is the last question answered in the participation's latest test
     (the answer that ended it, when the test is over)."""
     last = session.scalar(
         select(Answer.challenge_id)
         .join(Assessment, Assessment.id == Answer.assessment_id)
-        .where(Assessment.participation_id == participation.id)
+        .where(Assessment.participation_id == participation_id)
         .order_by(Answer.id.desc())
         .limit(1)
     )
@@ -929,4 +764,4 @@ def improve(session: Session, participation: Participation) -> Assessment:
     return open_assessment(session, participation, improving=True)
 
 
-__all__ = ["FORGET_FAILURES_AFTER", "ServiceError", "TestState", "is_checkpoint"]
+__all__ = ["FORGET_FAILURES_AFTER", "ServiceError", "is_checkpoint"]

@@ -12,15 +12,27 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from campaigns.accounts import links, users
 from campaigns.accounts.auth import (
     anonymous_like_signed_in,
     current_user,
+    load_signed_in_with,
     login_required,
     over_limit,
     remember_pending,
@@ -29,6 +41,8 @@ from campaigns.accounts.auth import (
     take_pending,
 )
 from campaigns.accounts.messages import weak_password
+from campaigns.accounts.sessions import SignedIn
+from campaigns.journey import answering
 from campaigns.journey import services as journey
 from campaigns.shared import codes
 from campaigns.shared.errors import AlreadyExists, InvalidInput
@@ -46,7 +60,7 @@ from campaigns.shared.models import (
     User,
 )
 from campaigns.shared.organizations import sign_in_entry
-from config.db import get_session, utcnow
+from config.db import end_read, get_session, read_connection, utcnow
 from config.numbers import parse_int
 from config.ratelimit import Limit, exceeded
 from config.security import frameable
@@ -157,6 +171,35 @@ def _place(code: str) -> journey.Place:
         return found if found is not None and found.participation is not None else None
 
     return _guarded(code, mine, reveals=False)
+
+
+def _load_spot(session: Session, token: str) -> SignedIn | None:
+    """The signed-in session of a test page, read with the page's campaign, participation and
+    test in one statement (`answering.load_spot`; the spot is kept in `g`). A question or
+    checkpoint page (GET) reads outside any transaction: most show what is stored."""
+    code = codes.normalize_code(str((request.view_args or {}).get("code", ""))) or ""
+    connection = read_connection() if request.method == "GET" else session.connection()
+    found = answering.load_spot(session, connection, token, code)
+    if found is None:
+        return None
+    g.spot = found[1]
+    return found[0]
+
+
+for _endpoint in ("journey.question", "journey.checkpoint"):
+    load_signed_in_with(_endpoint, _load_spot)
+
+
+def _spot() -> answering.Spot:
+    """The spot of this test page (`_load_spot`): the signed-in user's live participation in
+    the campaign of the code, 404 when they have none (nobody reaches another student's test;
+    a miss counts as a code guess, as `_guarded` does)."""
+    _user()
+    spot: answering.Spot | None = g.get("spot")
+    if spot is None or spot.campaign is None or spot.participation_id is None:
+        end_read()
+        abort(429 if _count_miss() else 404)
+    return spot
 
 
 def _mine(code: str) -> tuple[Campaign, Participation]:
@@ -405,37 +448,43 @@ def _signed_up(form: dict[str, str], password: str, next_url: str) -> Response:
 @frameable
 @login_required
 def question(code: str) -> str | Response | tuple[str, int]:
-    found = _place(code)
-    campaign, participation = found.campaign, found.participation
+    spot = _spot()
+    campaign = spot.campaign
     session = get_session()
-    if participation is None or participation.status is not ParticipationStatus.STARTED:
-        if (
-            request.method == "POST"
-            and participation is not None
-            and journey.answered_last(
-                session, participation, request.form.get("challenge_id", "")[:64]
-            )
+    if spot.participation_status is not ParticipationStatus.STARTED:
+        if request.method == "POST" and journey.answered_last(
+            session, spot.participation_id, request.form.get("challenge_id", "")[:64]
         ):
             # The answer that ended the test, sent again (a double click): where it led.
             return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
         return redirect(url_for("journey.results", code=campaign.code))
-    if found.assessment is not None:
-        assessment, opened = found.assessment, False
-    else:
-        assessment, opened = journey.opened_assessment(session, participation)
+    test, fresh = spot.test, False
+    if test is None:  # the first question of a test: open it
+        end_read()
+        participation = session.get(Participation, spot.participation_id)
+        if participation is None:
+            abort(404)
+        assessment, fresh = journey.opened_assessment(session, participation)
+        test = answering.Test.of(assessment)
     if request.method == "POST":
-        journey.ensure_open(session, campaign)
-        return _answer(campaign, assessment)
-    challenge = journey.current_challenge(session, assessment, fresh=opened)
-    if challenge is not None:
-        journey.start_clock(session, assessment, challenge)
-    session.commit()
+        if not campaign.is_open:
+            raise journey.NotAllowed("this campaign is archived", code="archived")
+        return _answer(campaign, test)
+    pack = journey.campaign_content(session, campaign).pack
+    challenge = pack.challenge_by_id.get(test.current_challenge_id or "")
+    if challenge is None or (challenge.is_timed and test.asked_at is None):
+        # A question to choose, or a clock to start: the one write a question page makes.
+        end_read()
+        challenge, test = answering.current_challenge(session, campaign, test, fresh=fresh)
+        if challenge is not None:
+            test = answering.start_clock(session, test, challenge)
+        session.commit()
     if challenge is None:
         return redirect(url_for("journey.checkpoint", code=campaign.code, final=1))
-    answered = found.answer_count if found.assessment is not None else 0
+    answered = spot.answer_count if spot.test is not None else 0
     remaining = None
-    if challenge.timer is not None and assessment.current_challenge_asked_at is not None:
-        deadline = assessment.current_challenge_asked_at + dt.timedelta(seconds=challenge.timer)
+    if challenge.timer is not None and test.asked_at is not None:
+        deadline = test.asked_at + dt.timedelta(seconds=challenge.timer)
         remaining = max(0, math.ceil((deadline - utcnow()).total_seconds()))
     return render_template(
         "journey/question.html",
@@ -444,19 +493,18 @@ def question(code: str) -> str | Response | tuple[str, int]:
         challenge=challenge,
         position=answered % CHECKPOINT_EVERY + 1,
         per_checkpoint=CHECKPOINT_EVERY,
-        progress=assessment.progress,
+        progress=test.progress,
         remaining=remaining,
         categories=REPORT_CATEGORIES,
-        locale=journey.campaign_content(session, campaign).pack.locale,
+        locale=pack.locale,
     )
 
 
-def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str, int]:
+def _answer(campaign: answering.CampaignRef, test: answering.Test) -> Response | tuple[str, int]:
     session = get_session()
     challenge_id = request.form.get("challenge_id", "")[:64]
     skipped = request.form.get("action") == "passer"
-    state_pack = journey.campaign_content(session, campaign).pack
-    challenge = state_pack.challenge_by_id.get(challenge_id)
+    challenge = journey.campaign_content(session, campaign).pack.challenge_by_id.get(challenge_id)
     if challenge is None:
         flash(
             _("Cette question n’est plus celle à laquelle répondre. Voici la question en cours."),
@@ -468,8 +516,8 @@ def _answer(campaign: Campaign, assessment: Assessment) -> Response | tuple[str,
         flash(_("Répondez à la question, ou choisissez « Je passe »."), "error")
         return redirect(url_for("journey.question", code=campaign.code))
     try:
-        answered = journey.submit_answer(
-            session, assessment, challenge_id=challenge_id, value=value, skipped=skipped
+        answered = answering.answer(
+            session, campaign, test, challenge_id=challenge_id, value=value, skipped=skipped
         )
     except journey.NotCurrent:
         session.rollback()
@@ -538,16 +586,15 @@ def report(code: str) -> Response:
 @frameable
 @login_required
 def checkpoint(code: str) -> str:
-    campaign, participation = _mine(code)
-    session = get_session()
-    assessment = _assessment(participation)
-    if assessment is None:
+    spot = _spot()
+    campaign = spot.campaign
+    latest = answering.latest_test(read_connection(), spot.participation_id)
+    if latest is None:
         abort(404)
-    state = journey.load_test(session, assessment)
-    pack = state.content.pack
-    final = request.args.get("final") == "1" or assessment.state is not AssessmentState.STARTED
-    count = len(state.answers)
-    shown = state.answers[-(count % CHECKPOINT_EVERY or CHECKPOINT_EVERY) :] if count else []
+    pack = journey.campaign_content(get_session(), campaign).pack
+    final = request.args.get("final") == "1" or latest.state is not AssessmentState.STARTED
+    count = len(latest.answers)
+    shown = latest.answers[-(count % CHECKPOINT_EVERY or CHECKPOINT_EVERY) :] if count else []
     items: list[dict[str, Any]] = []
     for answer in shown:
         challenge = pack.challenge_by_id.get(answer.challenge_id)
@@ -571,7 +618,7 @@ def checkpoint(code: str) -> str:
         campaign=campaign,
         title=_title(campaign),
         items=items,
-        progress=100 if final else assessment.progress,
+        progress=100 if final else latest.progress,
         final=final,
         locale=pack.locale,
     )

@@ -659,12 +659,16 @@ class InstanceAdmin(Base):
 
 # Read with the user, in the same statement (an EXISTS on the unique index): the header shows
 # "Administration" to instance administrators on every page without a query of its own.
-User.is_instance_admin = column_property(exists().where(InstanceAdmin.user_id == User.id))
+# (Correlated to the user only: a statement that also reads organizations keeps its own.)
+User.is_instance_admin = column_property(
+    exists().where(InstanceAdmin.user_id == User.id).correlate_except(InstanceAdmin)
+)
 # Likewise "Espace Orga" for members of an organization that is not archived.
 User.is_member = column_property(
     exists()
     .where(Membership.user_id == User.id, Membership.organization_id == Organization.id)
     .where(Organization.archived_at.is_(None))
+    .correlate_except(Membership, Organization)
 )
 
 
