@@ -1,7 +1,8 @@
 """Students taking the whole test over HTTP, against gunicorn on PostgreSQL.
 
-    python -m bench.http_answers [--json] [--students 100] [--think-ms 0] [--clients 2]
-                                 [--workers 3] [--worker-class sync|gthread] [--threads 1]
+    python -m bench.http_answers [--json] [--students 100] [--think-ms 0 | --rate 150]
+                                 [--clients 2] [--workers 3] [--worker-class sync|gthread]
+                                 [--threads 1]
 
 Creates a throwaway PostgreSQL database next to BENCH_DATABASE_URL (default: the local `test`
 database), seeds a 60-skill campaign and the students, starts gunicorn on 127.0.0.1, and lets
@@ -9,8 +10,13 @@ every student sign in, start and answer until the end, all at once. Students are
 several load generator processes (asyncio, a minimal HTTP client) so that the client costs the
 shared cores little and its own waits do not count as server latency. It prints answers per
 second, the latency of "submit an answer and get the next page", the CPU time each side spent
-per answer (server, database, load generator), errors, and whether the answers stored are
-exactly the answers sent. Only 127.0.0.1 is ever contacted.
+per answer (server, database, load generator), the round trips to the database per answer
+(counted in the workers' psycopg2 connections: bench/round_trips.py), errors, and whether the
+answers stored are exactly the answers sent. Only 127.0.0.1 is ever contacted.
+
+Students answer back-to-back by default (the worst case); `--think-ms` gives them a mean time on
+each question, `--rate` paces them all together to that many answers per second (each student
+on a fixed schedule, catching up at once when a page came late).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import random
 import re
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -222,10 +229,20 @@ async def sign_in(client: Client, code: str, password: str) -> None:
 
 
 async def take_test(
-    client: Client, code: str, pack: ContentPack, rng: random.Random, think: float
+    client: Client,
+    code: str,
+    pack: ContentPack,
+    rng: random.Random,
+    think: float,
+    interval: float,
 ) -> None:
+    """Answer until the results (`interval`: the seconds between a student's answers when
+    paced, 0 otherwise)."""
     student = client.student
     status, path, page = await client.get_following(f"/campagnes/{code}/evaluation")
+    # Paced students spread over an interval (no draw otherwise: the answers stay those of
+    # earlier runs).
+    due = time.perf_counter() + (rng.uniform(0, interval) if interval else 0.0)
     while True:
         match = CHALLENGE.search(page)
         if match is None:
@@ -238,6 +255,9 @@ async def take_test(
         form["csrf_token"] = CSRF.search(page).group(1)  # type: ignore[union-attr]
         if think:
             await asyncio.sleep(rng.uniform(0.5, 1.5) * think)  # reading and answering
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            due += interval
         start = time.perf_counter()
         status, location, _ = await client.request("POST", f"/campagnes/{code}/evaluation", form)
         if status != 302:
@@ -255,6 +275,7 @@ def client_process(  # a process of the load generator: its share of the student
     password: str,
     emails: list[str],
     think: float,
+    interval: float,
     ready: Any,
     go: Any,
     results: Any,
@@ -277,7 +298,10 @@ def client_process(  # a process of the load generator: its share of the student
         started = time.perf_counter()
         await asyncio.gather(
             *(
-                guarded(c.student, take_test(c, code, pack, random.Random(c.student.email), think))
+                guarded(
+                    c.student,
+                    take_test(c, code, pack, random.Random(c.student.email), think, interval),
+                )
                 for c in clients
                 if not c.student.errors
             )
@@ -303,7 +327,23 @@ def stored_answers(database_url: str) -> dict[str, list[tuple[str, str]]]:
     return stored
 
 
-def main() -> None:
+ANSWER_PATH = ("GET journey.question", "POST journey.question", "GET journey.checkpoint")
+
+
+def round_trips_of(folder: Path) -> dict[str, int]:
+    """The round trips the workers counted on the answer path's pages, by page (the measured
+    part of the run: signing in and starting happen on other pages)."""
+    total: dict[str, int] = dict.fromkeys(ANSWER_PATH, 0)
+    for counts in folder.glob("*.json"):
+        for page, n in json.loads(counts.read_text()).items():
+            if page in total:
+                total[page] += n
+        counts.unlink()
+    folder.rmdir()
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--students", type=int, default=100)
@@ -313,22 +353,31 @@ def main() -> None:
     parser.add_argument(
         "--clients", type=int, default=2, help="load generator processes sharing the students"
     )
-    parser.add_argument(
+    paced = parser.add_mutually_exclusive_group()
+    paced.add_argument(
         "--think-ms",
         type=float,
         default=0.0,
         help="mean time a student spends on a question (0: answer back-to-back, the worst case)",
     )
-    args = parser.parse_args()
+    paced.add_argument(
+        "--rate", type=float, default=0.0, help="answers per second of all students together"
+    )
+    args = parser.parse_args(argv)
+    interval = args.students / args.rate if args.rate else 0.0
 
     with scratch_database() as database:
         code, _ = seed(database.url, args.students)
         options = ["--workers", str(args.workers), "--worker-class", args.worker_class,
-                   "--threads", str(args.threads), "--keep-alive", "75"]  # fmt: skip
-        with gunicorn(database.url, options, DATABASE_POOL_SIZE=str(args.threads)) as (
-            server,
-            port,
-        ):
+                   "--threads", str(args.threads), "--keep-alive", "75",
+                   "--config", os.environ.get("BENCH_GUNICORN_CONFIG", "python:bench.round_trips")]  # fmt: skip
+        counted = Path(tempfile.mkdtemp(prefix="parcours-round-trips-"))
+        with gunicorn(
+            database.url,
+            options,
+            DATABASE_POOL_SIZE=str(args.threads),
+            PARCOURS_ROUND_TRIPS_DIR=str(counted),
+        ) as (server, port):
             emails = [f"eleve{n}@banc.example" for n in range(args.students)]
             context = multiprocessing.get_context("spawn")
             ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
@@ -341,6 +390,7 @@ def main() -> None:
                         PASSWORD,
                         emails[i :: args.clients],
                         args.think_ms / 1000,
+                        interval,
                         ready,
                         go,
                         results,
@@ -370,6 +420,7 @@ def main() -> None:
                 for email, sent, latencies, errors in part
             ]
             stored = stored_answers(database.url)
+        round_trips = round_trips_of(counted)  # written by the workers as they stopped
 
     latencies = [x for s in students for x in s.latencies]
     answers = sum(len(s.sent) for s in students)
@@ -379,6 +430,7 @@ def main() -> None:
         "workers": args.workers,
         "threads": args.threads,
         "think_ms": args.think_ms,
+        "rate": args.rate or None,
         "answers": answers,
         "seconds": round(elapsed, 2),
         "answers_per_second": round(answers / elapsed, 1) if elapsed else 0,
@@ -391,6 +443,10 @@ def main() -> None:
             side: round(used * 1000 / answers, 2) if answers else None
             for side, used in cpu_used.items()
         },
+        "round_trips_per_answer": round(sum(round_trips.values()) / answers, 2)
+        if answers
+        else None,
+        "round_trips_by_page": dict(sorted(round_trips.items())),
         "errors": sum(len(s.errors) for s in students),
         "students_whose_stored_answers_differ": lost,
         "first_errors": [e for s in students for e in s.errors][:5],
@@ -399,8 +455,13 @@ def main() -> None:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
     print(
-        f"{args.students} students (think {args.think_ms:.0f} ms), "
-        f"gunicorn {args.workers} workers × {args.threads} threads: "
+        f"{args.students} students "
+        + (
+            f"(paced to {args.rate:g} answers/s), "
+            if args.rate
+            else f"(think {args.think_ms:.0f} ms), "
+        )
+        + f"gunicorn {args.workers} workers × {args.threads} threads: "
         f"{answers} answers in {elapsed:.1f} s = {report['answers_per_second']} answers/s"
     )
     lat = report["latency_ms"]
@@ -412,6 +473,10 @@ def main() -> None:
         f"CPU per answer: server {cpu['server']} ms, database {cpu['database']} ms, "
         f"load generator {cpu['clients']} ms"
     )  # type: ignore[index]
+    print(
+        f"round trips to the database per answer: {report['round_trips_per_answer']} "
+        f"({', '.join(f'{page} {n}' for page, n in round_trips.items())})"
+    )
     print(
         f"errors: {report['errors']}; students whose stored answers differ from those sent: {lost}"
     )

@@ -13,7 +13,8 @@ import datetime as dt
 import enum
 import functools
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from flask import current_app, g
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, CursorResult
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql import column as result_column
@@ -141,17 +142,63 @@ def build_engine(url: URL, *, pool_size: int = 5, pool_timeout: float = 30) -> E
         engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True, **pooled)
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "parcours"},
         # Errors quote statements, never their values (addresses, external ids, answers).
         hide_parameters=True,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_WHEN_IDLE_FOR = 10.0  # seconds
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while (a database
+    restart, a firewall dropping quiet connections): a dead one is replaced, the request never
+    sees it. A busy connection is not pinged (a round trip on every request, which
+    `pool_pre_ping` would cost); if the database drops it all the same, the first read of the
+    request is tried once more on a new connection (`retry_if_disconnected`)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["parcours.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("parcours.idle_since")
+        if since is None or time.monotonic() - since < PING_WHEN_IDLE_FOR:
+            return
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # the ping opens no transaction
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("the pooled connection is gone") from error  # replaced
+
+
+T = TypeVar("T")
+
+
+def retry_if_disconnected(read: Callable[[], T]) -> T:
+    """`read()`, the first statement of a request; once more on a new connection when the
+    database dropped the pooled one (nothing was written yet: trying again is safe)."""
+    try:
+        return read()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        get_session().rollback()
+        return read()
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -12,11 +12,14 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask.sansio.app import App
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from engine.content import text_parts
@@ -95,6 +98,51 @@ def set_user_locale_source(app: App, source: Callable[[], str | None]) -> None:
     app.extensions["parcours.user_locale"] = source
 
 
+def _newstyle_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
+    """A template's gettext as Jinja's newstyle one behaves: escaped, then formatted."""
+
+    @pass_context
+    def gettext(context: Context, string: str, **variables: Any) -> str:
+        text = translate(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704 - our catalog's text, as Jinja's own gettext
+        return text % variables
+
+    return gettext
+
+
+def _newstyle_ngettext(translate: Callable[[str, str, int], str]) -> Callable[..., str]:
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        text = translate(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704 - our catalog's text, as Jinja's own ngettext
+        return text % variables
+
+    return ngettext
+
+
+_bound: dict[int, tuple[object, dict[str, Callable[..., str]]]] = {}
+
+
+def _page_translations() -> dict[str, Callable[..., str]]:
+    """The page's gettext and ngettext, bound to the request's catalog (one per language, loaded
+    once): Flask-Babel's own look the catalog up again at each of a page's twenty-odd texts."""
+    translations = get_translations()
+    found = _bound.get(id(translations))
+    if found is None or found[0] is not translations:
+        found = (
+            translations,
+            {
+                "gettext": _newstyle_gettext(translations.ugettext),
+                "ngettext": _newstyle_ngettext(translations.ungettext),
+            },
+        )
+        _bound[id(translations)] = found
+    return found[1]
+
+
 def init_i18n(app: Flask) -> None:
     app.config.update(
         BABEL_DEFAULT_LOCALE=DEFAULT_LOCALE,
@@ -106,6 +154,7 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.globals["url_in_language"] = url_in_language
     app.jinja_env.filters["french_spacing"] = french_spacing
     app.jinja_env.filters["content_text"] = content_text
+    app.context_processor(_page_translations)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from campaigns.accounts import sessions
 from campaigns.shared.models import User, UserSession
 from campaigns.shared.organizations import organizations_of
-from config.db import get_session
+from config.db import get_session, retry_if_disconnected
 from config.ratelimit import Limit, hit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,7 +54,8 @@ def _signed_in() -> sessions.SignedIn | None:
         token = session.get(SESSION_KEY)
         if isinstance(token, str) and 0 < len(token) <= sessions.TOKEN_MAX_LENGTH:
             loader = _LOADERS.get(request.endpoint or "", sessions.signed_in)
-            g.signed_in = loader(get_session(), token)
+            # Usually the request's first statement: it finds a connection the database dropped.
+            g.signed_in = retry_if_disconnected(lambda: loader(get_session(), token))
         else:
             g.signed_in = None
     found: sessions.SignedIn | None = g.signed_in
