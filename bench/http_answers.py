@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         code, _ = seed(database.url, args.students)
         options = ["--workers", str(args.workers), "--worker-class", args.worker_class,
                    "--threads", str(args.threads), "--keep-alive", "75",
-                   "--config", os.environ.get("BENCH_GUNICORN_CONFIG", "python:bench.round_trips")]  # fmt: skip
+                   "--config", "python:bench.round_trips"]  # fmt: skip
         counted = Path(tempfile.mkdtemp(prefix="parcours-round-trips-"))
         with gunicorn(
             database.url,
