@@ -64,11 +64,37 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    database_url: str, options: list[str], **environment: str
+    database_url: str, options: list[str], app: str = "wsgi:app", **environment: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """gunicorn serving Parcours on a free port of 127.0.0.1 (the master process, the port),
-    ready to answer; stopped at the end."""
+    """gunicorn serving Parcours (`app`) on a free port of 127.0.0.1 (the master process, the
+    port), ready to answer; stopped at the end."""
     port = free_port()
+    command = [sys.executable, "-m", "gunicorn", *options, "--bind", f"127.0.0.1:{port}",
+               "--no-control-socket", "--log-level", "warning", app]  # fmt: skip
+    with _serving(command, port, database_url, environment) as server:
+        yield server, port
+
+
+@contextmanager
+def granian(
+    database_url: str, options: list[str], app: str = "wsgi:app", **environment: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Granian (a WSGI server keeping connections alive) serving Parcours like `gunicorn`."""
+    port = free_port()
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", *options,
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "--no-ws", app]  # fmt: skip
+    with _serving(command, port, database_url, environment) as server:
+        yield server, port
+
+
+SERVERS = {"gunicorn": gunicorn, "granian": granian}
+
+
+@contextmanager
+def _serving(
+    command: list[str], port: int, database_url: str, environment: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(
         os.environ,
         DATABASE_URL=database_url,
@@ -78,11 +104,7 @@ def gunicorn(
         LOG_LEVEL="WARNING",
         **environment,
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *options, "--bind", f"127.0.0.1:{port}",
-         "--no-control-socket", "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         for _ in range(150):
             try:
@@ -90,7 +112,7 @@ def gunicorn(
                     break
             except OSError:
                 time.sleep(0.1)
-        yield server, port
+        yield server
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,11 +1,12 @@
-"""Students taking the whole test over HTTP, against gunicorn on PostgreSQL.
+"""Students taking the whole test over HTTP, against Parcours served by Granian (or gunicorn) on
+PostgreSQL.
 
     python -m bench.http_answers [--json] [--students 100] [--think-ms 0 | --rate 150]
-                                 [--clients 2] [--workers 3] [--worker-class sync|gthread]
-                                 [--threads 1]
+                                 [--clients 2] [--server granian|gunicorn] [--workers 3]
+                                 [--threads 1] [--worker-class sync|gthread]
 
 Creates a throwaway PostgreSQL database next to BENCH_DATABASE_URL (default: the local `test`
-database), seeds a 60-skill campaign and the students, starts gunicorn on 127.0.0.1, and lets
+database), seeds a 60-skill campaign and the students, starts the server on 127.0.0.1, and lets
 every student sign in, start and answer until the end, all at once. Students are spread over
 several load generator processes (asyncio, a minimal HTTP client) so that the client costs the
 shared cores little and its own waits do not count as server latency. It prints answers per
@@ -40,7 +41,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, select, text
 
-from bench.common import gunicorn, percentile, school_with_admin, scratch_database
+from bench.common import SERVERS, percentile, school_with_admin, scratch_database
+from bench.round_trips import totals_in
 from engine.answers import expected_answer
 from engine.content import Challenge, ChallengeType, ContentPack, load_pack
 
@@ -135,7 +137,8 @@ class Client:
 
 def cpu_seconds(kind: str, server_pid: int, client_pids: set[int]) -> float:
     """CPU time used so far by one side of the benchmark, read from /proc (0 where unavailable):
-    `server` (gunicorn's master and workers), `database` (PostgreSQL's processes) or `clients`."""
+    `server` (the server's main process and workers), `database` (PostgreSQL's processes) or
+    `clients`."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():
@@ -327,29 +330,18 @@ def stored_answers(database_url: str) -> dict[str, list[tuple[str, str]]]:
     return stored
 
 
-ANSWER_PATH = ("GET journey.question", "POST journey.question", "GET journey.checkpoint")
-
-
-def round_trips_of(folder: Path) -> dict[str, int]:
-    """The round trips the workers counted on the answer path's pages, by page (the measured
-    part of the run: signing in and starting happen on other pages)."""
-    total: dict[str, int] = dict.fromkeys(ANSWER_PATH, 0)
-    for counts in folder.glob("*.json"):
-        for page, n in json.loads(counts.read_text()).items():
-            if page in total:
-                total[page] += n
-        counts.unlink()
-    folder.rmdir()
-    return total
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    parser.add_argument(
+        "--server", default="granian", choices=tuple(SERVERS), help="the WSGI server"
+    )
+    parser.add_argument(
+        "--worker-class", default="sync", choices=("sync", "gthread"), help="gunicorn's"
+    )
     parser.add_argument(
         "--clients", type=int, default=2, help="load generator processes sharing the students"
     )
@@ -364,17 +356,23 @@ def main(argv: list[str] | None = None) -> None:
         "--rate", type=float, default=0.0, help="answers per second of all students together"
     )
     args = parser.parse_args(argv)
+    if args.server != "gunicorn" and args.worker_class != "sync":
+        parser.error("--worker-class is gunicorn's")
     interval = args.students / args.rate if args.rate else 0.0
 
     with scratch_database() as database:
         code, _ = seed(database.url, args.students)
-        options = ["--workers", str(args.workers), "--worker-class", args.worker_class,
-                   "--threads", str(args.threads), "--keep-alive", "75",
-                   "--config", "python:bench.round_trips"]  # fmt: skip
+        if args.server == "gunicorn":
+            options = ["--workers", str(args.workers), "--worker-class", args.worker_class,
+                       "--threads", str(args.threads), "--keep-alive", "75"]  # fmt: skip
+        else:  # one Python thread per worker runs requests, as gunicorn's sync worker
+            options = ["--workers", str(args.workers), "--blocking-threads", str(args.threads),
+                       "--runtime-threads", "1"]  # fmt: skip
         counted = Path(tempfile.mkdtemp(prefix="parcours-round-trips-"))
-        with gunicorn(
+        with SERVERS[args.server](
             database.url,
             options,
+            app="bench.round_trips:app",
             DATABASE_POOL_SIZE=str(args.threads),
             PARCOURS_ROUND_TRIPS_DIR=str(counted),
         ) as (server, port):
@@ -420,13 +418,15 @@ def main(argv: list[str] | None = None) -> None:
                 for email, sent, latencies, errors in part
             ]
             stored = stored_answers(database.url)
-        round_trips = round_trips_of(counted)  # written by the workers as they stopped
+        round_trips = totals_in(counted)  # the server's processes counted them
+        counted.rmdir()
 
     latencies = [x for s in students for x in s.latencies]
     answers = sum(len(s.sent) for s in students)
     lost = sum(1 for s in students if stored.get(s.email, []) != s.sent)
     report = {
         "students": args.students,
+        "server": args.server,
         "workers": args.workers,
         "threads": args.threads,
         "think_ms": args.think_ms,
@@ -443,10 +443,13 @@ def main(argv: list[str] | None = None) -> None:
             side: round(used * 1000 / answers, 2) if answers else None
             for side, used in cpu_used.items()
         },
-        "round_trips_per_answer": round(sum(round_trips.values()) / answers, 2)
+        # The pages of the answer path ("other": signing in and starting, before the clock).
+        "round_trips_per_answer": round(
+            sum(n for page, n in round_trips.items() if page != "other") / answers, 2
+        )
         if answers
         else None,
-        "round_trips_by_page": dict(sorted(round_trips.items())),
+        "round_trips_by_page": round_trips,
         "errors": sum(len(s.errors) for s in students),
         "students_whose_stored_answers_differ": lost,
         "first_errors": [e for s in students for e in s.errors][:5],
@@ -461,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.rate
             else f"(think {args.think_ms:.0f} ms), "
         )
-        + f"gunicorn {args.workers} workers × {args.threads} threads: "
+        + f"{args.server} {args.workers} workers × {args.threads} threads: "
         f"{answers} answers in {elapsed:.1f} s = {report['answers_per_second']} answers/s"
     )
     lat = report["latency_ms"]

@@ -3,26 +3,72 @@
 A psycopg2 connection sends one message and waits for its answer for each statement, for the
 BEGIN it sends before the first statement of a transaction, and for each COMMIT or ROLLBACK of a
 transaction in progress (none in autocommit, none when nothing was sent). `CountingConnection`
-counts exactly those, per page (the Flask endpoint and method of the request, "" outside
-requests; a transaction ended after its request counts for the request's page).
+counts exactly those, per page of the answer path (the Flask method and endpoint of the request;
+a transaction ended after its request, at teardown, counts for that request's page).
 
-`python -m bench.http_answers --round-trips` loads this file as gunicorn's configuration: every
-worker counts, and writes its counts to `PARCOURS_ROUND_TRIPS_DIR` when it stops. The answer path's
-test (tests/test_answer_path.py) counts with it in process.
+`python -m bench.http_answers` serves `bench.round_trips:app`, Parcours's WSGI app with counting
+on: each server process keeps its counts in a small memory-mapped file of
+`PARCOURS_ROUND_TRIPS_DIR` (a store to memory per round trip, no system call), which the
+benchmark sums once the server stopped. The answer path's test counts with it in process.
 """
 
 from __future__ import annotations
 
-import json
+import mmap
 import os
-from collections import Counter
+import struct
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
 from sqlalchemy import Engine, event
 
-counts: Counter[str] = Counter()
+PAGES = ("GET journey.question", "POST journey.question", "GET journey.checkpoint", "other")
+_SLOTS = struct.Struct(f"<{len(PAGES)}q")
+
+
+class Counts:
+    """Round trips per page, in this process (in a file of `folder` when given)."""
+
+    def __init__(self, folder: str | None = None) -> None:
+        self.folder = folder
+        self.pid = -1
+        self.memory: Any = bytearray(_SLOTS.size)
+
+    def _slots(self) -> Any:
+        if self.folder and self.pid != os.getpid():  # a new server process: a file of its own
+            self.pid = os.getpid()
+            path = Path(self.folder) / f"{self.pid}.counts"
+            path.write_bytes(bytes(_SLOTS.size))
+            with path.open("r+b") as file:
+                self.memory = mmap.mmap(file.fileno(), _SLOTS.size)
+        return self.memory
+
+    def add(self, page: str) -> None:
+        slots = self._slots()
+        index = PAGES.index(page) if page in PAGES else len(PAGES) - 1
+        offset = index * 8
+        (value,) = struct.unpack_from("<q", slots, offset)
+        struct.pack_into("<q", slots, offset, value + 1)
+
+    def totals(self) -> dict[str, int]:
+        return dict(zip(PAGES, _SLOTS.unpack(bytes(self._slots())), strict=True))
+
+    def reset(self) -> None:
+        self._slots()[:] = bytes(_SLOTS.size)
+
+
+counts = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"))
+
+
+def totals_in(folder: Path) -> dict[str, int]:
+    """The counts the server processes left in `folder` (then removed), summed per page."""
+    total = dict.fromkeys(PAGES, 0)
+    for path in folder.glob("*.counts"):
+        for page, n in zip(PAGES, _SLOTS.unpack(path.read_bytes()), strict=True):
+            total[page] += n
+        path.unlink()
+    return total
 
 
 def _page() -> str:
@@ -36,8 +82,8 @@ class CountingCursor(psycopg2.extensions.cursor):
         connection = self.connection
         page = connection.page = _page()
         if not connection.autocommit and connection.status == psycopg2.extensions.STATUS_READY:
-            counts[page] += 1  # the BEGIN psycopg2 sends first
-        counts[page] += 1
+            counts.add(page)  # the BEGIN psycopg2 sends first
+        counts.add(page)
 
     def execute(self, query: Any, vars: Any = None) -> None:
         self._count()
@@ -57,7 +103,7 @@ class CountingConnection(psycopg2.extensions.connection):
 
     def _ends(self) -> None:
         if self.status != psycopg2.extensions.STATUS_READY:  # a transaction is open
-            counts[_page() or self.page] += 1
+            counts.add(_page() or self.page)
 
     def commit(self) -> None:
         self._ends()
@@ -76,14 +122,17 @@ def count_round_trips(engine: Engine | type[Engine]) -> None:
         parameters["connection_factory"] = CountingConnection
 
 
-# -- gunicorn's configuration hooks (`gunicorn -c bench/round_trips.py`) -------------------------
+def __getattr__(name: str) -> Any:
+    """`app`: Parcours's WSGI app (wsgi.py) with every engine's round trips counted."""
+    if name != "app":
+        raise AttributeError(name)
+    global _counted
+    if not _counted:
+        count_round_trips(Engine)
+        _counted = True
+    from wsgi import app
+
+    return app
 
 
-def post_fork(_server: Any, _worker: Any) -> None:
-    count_round_trips(Engine)
-
-
-def worker_exit(_server: Any, _worker: Any) -> None:
-    folder = os.environ.get("PARCOURS_ROUND_TRIPS_DIR")
-    if folder:
-        (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps(counts))
+_counted = False

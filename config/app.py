@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import lti_tool
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals["url_for"] = _remembered_url_for(app)
     app.extensions["parcours.database"] = database or Database(settings)
     app.teardown_appcontext(close_session)
 
@@ -97,3 +102,27 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     sso.init_app(app)
     views.register_error_handlers(app)
     return app
+
+
+URLS_REMEMBERED = 4096
+
+
+def _remembered_url_for(app: Flask) -> Callable[..., str]:
+    """Templates' `url_for`, remembering the addresses it built: a page links to a dozen that
+    hardly ever change (the header's, the static files'), and the rules of the URL map are
+    fixed once the app is made. Addresses with options (`_external`, `_anchor`…) are built
+    every time, as is any address whose values cannot be remembered."""
+
+    @functools.lru_cache(maxsize=URLS_REMEMBERED)
+    def remembered(root: str, endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
+        return app.url_for(endpoint, **dict(values))
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        if not any(key.startswith("_") for key in values):
+            try:
+                return remembered(request.script_root, endpoint, tuple(sorted(values.items())))
+            except TypeError:  # a value that is not hashable (a list)
+                pass
+        return app.url_for(endpoint, **values)
+
+    return url_for

@@ -101,24 +101,32 @@ def set_user_locale_source(app: App, source: Callable[[], str | None]) -> None:
 def _newstyle_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
     """A template's gettext as Jinja's newstyle one behaves: escaped, then formatted."""
 
+    constants: dict[tuple[str, bool], str] = {}  # texts without variables, as shown
+
     @pass_context
     def gettext(context: Context, string: str, **variables: Any) -> str:
-        text = translate(string)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)  # noqa: S704 - our catalog's text, as Jinja's own gettext
-        return text % variables
+        escaped = context.eval_ctx.autoescape
+        if not variables:
+            shown = constants.get((string, escaped))
+            if shown is None:
+                shown = constants[(string, escaped)] = _shown(translate(string), escaped, {})
+            return shown
+        return _shown(translate(string), escaped, variables)
 
     return gettext
+
+
+def _shown(text: str, escaped: bool, variables: dict[str, Any]) -> str:
+    if escaped:
+        text = Markup(text)  # noqa: S704 - our catalog's text, as Jinja's own gettext
+    return text % variables
 
 
 def _newstyle_ngettext(translate: Callable[[str, str, int], str]) -> Callable[..., str]:
     @pass_context
     def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
         variables.setdefault("num", num)
-        text = translate(singular, plural, num)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)  # noqa: S704 - our catalog's text, as Jinja's own ngettext
-        return text % variables
+        return _shown(translate(singular, plural, num), context.eval_ctx.autoescape, variables)
 
     return ngettext
 

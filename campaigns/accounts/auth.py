@@ -39,7 +39,8 @@ KEPT_ACROSS_SIGN_IN = ("lang", PENDING_KEY)
 
 # Pages that read who is signed in together with what they show, in one statement (the answer
 # path): endpoint -> loader(session, token) giving the signed-in session, or None for nobody.
-Loader = Callable[[Session, str], "sessions.SignedIn | None"]
+Found = sessions.SignedIn | sessions.ReadSignedIn
+Loader = Callable[[Session, str], Found | None]
 _LOADERS: dict[str, Loader] = {}
 
 
@@ -49,7 +50,7 @@ def load_signed_in_with(endpoint: str, loader: Loader) -> None:
     _LOADERS[endpoint] = loader
 
 
-def _signed_in() -> sessions.SignedIn | None:
+def _signed_in() -> Found | None:
     if "signed_in" not in g:
         token = session.get(SESSION_KEY)
         if isinstance(token, str) and 0 < len(token) <= sessions.TOKEN_MAX_LENGTH:
@@ -58,8 +59,13 @@ def _signed_in() -> sessions.SignedIn | None:
             g.signed_in = retry_if_disconnected(lambda: loader(get_session(), token))
         else:
             g.signed_in = None
-    found: sessions.SignedIn | None = g.signed_in
+    found: Found | None = g.signed_in
     return found
+
+
+def is_signed_in() -> bool:
+    """Whether a live session signs this request in (without making its user object)."""
+    return _signed_in() is not None
 
 
 def current_user() -> User | None:
@@ -157,7 +163,7 @@ def sign_out() -> None:
 def login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_user() is None:
+        if not is_signed_in():
             return redirect(url_for("campaigns.sign_in", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
@@ -169,8 +175,8 @@ def enforce_password_change() -> Response | None:
     password-change form, whatever it asks for."""
     if SESSION_KEY not in session or request.endpoint in PASSWORD_CHANGE_ALLOWS:
         return None
-    row = current_session()
-    if row is None or not row.password_change_required:
+    found = _signed_in()
+    if found is None or not found.password_change_required:
         return None
     target = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for("campaigns.change_password", next=safe_next(target, "/")), 303)

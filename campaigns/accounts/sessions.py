@@ -6,15 +6,17 @@ under a new one). Sessions end `SESSION_LIFETIME` after sign-in whatever the act
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.shared.models import AccountToken, User, UserSession
-from config.db import execute_dml, insert_row, utcnow
+from config.db import execute_dml, insert_row, loaded, utcnow
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
 TOKEN_BYTES = 32
@@ -33,6 +35,29 @@ def token_hash(token: str) -> str:
 class SignedIn:
     user: User
     session: UserSession
+
+    @property
+    def password_change_required(self) -> bool:
+        return self.session.password_change_required
+
+
+class ReadSignedIn:
+    """A signed-in session read with a page's own statement (plain Core): the user and session
+    objects are made when first asked for (a question page asks for the user, for its header;
+    an answer for neither)."""
+
+    def __init__(self, session: Session, user: dict[str, Any], row: dict[str, Any]) -> None:
+        self._db, self._user, self._row = session, user, row
+        self.user_id: int = user["id"]
+        self.password_change_required: bool = row["password_change_required"]
+
+    @functools.cached_property
+    def user(self) -> User:
+        return loaded(self._db, User, self._user)
+
+    @functools.cached_property
+    def session(self) -> UserSession:
+        return loaded(self._db, UserSession, self._row)
 
 
 def open_session(

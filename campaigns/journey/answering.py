@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from campaigns.accounts.sessions import SignedIn, token_hash
+from campaigns.accounts.sessions import ReadSignedIn, token_hash
 from campaigns.shared.errors import ServiceError
 from campaigns.shared.models import (
     Answer,
@@ -53,7 +53,7 @@ from campaigns.shared.models import (
     User,
     UserSession,
 )
-from config.db import Prepared, insert_new, loaded, table_of, utcnow
+from config.db import Prepared, insert_new, table_of, utcnow
 from engine import answers as checking
 from engine.content import Challenge
 from engine.knowledge import Knowledge, NewKnowledge, Source, Status, effective
@@ -207,10 +207,10 @@ _SPOT = Prepared("parcours_spot", _spot_statement())
 
 def load_spot(
     session: Session, connection: Connection, token: str, code: str
-) -> tuple[SignedIn, Spot] | None:
+) -> tuple[ReadSignedIn, Spot] | None:
     """Who the session `token` signs in (None: nobody: unknown, revoked or expired) and what
     they have at the campaign of `code` (a normalized code, or "" for none), in one statement.
-    The user and their session are held by `session` as the ORM objects the request expects."""
+    The user and their session become ORM objects of `session` if the request asks for them."""
     row = _SPOT.execute(
         connection, {"token_hash": token_hash(token), "code": code, "now": utcnow()}
     ).first()
@@ -221,9 +221,8 @@ def load_spot(
     user_values = dict(zip((*_USER_COLUMNS, "is_member", "is_instance_admin"), values[:n_user],
                            strict=True))  # fmt: skip
     session_values = dict(zip(_SESSION_COLUMNS, values[n_user : n_user + n_session], strict=True))
-    user = loaded(session, User, user_values)
-    session_values.update(user_id=user.id, token_hash=token_hash(token), revoked_at=None)
-    signed_in = SignedIn(user, loaded(session, UserSession, session_values))
+    session_values.update(user_id=user_values["id"], token_hash=token_hash(token), revoked_at=None)
+    signed_in = ReadSignedIn(session, user_values, session_values)
     rest = values[n_user + n_session :]
     campaign_part, rest = rest[: len(_CAMPAIGN_COLUMNS) + 1], rest[len(_CAMPAIGN_COLUMNS) + 1 :]
     participation_id, participation_status, rest = rest[0], rest[1], rest[2:]

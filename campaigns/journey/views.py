@@ -32,6 +32,7 @@ from campaigns.accounts import links, users
 from campaigns.accounts.auth import (
     anonymous_like_signed_in,
     current_user,
+    is_signed_in,
     load_signed_in_with,
     login_required,
     over_limit,
@@ -41,7 +42,7 @@ from campaigns.accounts.auth import (
     take_pending,
 )
 from campaigns.accounts.messages import weak_password
-from campaigns.accounts.sessions import SignedIn
+from campaigns.accounts.sessions import ReadSignedIn
 from campaigns.journey import answering
 from campaigns.journey import services as journey
 from campaigns.shared import codes
@@ -173,7 +174,7 @@ def _place(code: str) -> journey.Place:
     return _guarded(code, mine, reveals=False)
 
 
-def _load_spot(session: Session, token: str) -> SignedIn | None:
+def _load_spot(session: Session, token: str) -> ReadSignedIn | None:
     """The signed-in session of a test page, read with the page's campaign, participation and
     test in one statement (`answering.load_spot`; the spot is kept in `g`). A question or
     checkpoint page (GET) reads outside any transaction: most show what is stored."""
@@ -194,7 +195,8 @@ def _spot() -> answering.Spot:
     """The spot of this test page (`_load_spot`): the signed-in user's live participation in
     the campaign of the code, 404 when they have none (nobody reaches another student's test;
     a miss counts as a code guess, as `_guarded` does)."""
-    _user()
+    if not is_signed_in():
+        abort(401)
     spot: answering.Spot | None = g.get("spot")
     if spot is None or spot.campaign is None or spot.participation_id is None:
         end_read()
