@@ -1,8 +1,9 @@
-"""The WSGI entry point for gunicorn: `gunicorn 'wsgi:app'`.
+"""The WSGI entry point: `granian --interface wsgi 'wsgi:app'` (or `gunicorn 'wsgi:app'`).
 
 The only module that builds an app at import. Bad configuration or an unreachable database stops
-start-up here with a one-line explanation and exit status 4, which gunicorn's master takes as
-"the application cannot load" and stops instead of restarting workers forever.
+start-up here with a one-line explanation and exit status 4: the server stops instead of
+restarting workers forever (gunicorn's master reads 4 as "the application cannot load"; Granian
+does not respawn a worker that failed unless told to).
 """
 
 import sys

@@ -110,7 +110,8 @@ def _serve(runtime: Runtime, host: str, port: int) -> None:
 
     if runtime.settings.is_production:
         click.echo(
-            "warning: this is the development server; run gunicorn 'wsgi:app' in production",
+            "warning: this is the development server; run granian --interface wsgi 'wsgi:app' "
+            "in production",
             err=True,
         )
     app = create_app(runtime.settings, database=runtime.connected_database())

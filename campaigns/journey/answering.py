@@ -559,14 +559,16 @@ def answer(
     selector = SELECTORS[campaign.selector]
     new = selector.record_answer(situation)
     _record(connection, state, new, answer_id)
-    known = dict(situation.known)
-    for element in new:  # what was just recorded counts for the next choice
-        known[element.skill.id] = Knowledge(
-            element.skill.id, element.status, element.source, now, element.earned_pix
-        )
-    state.situation = Situation(situation.profile, situation.assessment_id, known,
-                                situation.steps,
-                                situation.recorded_here | {e.skill.id for e in new})  # fmt: skip
+    state.situation = situation  # the same one when nothing was recorded: the selector
+    if new:  # reads it once. What was just recorded counts for the next choice.
+        known = dict(situation.known)
+        for element in new:
+            known[element.skill.id] = Knowledge(
+                element.skill.id, element.status, element.source, now, element.earned_pix
+            )
+        state.situation = Situation(situation.profile, situation.assessment_id, known,
+                                    situation.steps,
+                                    situation.recorded_here | {e.skill.id for e in new})  # fmt: skip
     nxt = advance(session, state)
     return Answered(result, is_checkpoint(len(state.answers)) or nxt is None, nxt is None, False)
 
