@@ -387,7 +387,7 @@ class Prepared:
 
         body = re.sub(r"%\(([A-Za-z0-9_]+)\)s", numbered, compiled.string)
         binds = [bindparam(name, type_=compiled.binds[name].type) for name in order]
-        execute = text(
+        execute: Any = text(
             f"EXECUTE {self.name}({', '.join(f':{name}' for name in order)})"
         ).bindparams(*binds)
         columns = list(getattr(self.statement, "exported_columns", ()))

@@ -142,6 +142,27 @@ class Spot:
     answer_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A spot where the user takes part: the campaign and their live participation in it."""
+
+    campaign: CampaignRef
+    participation_id: int
+    participation_status: ParticipationStatus
+    test: Test | None
+    answer_count: int
+
+
+def place_of(spot: Spot | None) -> Place | None:
+    """The spot's place, when the code names a campaign the user takes part in."""
+    if spot is None or spot.campaign is None or spot.participation_id is None:
+        return None
+    status = spot.participation_status
+    if status is None:
+        return None
+    return Place(spot.campaign, spot.participation_id, status, spot.test, spot.answer_count)
+
+
 _USER_COLUMNS = ("id", "first_name", "last_name", "email", "email_verified_at", "username",
                  "locale")  # fmt: skip
 _SESSION_COLUMNS = ("id", "created_at", "expires_at", "password_change_required")
@@ -616,7 +637,7 @@ class LatestTest:
 
 def latest_test(connection: Connection, participation_id: int) -> LatestTest | None:
     """The participation's latest test (in progress or over) with its answers, in order."""
-    rows = _LATEST_TEST.execute(connection, {"participation_id": participation_id}).all()
+    rows: list[Any] = list(_LATEST_TEST.execute(connection, {"participation_id": participation_id}))
     if not rows:
         return None
     answers = [Given(c, r, v) for _, _, c, r, v in rows if c is not None]

@@ -106,7 +106,9 @@ _profiles: dict[tuple[int, str], CampaignContent] = {}
 _profiles_lock = threading.Lock()
 
 
-def campaign_content(session: Session, campaign: Campaign) -> CampaignContent:
+def campaign_content(
+    session: Session, campaign: Campaign | answering.CampaignRef
+) -> CampaignContent:
     """The pack version the campaign froze and its skills, indexed (cached per process)."""
     key = (campaign.id, campaign.content_version or "")
     with _profiles_lock:

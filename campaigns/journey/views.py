@@ -191,17 +191,17 @@ for _endpoint in ("journey.question", "journey.checkpoint"):
     load_signed_in_with(_endpoint, _load_spot)
 
 
-def _spot() -> answering.Spot:
+def _spot() -> answering.Place:
     """The spot of this test page (`_load_spot`): the signed-in user's live participation in
     the campaign of the code, 404 when they have none (nobody reaches another student's test;
     a miss counts as a code guess, as `_guarded` does)."""
     if not is_signed_in():
         abort(401)
-    spot: answering.Spot | None = g.get("spot")
-    if spot is None or spot.campaign is None or spot.participation_id is None:
+    place = answering.place_of(g.get("spot"))
+    if place is None:
         end_read()
         abort(429 if _count_miss() else 404)
-    return spot
+    return place
 
 
 def _mine(code: str) -> tuple[Campaign, Participation]:
@@ -231,7 +231,7 @@ def _assessment(participation: Participation) -> Assessment | None:
     )
 
 
-def _title(campaign: Campaign) -> str:
+def _title(campaign: Campaign | answering.CampaignRef) -> str:
     return campaign.title or _("Parcours")
 
 
