@@ -110,17 +110,20 @@ URLS_REMEMBERED = 4096
 def _remembered_url_for(app: Flask) -> Callable[..., str]:
     """Templates' `url_for`, remembering the addresses it built: a page links to a dozen that
     hardly ever change (the header's, the static files'), and the rules of the URL map are
-    fixed once the app is made. Addresses with options (`_external`, `_anchor`…) are built
-    every time, as is any address whose values cannot be remembered."""
+    fixed once the app is made. The values are remembered in their order (it is the order of
+    the query string) and with their type (`page=1` is not `page=True`). Addresses with options
+    (`_external`, `_anchor`…), relative endpoints (`.index`, which depend on the blueprint) and
+    values that cannot be remembered (a list) are built every time."""
 
     @functools.lru_cache(maxsize=URLS_REMEMBERED)
-    def remembered(root: str, endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
-        return app.url_for(endpoint, **dict(values))
+    def remembered(root: str, endpoint: str, values: tuple[tuple[str, type, Any], ...]) -> str:
+        return app.url_for(endpoint, **{key: value for key, _, value in values})
 
     def url_for(endpoint: str, **values: Any) -> str:
-        if not any(key.startswith("_") for key in values):
+        if not endpoint.startswith(".") and not any(key.startswith("_") for key in values):
+            key = tuple((name, type(value), value) for name, value in values.items())
             try:
-                return remembered(request.script_root, endpoint, tuple(sorted(values.items())))
+                return remembered(request.script_root, endpoint, key)
             except TypeError:  # a value that is not hashable (a list)
                 pass
         return app.url_for(endpoint, **values)

@@ -51,6 +51,18 @@ def test_the_language_switch_keeps_the_page_and_its_query(client):
     assert 'href="/connexion?next=/mon-compte&amp;lang=en"' in page
 
 
+def test_templates_url_for_keeps_the_order_and_type_of_values(app):
+    render = app.jinja_env.from_string
+    with app.test_request_context("/orga/eleves"):
+        first = render("{{ url_for('orga_learners.index', q='a', page=2) }}").render()
+        swapped = render("{{ url_for('orga_learners.index', page=2, q='a') }}").render()
+        by_flag = render("{{ url_for('orga_learners.index', page=True) }}").render()
+        by_number = render("{{ url_for('orga_learners.index', page=1) }}").render()
+    assert first.endswith("?q=a&amp;page=2")
+    assert swapped.endswith("?page=2&amp;q=a")
+    assert (by_flag, by_number) == ("/orga/eleves?page=True", "/orga/eleves?page=1")
+
+
 def test_healthz_says_when_the_schema_is_missing(scratch_databases):
     settings = Settings(database_url=scratch_databases.new("empty"), secret_key=TEST_SECRET)
     database = Database(settings)
