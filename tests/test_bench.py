@@ -11,16 +11,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _engine_report(*flags):
+def _run(module, *flags, database=False):
+    """The JSON report of `python -m bench.<module> --json FLAGS`, run as an operator would;
+    `database`: on the suite's PostgreSQL database."""
+    env = (
+        {**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]} if database else None
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "bench.engine", "--json", "--timing-tests", "3", *flags],
+        [sys.executable, "-m", f"bench.{module}", "--json", *flags],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
     return json.loads(result.stdout)
+
+
+def _engine_report(*flags):
+    return _run("engine", "--timing-tests", "3", *flags)
 
 
 def test_the_engine_benchmark_runs_every_population_by_default():
@@ -98,17 +108,7 @@ def test_the_information_bound_inverts_the_binary_entropy():
 )
 def test_the_http_benchmark_loses_no_answer_on_either_server():
     def report(*flags):
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.http_answers", "--json", "--students", "3",
-             "--clients", "1", *flags],
-            cwd=ROOT,
-            env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )  # fmt: skip
-        return json.loads(result.stdout)
+        return _run("http_answers", "--students", "3", "--clients", "1", *flags, database=True)
 
     granian, gunicorn = report(), report("--server", "gunicorn", "--rate", "20")
     for found in (granian, gunicorn):
@@ -131,25 +131,7 @@ def test_the_http_benchmark_loses_no_answer_on_either_server():
     reason="the exports benchmark seeds PostgreSQL and runs gunicorn",
 )
 def test_the_exports_benchmark_streams_every_row():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.exports",
-            "--json",
-            "--participations",
-            "40",
-            "--analysis",
-            "10",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(result.stdout)
+    report = _run("exports", "--participations", "40", "--analysis", "10", database=True)
     assert report["exports"]
     for run in report["exports"]:
         assert run["status"] == 200
@@ -162,31 +144,10 @@ def test_the_exports_benchmark_streams_every_row():
     reason="the LTI benchmark runs gunicorn and `parcours worker` on PostgreSQL",
 )
 def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.lti",
-            "--json",
-            "--launches",
-            "5",
-            "--class-size",
-            "4",
-            "--grades",
-            "20",
-            "--workers",
-            "2",
-            "--grade-workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    report = json.loads(result.stdout)
+    report = _run(
+        "lti", "--launches", "5", "--class-size", "4", "--grades", "20", "--workers", "2",
+        "--grade-workers", "1", database=True,
+    )  # fmt: skip
     launch, klass, grades = report["launch"], report["class"], report["grades"]
     # Every flag changes what is measured.
     assert report["server_workers"] == 2
@@ -227,19 +188,10 @@ def test_the_lti_benchmark_launches_everyone_and_delivers_every_grade():
     reason="the SAML benchmark runs gunicorn on PostgreSQL",
 )
 def test_the_saml_benchmark_signs_everyone_in_once():
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "bench.saml", "--json", "--logins", "6", "--rush", "5",
-            "--rush-seconds", "2", "--doubles", "2", "--workers", "2",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_DATABASE_URL": os.environ["TEST_DATABASE_URL"]},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    report = _run(
+        "saml", "--logins", "6", "--rush", "5", "--rush-seconds", "2", "--doubles", "2",
+        "--workers", "2", database=True,
     )  # fmt: skip
-    report = json.loads(result.stdout)
     login, rush, check = report["login"], report["rush"], report["rush_check"]
     # Every flag changes what is measured.
     assert report["server_workers"] == 2 and report["warmup_logins"] == 6  # 3 per worker
