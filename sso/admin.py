@@ -403,7 +403,7 @@ def person(idp_id: int) -> tuple[str, int]:
     typed, user = _person(found)
     summary = connectors.export_user(get_session(), user) if user is not None else None
     return render_template(
-        "saml_admin/person.html", section="idp", idp=found, typed=typed, summary=summary
+        "saml_admin/person.html", section="idp", idp=found, typed=typed, summary=summary, user=user
     ), 200 if user is not None or not typed else 404
 
 

@@ -245,6 +245,11 @@ def test_a_persons_data_is_exported_and_erased_on_request(app, client, scene, db
         client, f"/admin/fournisseurs-identite/{idp.id}/personne", {"ido": "gar-ido-7f3a9c"}
     )
     assert page.status_code == 200 and "Léa Martin" in page.get_data(as_text=True)
+    last_sign_in = db_session.get(User, user_id).last_signed_in_at
+    assert last_sign_in.isoformat() not in page.get_data(as_text=True)  # a date people read
+    assert re.search(
+        r"Dernière connexion</dt><dd>\d\d/\d\d/\d{4} \d\d:\d\d<", page.get_data(as_text=True)
+    )
     exported = _post(
         client, f"/admin/fournisseurs-identite/{idp.id}/personne/export", {"ido": "gar-ido-7f3a9c"}
     )

@@ -30,6 +30,7 @@ from engine.content import BUNDLED_PACK
 from tests.conftest import TEST_SECRET
 from tests.factories import organization_with_admin
 
+PUBLIC_URL = "http://127.0.0.1:5000"  # live_site's settings: the address its links and SAML use
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -46,7 +47,7 @@ def live_site(scratch_databases) -> Iterator[LiveSite]:
     settings = Settings(
         database_url=scratch_databases.new("browser"),
         secret_key=TEST_SECRET,
-        public_url="http://127.0.0.1:5000",
+        public_url=PUBLIC_URL,
     )
     database = Database(settings)
     upgrade(database)

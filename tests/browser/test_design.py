@@ -10,19 +10,34 @@ while its styles and scripts come from the live server. Each check opens what th
 front of them, in a context of its own width, however many times it runs.
 
 Run: .venv/bin/pytest -q -p no:logging tests/browser/test_design.py (add -s to see each page's
-moderate axe findings as they come)."""
+moderate axe findings as they come; set PARCOURS_SCREENSHOTS to a folder to get every opening as a
+full-page PNG there, for a look at the whole product)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import os
 import re
+import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
+from campaigns.shared.models import Campaign, Organization
 from config.jobs import Job
+from sso import registry
 from tests.browser.answers import challenge_on_screen, fill_answer
+from tests.browser.conftest import PUBLIC_URL
+from tests.saml_idp import FakeIdp
+from tests.saml_idp import student as saml_student
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +106,40 @@ TEACHER_PAGES = [
     "teacher/account",
     "teacher/invitation",
 ]
-PAGES = STUDENT_PAGES + TEACHER_PAGES
+ENT_PAGES = [  # a student arriving from the ENT (SAML, the GAR), then a refused arrival
+    "ent/match",
+    "ent/match-error",
+    "ent/match-none",
+    "ent/refused",
+]
+ADMIN_PAGES = [  # a district administrator (/admin), and a connection test of the ENT
+    "admin/organizations",
+    "admin/organizations-search",
+    "admin/new-organization",
+    "admin/new-organization-errors",
+    "admin/organization",
+    "admin/organization-edit",
+    "admin/organization-archive",
+    "admin/journal",
+    "admin/lti-platforms",
+    "admin/lti-registration-url",
+    "admin/new-lti-platform",
+    "admin/new-lti-platform-errors",
+    "admin/lti-platform",
+    "admin/lti-platform-edit",
+    "admin/lti-platform-deactivate",
+    "admin/lti-deployment-remove",
+    "admin/idps",
+    "admin/new-idp",
+    "admin/new-idp-errors",
+    "admin/idp",
+    "admin/idp-edit",
+    "admin/idp-deactivate",
+    "admin/idp-test",
+    "admin/person",
+    "admin/person-erase",
+]
+PAGES = STUDENT_PAGES + TEACHER_PAGES + ENT_PAGES + ADMIN_PAGES
 KINDS = ("QCU", "QROC", "QCM", "QROCM", "timed")  # of questions: each has its page
 
 STUDENT = {"first": "Camille", "last": "Durand", "email": "camille.design@example.org"}
@@ -376,8 +424,187 @@ def walk_teacher(walker: Walker, live_site, school, *, invitee: Walker) -> None:
     )
 
 
+# -- the ENT and the district ----------------------------------------------------------------------
+
+IDP_SLUG = "ent-college"
+ENT_STUDENT = saml_student(
+    IDO=["gar-ido-design-1"], PRE=["Inès"], NOM=["Lambert"], DIV=["4E2##4e 2"]
+)
+ENT_BIRTHDATE = dt.date(2011, 9, 2)
+ADMIN = {"email": "district@navigateur.example", "password": "District-Navigateur-2026"}
+
+
+class Ent:
+    """The ENT's login page, on a server of its own on 127.0.0.1 (same site as the live server, as
+    the state cookie is SameSite=Lax on http): it answers our AuthnRequest with a page whose
+    button posts a response signed by the IdP's key, about whoever `attributes` says, to our ACS."""
+
+    def __init__(self, live_url: str) -> None:
+        self.live_url = live_url
+        self.attributes: dict[str, list[str]] = ENT_STUDENT
+        self.server = make_server("127.0.0.1", 0, self.login_page)
+        self.idp = FakeIdp(
+            entity_id="https://ent.navigateur.example/idp",
+            sso_url=f"http://127.0.0.1:{self.server.server_port}/sso",
+        )
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @Request.application
+    def login_page(self, request: Request) -> Response:
+        request_id, acs, query = FakeIdp.request_of(request.url)
+        signed = self.idp.response(
+            acs=acs, audience=f"{PUBLIC_URL}/sso/saml/{IDP_SLUG}/metadata.xml",
+            attributes=self.attributes, in_response_to=request_id,
+        )  # fmt: skip
+        relay = "".join(
+            f'<input type="hidden" name="RelayState" value="{html.escape(value)}">'
+            for value in query.get("RelayState", [])
+        )
+        return Response(
+            '<!doctype html><html lang="fr"><title>ENT</title><form method="post" '
+            f'action="{self.live_url}{urlsplit(acs).path}">'
+            f'<input type="hidden" name="SAMLResponse" value="{signed}">{relay}'
+            "<button>Continuer vers Parcours</button></form></html>",
+            content_type="text/html; charset=utf-8",
+        )
+
+
 @pytest.fixture(scope="module")
-def tour(browser, live_site, busy_school) -> Tour:
+def ent(live_site) -> Iterator[Ent]:
+    found = Ent(live_site.url)
+    yield found
+    found.server.shutdown()
+
+
+def type_birthdate(page, day: str, month: str, year: str) -> None:
+    for label, value in (("Jour", day), ("Mois", month), ("Année", year)):
+        page.get_by_label(label, exact=True).fill(value)
+
+
+def walk_ent_student(walker: Walker, live_site, ent: Ent) -> None:
+    """A student of the school, on the learner list, arrives from the ENT: the birth date once
+    (a malformed one, a wrong one, then theirs), then their campaigns. Then an arrival the IdP does
+    not serve: a page that says so."""
+    from campaigns.shared.models import Learner
+
+    with live_site.database.session() as session, session.begin():
+        school = session.scalars(select(Organization).where(Organization.uai == "0750999Z")).one()
+        registry.add_idp(
+            session, slug=IDP_SLUG, metadata=ent.idp.metadata(), organizations=[school],
+            name="ENT du collège (GAR)",
+        )  # fmt: skip
+        session.add(
+            Learner(
+                organization_id=school.id, first_name="Inès", last_name="Lambert",
+                birthdate=ENT_BIRTHDATE, division="4E2",
+            )
+        )  # fmt: skip
+    page = walker.page
+    walker.goto(f"/sso/saml/{IDP_SLUG}/login")
+    walker.button("Continuer vers Parcours", keep="ent/match")
+    type_birthdate(page, "31", "2", "11")  # not a date
+    walker.button("Retrouver mes parcours", keep="ent/match-error")
+    type_birthdate(page, "1", "9", "2011")  # not theirs
+    walker.button("Retrouver mes parcours", keep="ent/match-none")
+    type_birthdate(page, *map(str, (ENT_BIRTHDATE.day, ENT_BIRTHDATE.month, ENT_BIRTHDATE.year)))
+    response = walker.button("Retrouver mes parcours")
+    assert urlsplit(response.url).path == "/mes-parcours", response.url
+    walker.button("Se déconnecter")
+
+    ent.attributes = saml_student(IDO=["gar-ido-design-2"], UAI=["0130001X"])
+    walker.goto(f"/sso/saml/{IDP_SLUG}/login")
+    walker.button("Continuer vers Parcours", keep="ent/refused")
+
+
+def walk_district(walker: Walker, live_site, ent: Ent) -> None:
+    """A district administrator: organizations, LTI platforms (one with a grade its LMS
+    refused), identity providers (a connection test, a person's data)."""
+    from campaigns.accounts import users
+    from campaigns.shared.models import InstanceAdmin
+    from config.db import utcnow
+    from lti_tool.models import GradeStatus, LtiLearner, LtiResourceLink
+    from tests.lti_platform import SCORE_SCOPE, FakePlatform
+
+    with live_site.database.session() as session, session.begin():
+        school = session.scalars(select(Organization).where(Organization.uai == "0750999Z")).one()
+        admin = users.create_user(
+            session, first_name="Dominique", last_name="District", email=ADMIN["email"],
+            password=ADMIN["password"],
+        )  # fmt: skip
+        admin.email_verified_at = utcnow()
+        session.add(InstanceAdmin(user_id=admin.id, granted_at=utcnow()))
+        lms = FakePlatform()
+        platform = lms.register(session, school, name="Moodle du collège")
+        campaign = session.scalars(
+            select(Campaign).where(Campaign.code == live_site.assessment_code)
+        ).one()
+        link = LtiResourceLink(
+            deployment_id=platform.deployments[0].id, resource_link_id="rl-design",
+            campaign_id=campaign.id, lineitem_url=lms.lineitem_url(), ags_scopes=[SCORE_SCOPE],
+        )  # fmt: skip
+        session.add(link)
+        session.flush()
+        camille = users.find_user_by_login(session, STUDENT["email"])
+        assert camille is not None
+        session.add(
+            LtiLearner(
+                resource_link_id=link.id, user_id=camille.id, sub="moodle-user-17",
+                grade_status=GradeStatus.FAILED, last_error="HTTP 503: Service Unavailable",
+            )
+        )  # fmt: skip
+        deployment_id = platform.deployments[0].deployment_id
+
+    page = walker.page
+    walker.goto("/connexion")
+    page.get_by_label("Adresse e-mail ou identifiant").fill(ADMIN["email"])
+    page.get_by_label("Mot de passe").fill(ADMIN["password"])
+    walker.button("Je me connecte", keep="admin/organizations")
+    page.get_by_label("Rechercher par nom ou par code UAI").fill("navig")
+    walker.button("Filtrer", keep="admin/organizations-search")
+    walker.link("Créer une organisation", keep="admin/new-organization")
+    walker.button("Créer l’organisation", keep="admin/new-organization-errors")
+    page.locator("#name").fill("Lycée Jean-Baptiste-Poquelin de Saint-Germain-en-Laye")
+    page.get_by_label("Code UAI").fill("0781234B")
+    page.get_by_label("Adresse e-mail du premier administrateur").fill("direction@poquelin.example")
+    walker.button("Créer l’organisation", keep="admin/organization")
+    walker.link("Modifier", keep="admin/organization-edit")
+    walker.link("Annuler")
+    walker.link("Archiver", keep="admin/organization-archive")
+    walker.link("Journal", keep="admin/journal")
+
+    walker.link("Plateformes LTI", keep="admin/lti-platforms")
+    walker.button("Obtenir le lien", keep="admin/lti-registration-url")
+    walker.link("Plateformes LTI")
+    walker.link("Ajouter une plateforme", keep="admin/new-lti-platform")
+    walker.button("Enregistrer la plateforme", keep="admin/new-lti-platform-errors")
+    walker.link("Plateformes LTI")
+    walker.link("Moodle du collège", keep="admin/lti-platform")
+    walker.link("Modifier", keep="admin/lti-platform-edit")
+    walker.link("Annuler")
+    walker.link("Désactiver", keep="admin/lti-platform-deactivate")
+    walker.link("Annuler")
+    walker.link(f"Retirer le déploiement {deployment_id}", keep="admin/lti-deployment-remove")
+
+    walker.link("Fournisseurs d’identité", keep="admin/idps")
+    walker.link("Ajouter un fournisseur d’identité", keep="admin/new-idp")
+    walker.button("Enregistrer le fournisseur d’identité", keep="admin/new-idp-errors")
+    walker.link("Fournisseurs d’identité")
+    walker.link("ENT du collège (GAR)", keep="admin/idp")
+    walker.link("Modifier", keep="admin/idp-edit")
+    walker.link("Annuler")
+    walker.link("Désactiver", keep="admin/idp-deactivate")
+    walker.link("Annuler")
+    ent.attributes = ENT_STUDENT
+    walker.link("Tester la connexion")
+    walker.button("Continuer vers Parcours", keep="admin/idp-test")
+    walker.link("Retour au fournisseur d’identité")
+    page.get_by_label("Identifiant de la personne (IDO pour le GAR)").fill(ENT_STUDENT["IDO"][0])
+    walker.button("Chercher", keep="admin/person")
+    walker.button("Effacer ce compte…", keep="admin/person-erase")
+
+
+@pytest.fixture(scope="module")
+def tour(browser, live_site, busy_school, ent) -> Tour:
     """The two journeys, walked once, each user in a browser context of their own. Where a step
     fails (a page changed under the walk), the pages reached so far are still checked and the
     others fail with that step's error."""
@@ -394,6 +621,8 @@ def tour(browser, live_site, busy_school) -> Tour:
         "student": lambda: walk_student(walker(), live_site, busy_school),
         "second student": lambda: ask_missing_kinds(walker(), live_site),
         "teacher": lambda: walk_teacher(walker(), live_site, busy_school, invitee=walker()),
+        "ENT student": lambda: walk_ent_student(walker(), live_site, ent),
+        "district administrator": lambda: walk_district(walker(), live_site, ent),
     }
     for who, walk in walks.items():
         try:
@@ -500,6 +729,11 @@ def measure(tour, screens):
     from axe_playwright_python.sync_playwright import Axe
 
     axe, done, files, served = Axe(), {}, {}, set()
+    shots = (
+        Path(os.environ["PARCOURS_SCREENSHOTS"]) if os.environ.get("PARCOURS_SCREENSHOTS") else None
+    )
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
 
     def static_file(route):
         # Styles, scripts and images: fetched once from the live server, then from memory (a
@@ -519,6 +753,10 @@ def measure(tour, screens):
                 page.route(re.compile(r"^https?://[^/]+/static/"), static_file)
                 served.add(width)
             show(page, visit)
+            if shots:  # for a look at every page: PARCOURS_SCREENSHOTS=<folder>
+                page.screenshot(
+                    path=shots / f"{name.replace('/', '-')}-{width}.png", full_page=True
+                )
             overflow = [("", page.evaluate(OVERFLOW_JS))]
             toggle = page.locator("header button[aria-expanded=false]")
             if toggle.count() and toggle.first.is_visible():
