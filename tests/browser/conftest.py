@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from config.db import Database
 from config.migrations import upgrade
 from config.settings import Settings
 from engine.content import BUNDLED_PACK
+from lti_tool import devlms
 from tests.conftest import TEST_SECRET
 from tests.factories import organization_with_admin
 
@@ -214,3 +216,53 @@ def screens(browser):
     yield screen
     for page in pages.values():
         page.context.close()
+
+
+# -- the test LMS (test_lti.py, and the design tour's pages in its frame) ------------------------
+
+
+@dataclass
+class LmsSite:
+    url: str
+    database: Database
+    campaign_name: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def lms_site(scratch_databases, tmp_path_factory) -> Iterator[LmsSite]:
+    port = _free_port()  # PUBLIC_URL must be the real address: tool and LMS call each other
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        database_url=scratch_databases.new("browser_lti"), secret_key=TEST_SECRET, public_url=url
+    )
+    database = Database(settings)
+    upgrade(database)
+    with database.session() as session, session.begin():
+        import_pack(session, BUNDLED_PACK)
+        created = organization_with_admin(
+            session, name="Lycée du Cadre", type=OrganizationType.SCO, uai="0750998Y",
+            admin_email="prof@cadre.example",
+        )  # fmt: skip
+        profile = session.query(TargetProfile).filter_by(content_key="tp-competence-4.3").one()
+        campaign_admin.create_campaign(
+            session, organization=created.organization, creator=created.admin, name="Dans le LMS",
+            type=CampaignType.ASSESSMENT, target_profile=profile, title="Santé et numérique",
+        )  # fmt: skip
+        devlms.register_demo_platform(session, created.organization, url)
+    app = create_app(settings, database=database)
+    app.instance_path = str(tmp_path_factory.mktemp("dev-lms"))  # the test LMS's state
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LmsSite(url, database, "Dans le LMS")
+    finally:
+        server.shutdown()
+        database.dispose()

@@ -139,7 +139,14 @@ ADMIN_PAGES = [  # a district administrator (/admin), and a connection test of t
     "admin/person",
     "admin/person-erase",
 ]
-PAGES = STUDENT_PAGES + TEACHER_PAGES + ENT_PAGES + ADMIN_PAGES
+LMS_PAGES = [  # Parcours in the frame of an LMS (the test LMS, LTI 1.3), as each person gets it
+    "lms/pick",
+    "lms/student-launch",
+    "lms/teacher-terms",
+    "lms/teacher-launch",
+    "lms/refused",
+]
+PAGES = STUDENT_PAGES + TEACHER_PAGES + ENT_PAGES + ADMIN_PAGES + LMS_PAGES
 KINDS = ("QCU", "QROC", "QCM", "QROCM", "timed")  # of questions: each has its page
 
 STUDENT = {"first": "Camille", "last": "Durand", "email": "camille.design@example.org"}
@@ -603,8 +610,54 @@ def walk_district(walker: Walker, live_site, ent: Ent) -> None:
     walker.button("Effacer ce compte…", keep="admin/person-erase")
 
 
+def walk_lms(walker: Walker, lms_site) -> None:
+    """In the test LMS, Parcours opens in an iframe: the teacher picks a campaign for an activity
+    (deep linking), a student launches it, the teacher launches it (the campaign's page), and a
+    launch whose state the browser lost is refused. The pages kept are the frame's documents."""
+    page = walker.page
+    documents: list = []  # the frame's pages, as they arrive
+    page.on(
+        "response",
+        lambda r: (
+            documents.append(r)
+            if r.request.resource_type == "document" and r.frame.name == "outil" and r.status == 200
+            else None
+        ),
+    )
+
+    def frame_page(name: str, ready) -> None:
+        ready.wait_for()
+        walker.tour.keep(name, documents[-1])
+
+    tool = page.frame_locator("iframe[name=outil]")
+    walker.goto(lms_site.url + "/dev/lms")
+    page.get_by_role("button", name="Ajouter une activité Parcours").click()
+    frame_page("lms/pick", tool.get_by_role("button", name="Choisir ce parcours", exact=True))
+    tool.get_by_role("button", name="Choisir ce parcours", exact=True).click()
+    tool.get_by_role("heading", name="Activité ajoutée au cours").wait_for()
+    walker.goto(lms_site.url + "/dev/lms")
+    page.get_by_role("button", name="Lancer : Léa Martin").click()
+    frame_page("lms/student-launch", tool.get_by_role("link", name="Suivant"))  # the rules
+    walker.goto(lms_site.url + "/dev/lms")
+    page.get_by_role("button", name="Lancer : Claire Durand").click()
+    frame_page("lms/teacher-terms", tool.get_by_label("J’accepte les conditions d’utilisation"))
+    tool.get_by_label("J’accepte les conditions d’utilisation").check()
+    tool.get_by_role("button", name="Continuer").click()
+    frame_page("lms/teacher-launch", tool.get_by_role("heading", name=lms_site.campaign_name))
+
+    def losing_the_state(route):  # third-party cookies blocked, no storage: nothing to check
+        page.context.clear_cookies()
+        page.evaluate("() => window.sessionStorage.clear()")
+        route.continue_()
+
+    walker.goto(lms_site.url + "/dev/lms")
+    page.route(re.compile(r"/dev/lms/auth\?"), losing_the_state)
+    page.get_by_role("button", name="Lancer : Léa Martin").click()
+    frame_page("lms/refused", tool.get_by_text("demandée par ce navigateur"))
+
+
 @pytest.fixture(scope="module")
-def tour(browser, live_site, busy_school, ent) -> Tour:
+def tour(browser, live_site, busy_school, ent, lms_site) -> Tour:
     """The two journeys, walked once, each user in a browser context of their own. Where a step
     fails (a page changed under the walk), the pages reached so far are still checked and the
     others fail with that step's error."""
@@ -623,6 +676,7 @@ def tour(browser, live_site, busy_school, ent) -> Tour:
         "teacher": lambda: walk_teacher(walker(), live_site, busy_school, invitee=walker()),
         "ENT student": lambda: walk_ent_student(walker(), live_site, ent),
         "district administrator": lambda: walk_district(walker(), live_site, ent),
+        "LMS": lambda: walk_lms(walker(), lms_site),
     }
     for who, walk in walks.items():
         try:
