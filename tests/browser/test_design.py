@@ -454,7 +454,7 @@ class Ent:
             entity_id="https://ent.navigateur.example/idp",
             sso_url=f"http://127.0.0.1:{self.server.server_port}/sso",
         )
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @Request.application
     def login_page(self, request: Request) -> Response:
@@ -479,8 +479,13 @@ class Ent:
 @pytest.fixture(scope="module")
 def ent(live_site) -> Iterator[Ent]:
     found = Ent(live_site.url)
-    yield found
-    found.server.shutdown()
+    found.thread.start()
+    try:
+        yield found
+    finally:
+        found.server.shutdown()
+        found.server.server_close()
+        found.thread.join()
 
 
 def type_birthdate(page, day: str, month: str, year: str) -> None:
@@ -520,7 +525,8 @@ def walk_ent_student(walker: Walker, live_site, ent: Ent) -> None:
 
     ent.attributes = saml_student(IDO=["gar-ido-design-2"], UAI=["0130001X"])
     walker.goto(f"/sso/saml/{IDP_SLUG}/login")
-    walker.button("Continuer vers Parcours", keep="ent/refused")
+    response = walker.button("Continuer vers Parcours", keep="ent/refused")
+    assert urlsplit(response.url).path.endswith("/acs") and response.status == 403, response.url
 
 
 def walk_district(walker: Walker, live_site, ent: Ent) -> None:
@@ -620,30 +626,41 @@ def walk_lms(walker: Walker, lms_site) -> None:
         "response",
         lambda r: (
             documents.append(r)
-            if r.request.resource_type == "document" and r.frame.name == "outil" and r.status == 200
+            if r.request.resource_type == "document"
+            and r.frame.name == "outil"
+            and not 300 <= r.status < 400
             else None
         ),
     )
 
-    def frame_page(name: str, ready) -> None:
+    def frame_page(name: str, ready, path: str, status: int = 200) -> None:
+        """Keep the frame's page once `ready` shows: the last document the frame got, which must
+        be at `path` (its start) with `status`."""
         ready.wait_for()
-        walker.tour.keep(name, documents[-1])
+        last = documents[-1]
+        assert urlsplit(last.url).path.startswith(path) and last.status == status, (
+            f"{name}: the frame shows {last.url} ({last.status})"
+        )
+        walker.tour.keep(name, last)
 
     tool = page.frame_locator("iframe[name=outil]")
     walker.goto(lms_site.url + "/dev/lms")
     page.get_by_role("button", name="Ajouter une activité Parcours").click()
-    frame_page("lms/pick", tool.get_by_role("button", name="Choisir ce parcours", exact=True))
+    picker = tool.get_by_role("button", name="Choisir ce parcours", exact=True)
+    frame_page("lms/pick", picker, "/lti/choisir-un-parcours")
     tool.get_by_role("button", name="Choisir ce parcours", exact=True).click()
     tool.get_by_role("heading", name="Activité ajoutée au cours").wait_for()
     walker.goto(lms_site.url + "/dev/lms")
     page.get_by_role("button", name="Lancer : Léa Martin").click()
-    frame_page("lms/student-launch", tool.get_by_role("link", name="Suivant"))  # the rules
+    frame_page("lms/student-launch", tool.get_by_role("link", name="Suivant"), "/campagnes/")
     walker.goto(lms_site.url + "/dev/lms")
     page.get_by_role("button", name="Lancer : Claire Durand").click()
-    frame_page("lms/teacher-terms", tool.get_by_label("J’accepte les conditions d’utilisation"))
-    tool.get_by_label("J’accepte les conditions d’utilisation").check()
+    terms = tool.get_by_label("J’accepte les conditions d’utilisation")
+    frame_page("lms/teacher-terms", terms, "/orga/cgu")
+    terms.check()
     tool.get_by_role("button", name="Continuer").click()
-    frame_page("lms/teacher-launch", tool.get_by_role("heading", name=lms_site.campaign_name))
+    heading = tool.get_by_role("heading", name=lms_site.campaign_name)
+    frame_page("lms/teacher-launch", heading, "/orga/campagnes/")
 
     def losing_the_state(route):  # third-party cookies blocked, no storage: nothing to check
         page.context.clear_cookies()
@@ -653,12 +670,12 @@ def walk_lms(walker: Walker, lms_site) -> None:
     walker.goto(lms_site.url + "/dev/lms")
     page.route(re.compile(r"/dev/lms/auth\?"), losing_the_state)
     page.get_by_role("button", name="Lancer : Léa Martin").click()
-    frame_page("lms/refused", tool.get_by_text("demandée par ce navigateur"))
+    frame_page("lms/refused", tool.get_by_text("demandée par ce navigateur"), "/lti/launch", 400)
 
 
 @pytest.fixture(scope="module")
 def tour(browser, live_site, busy_school, ent, lms_site) -> Tour:
-    """The two journeys, walked once, each user in a browser context of their own. Where a step
+    """Every journey, walked once, each user in a browser context of their own. Where a step
     fails (a page changed under the walk), the pages reached so far are still checked and the
     others fail with that step's error."""
     found, opened = Tour(), []
@@ -679,6 +696,7 @@ def tour(browser, live_site, busy_school, ent, lms_site) -> Tour:
         "LMS": lambda: walk_lms(walker(), lms_site),
     }
     for who, walk in walks.items():
+        found.last_url = ""
         try:
             walk()
         except Exception:
