@@ -130,7 +130,8 @@ def test_the_terms_checkbox_sits_beside_its_label(browser, live_site, width):
     context = browser.new_context(viewport={"width": width, "height": 800}, locale="fr-FR")
     page = context.new_page()
     page.goto(f"{live_site.url}/inscription")
-    page.click("main button[type=submit]")  # with its error under it, too
+    with page.expect_navigation(wait_until="load"):  # styles applied before measuring
+        page.click("main button[type=submit]")  # with its error under it, too
     box = page.locator("#cgu").bounding_box()
     label = page.locator("label[for=cgu]").bounding_box()
     context.close()
