@@ -179,6 +179,9 @@ def test_the_connection_test_shows_the_attributes_and_signs_nobody_in(client, sc
     page = result.get_data(as_text=True)
     assert result.status_code == 200 and "Test de connexion" in page
     assert "gar-ido-prof-42" in page and "National_ens" in page and "enseignant" in page
+    # an administration page: its navigation, and the header says where the administrator is
+    assert 'aria-label="Administration"' in page
+    assert re.search(r'href="/admin" aria-current="true">Administration<', page)
     identities = db_session.scalar(
         select(func.count())
         .select_from(AuthenticationMethod)
