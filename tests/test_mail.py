@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import smtplib
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bench.common import free_port
 from config.jobs import Job, JobStatus, run_due_jobs
 from config.mail import MAIL_JOB, MailNotConfigured, MailRejected, queue_mail, send_mail
 from config.settings import ConfigError, Settings
@@ -26,12 +26,6 @@ SUBJECT = "Invitation à rejoindre Collège Évariste-Galois sur Parcours"
 @pytest.fixture
 def sink() -> Iterator[SmtpSink]:
     yield from serve(SmtpSink())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def smtp_settings(port: int, **fields: object) -> Settings:

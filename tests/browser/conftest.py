@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from bench.common import free_port
 from campaigns.orga import campaign_admin
 from campaigns.shared.content import import_pack
 from campaigns.shared.models import (
@@ -228,16 +228,9 @@ class LmsSite:
     campaign_name: str
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def lms_site(scratch_databases, tmp_path_factory) -> Iterator[LmsSite]:
-    port = _free_port()  # PUBLIC_URL must be the real address: tool and LMS call each other
+    port = free_port()  # PUBLIC_URL must be the real address: tool and LMS call each other
     url = f"http://127.0.0.1:{port}"
     settings = Settings(
         database_url=scratch_databases.new("browser_lti"), secret_key=TEST_SECRET, public_url=url
