@@ -529,6 +529,20 @@ def walk_ent_student(walker: Walker, live_site, ent: Ent) -> None:
     assert urlsplit(response.url).path.endswith("/acs") and response.status == 403, response.url
 
 
+def walk_registry(walker: Walker, kind: str, *, section: str, add: str, save: str, item: str):
+    """A registry of /admin (LTI platforms, identity providers), from its list: the add form, sent
+    empty (its errors); then `item`'s page, its edit form and its deactivation question, each left
+    by "Annuler". Kept as admin/new-<kind>, admin/new-<kind>-errors, admin/<kind>,
+    admin/<kind>-edit and admin/<kind>-deactivate; the walk ends on `item`'s page."""
+    walker.link(add, keep=f"admin/new-{kind}")
+    walker.button(save, keep=f"admin/new-{kind}-errors")
+    walker.link(section)
+    walker.link(item, keep=f"admin/{kind}")
+    for action, page in (("Modifier", "edit"), ("Désactiver", "deactivate")):
+        walker.link(action, keep=f"admin/{kind}-{page}")
+        walker.link("Annuler")
+
+
 def walk_district(walker: Walker, live_site, ent: Ent) -> None:
     """A district administrator: organizations, LTI platforms (one with a grade its LMS
     refused), identity providers (a connection test, a person's data)."""
@@ -588,25 +602,17 @@ def walk_district(walker: Walker, live_site, ent: Ent) -> None:
     walker.link("Plateformes LTI", keep="admin/lti-platforms")
     walker.button("Obtenir le lien", keep="admin/lti-registration-url")
     walker.link("Plateformes LTI")
-    walker.link("Ajouter une plateforme", keep="admin/new-lti-platform")
-    walker.button("Enregistrer la plateforme", keep="admin/new-lti-platform-errors")
-    walker.link("Plateformes LTI")
-    walker.link("Moodle du collège", keep="admin/lti-platform")
-    walker.link("Modifier", keep="admin/lti-platform-edit")
-    walker.link("Annuler")
-    walker.link("Désactiver", keep="admin/lti-platform-deactivate")
-    walker.link("Annuler")
+    walk_registry(
+        walker, "lti-platform", section="Plateformes LTI", add="Ajouter une plateforme",
+        save="Enregistrer la plateforme", item="Moodle du collège",
+    )  # fmt: skip
     walker.link(f"Retirer le déploiement {deployment_id}", keep="admin/lti-deployment-remove")
 
     walker.link("Fournisseurs d’identité", keep="admin/idps")
-    walker.link("Ajouter un fournisseur d’identité", keep="admin/new-idp")
-    walker.button("Enregistrer le fournisseur d’identité", keep="admin/new-idp-errors")
-    walker.link("Fournisseurs d’identité")
-    walker.link("ENT du collège (GAR)", keep="admin/idp")
-    walker.link("Modifier", keep="admin/idp-edit")
-    walker.link("Annuler")
-    walker.link("Désactiver", keep="admin/idp-deactivate")
-    walker.link("Annuler")
+    walk_registry(
+        walker, "idp", section="Fournisseurs d’identité", add="Ajouter un fournisseur d’identité",
+        save="Enregistrer le fournisseur d’identité", item="ENT du collège (GAR)",
+    )  # fmt: skip
     ent.attributes = ENT_STUDENT
     walker.link("Tester la connexion")
     walker.button("Continuer vers Parcours", keep="admin/idp-test")
