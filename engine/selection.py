@@ -349,7 +349,7 @@ def _normal_cdf(x: float) -> float:
 def _logsumexp(values: Iterable[float]) -> float:
     values = list(values)
     top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))
+    return top + math.log(sum([math.exp(v - top) for v in values]))
 
 
 @lru_cache(maxsize=65536)
@@ -462,9 +462,9 @@ class _Student:
     level and how related their areas are; and, per area, where its level lies."""
 
     noise: Noise
-    # (area id, tube) -> (mean, spread) of the level of the tube's area, from everything but
-    # the tube's own answers (which its posterior counts: not twice)
-    tubes: Mapping[tuple[str, TubeKey], tuple[float, float]]
+    # For each area given, in order: (mean, spread) of the level of its tubes' area (in order
+    # too), from everything but the tube's own answers (which its posterior counts: not twice)
+    tubes: tuple[tuple[tuple[float, float], ...], ...]
     areas: Mapping[str, tuple[float, float]]  # area id -> (mean, spread) of its level
     default: tuple[float, float]  # an area never observed
 
@@ -474,15 +474,18 @@ def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     """The posterior over noise class × area relatedness × overall level, given every observed
     area; then each observed area's level given its own tubes and what the *other* areas say of
     the student (an answer is counted once)."""
+    # Each area's likelihood per cell, looked up once (hashing the long keys is a real share
+    # of the work).
+    own = [
+        [_area_likelihood(tubes, noise, spread) for _, noise, spread in _CELLS]
+        for _, tubes in areas
+    ]
     cells: list[_Cell] = []
-    for slip, guess, weight in NOISE_CLASSES:
-        for spread, spread_weight in AREA_SPREADS:
-            total = list(_ABILITY_LOG_PRIOR)
-            for _, tubes in areas:
-                total = list(
-                    map(operator.add, total, _area_likelihood(tubes, (slip, guess), spread))
-                )
-            cells.append((math.log(weight * spread_weight), (slip, guess), spread, total))
+    for c, (log_prior, noise, spread) in enumerate(_CELLS):
+        total = list(_ABILITY_LOG_PRIOR)
+        for likelihoods in own:
+            total = list(map(operator.add, total, likelihoods[c]))
+        cells.append((log_prior, noise, spread, total))
     overall, class_weights = _overall(cells)
     slip = sum(w * n[0] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
     guess = sum(w * n[1] for w, n in zip(class_weights, NOISE_CLASSES, strict=True))
@@ -490,39 +493,53 @@ def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     slip, guess, _ = NOISE_CLASSES[max(range(len(class_weights)), key=class_weights.__getitem__)]
     likeliest = (slip, guess)
     summaries: dict[str, tuple[float, float]] = {}
-    by_tube: dict[tuple[str, TubeKey], tuple[float, float]] = {}
-    for area_id, tubes in areas:
+    by_tube = []
+    for (area_id, tubes), likelihoods in zip(areas, own, strict=True):
         others = [
-            (log_prior, cell_noise, spread, list(map(operator.sub, total, own)))
-            for log_prior, cell_noise, spread, total in cells
-            for own in (_area_likelihood(tubes, cell_noise, spread),)
+            (log_prior, cell_noise, spread, list(map(operator.sub, total, mine)))
+            for (log_prior, cell_noise, spread, total), mine in zip(cells, likelihoods, strict=True)
         ]
         summaries[area_id], each = _area_levels(tubes, likeliest, _overall(others)[0])
-        by_tube.update(
-            ((area_id, tube), summary) for tube, summary in zip(tubes, each, strict=True)
-        )
-    return _Student(noise, by_tube, summaries, _summary(_area_prior(overall)))
+        by_tube.append(each)
+    return _Student(noise, tuple(by_tube), summaries, _summary(_area_prior(overall)))
 
 
 _Cell = tuple[float, Noise, float, list[float]]  # log prior, noise, area spread, log P(·, a)
+# (log prior, noise, area spread) of each cell, in a fixed order
+_CELLS = tuple(
+    (math.log(weight * spread_weight), (slip, guess), spread)
+    for slip, guess, weight in NOISE_CLASSES
+    for spread, spread_weight in AREA_SPREADS
+)
+_CLASS_INDEX = {(slip, guess): i for i, (slip, guess, _) in enumerate(NOISE_CLASSES)}
 
 
 def _overall(cells: Sequence[_Cell]) -> tuple[AreaPrior, list[float]]:
     """The overall level and the relatedness of areas, as an area's prior (quantised: an area
     whose inputs did not change keeps its cached level), and the weight of each noise class."""
-    log_z = [_logsumexp(total) for _, _, _, total in cells]
-    logs = [cell[0] + z for cell, z in zip(cells, log_z, strict=True)]
+    exp, log = math.exp, math.log
+    # Per cell, P(·, a) up to a factor (its largest term is 1) and the sum of those terms: the
+    # same exponentials give the cell's weight and its levels.
+    scaled = []
+    logs = []
+    for log_prior, _, _, total in cells:
+        top = max(total)
+        terms = [exp(t - top) for t in total]
+        norm = sum(terms)
+        scaled.append((terms, norm))
+        logs.append(log_prior + (top + log(norm)))
     norm = _logsumexp(logs)
     class_weights = [0.0] * len(NOISE_CLASSES)
-    classes = [n[:2] for n in NOISE_CLASSES]
     spread_weights: dict[float, float] = {}
     level_weights = [0.0] * len(ABILITY_GRID)
-    for (_, noise, spread, total), z, log_w in zip(cells, log_z, logs, strict=True):
-        w = math.exp(log_w - norm)
-        class_weights[classes.index(noise)] += w
+    for (_, noise, spread, _), (terms, cell_norm), log_w in zip(cells, scaled, logs, strict=True):
+        w = exp(log_w - norm)
+        class_weights[_CLASS_INDEX[noise]] += w
         spread_weights[spread] = spread_weights.get(spread, 0.0) + w
-        for i, t in enumerate(total):
-            level_weights[i] += w * math.exp(t - z)
+        factor = w / cell_norm
+        level_weights = [
+            weight + factor * term for weight, term in zip(level_weights, terms, strict=True)
+        ]
     mean, spread = _summary(level_weights)
     prior = (
         round(mean * 8) / 8,
@@ -567,31 +584,32 @@ def _area_levels(
 
 def _summary(weights: Sequence[float]) -> tuple[float, float]:
     total = sum(weights) or 1.0
-    mean = sum(w * b for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
-    variance = sum(w * (b - mean) ** 2 for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
-    return mean, math.sqrt(variance)
+    mean = sum(map(operator.mul, weights, ABILITY_GRID)) / total
+    variance = sum(map(operator.mul, weights, _GRID_SQUARES)) / total - mean * mean
+    return mean, math.sqrt(max(variance, 0.0))
+
+
+_GRID_SQUARES = tuple(b * b for b in ABILITY_GRID)
 
 
 def _mastery(posterior: Sequence[float]) -> list[float]:
     """P(skill j is mastered) = P(k > j) for each skill index j."""
-    tail, out = 0.0, [0.0] * (len(posterior) - 1)
-    for j in range(len(posterior) - 1, 0, -1):
-        tail += posterior[j]
-        out[j - 1] = tail
-    return out
+    tails = list(itertools.accumulate(reversed(posterior[1:])))  # P(k ≥ K), P(k ≥ K − 1), …
+    tails.reverse()
+    return tails
 
 
-def _loss(posterior: Sequence[float], observations: Sequence[tuple[int, bool]]) -> float:
-    """Expected number of skills the verdicts we would record now get wrong."""
-    mastery = _mastery(posterior)
-    verdicts = _verdicts(mastery, observations)
-    return sum((1 - p) if v else p for p, v in zip(mastery, verdicts, strict=True))
+def _loss(mastery: Sequence[float], highest_success: int, lowest_failure: int) -> float:
+    """Expected number of skills the verdicts we would record now get wrong (`mastery`: P(skill
+    mastered); the bounds: as `_bounds` gives them)."""
+    verdicts = _verdicts(mastery, highest_success, lowest_failure)
+    return sum([(1 - p) if v else p for p, v in zip(mastery, verdicts, strict=True)])
 
 
-def _uncertainty(posterior: Sequence[float]) -> float:
+def _uncertainty(mastery: Sequence[float]) -> float:
     """Σ p(1 − p) over the skills: unlike the loss, every informative answer lowers it, even one
     that flips no decision (so confident-but-unchecked tubes still get their question)."""
-    return sum(p * (1 - p) for p in _mastery(posterior))
+    return sum([p * (1 - p) for p in mastery])
 
 
 def _update(
@@ -599,12 +617,10 @@ def _update(
 ) -> tuple[float, list[float]]:
     """P(answer) and the posterior after it."""
     slip, guess = noise
-    weighted = [
-        w * ((1 - slip) if index < k else guess)
-        if correct
-        else w * (slip if index < k else 1 - guess)
-        for k, w in enumerate(posterior)
-    ]
+    # k ≤ index: the skill asked is not mastered; k > index: it is.
+    unknown, known = (guess, 1 - slip) if correct else (1 - guess, slip)
+    cut = index + 1
+    weighted = [w * unknown for w in posterior[:cut]] + [w * known for w in posterior[cut:]]
     total = sum(weighted)
     return total, [w / total for w in weighted] if total else list(posterior)
 
@@ -633,37 +649,37 @@ def _tube_plan(
     """The tube's current loss and, for each skill index not yet asked, the expected reduction
     of uncertainty from asking it."""
     posterior = _posterior(levels, observations, mean, spread, noise)
-    loss, uncertainty = _loss(posterior, observations), _uncertainty(posterior)
+    mastery = _mastery(posterior)
+    highest, lowest = _bounds(observations, len(levels))
+    loss, uncertainty = _loss(mastery, highest, lowest), _uncertainty(mastery)
     gains = []
     for index in range(len(levels)):
         if index in asked:
             continue
         p_right, after_right = _update(posterior, index, True, noise)
         p_wrong, after_wrong = _update(posterior, index, False, noise)
+        if_right, if_wrong = _mastery(after_right), _mastery(after_wrong)
         loss_gain = (
             loss
-            - p_right * _loss(after_right, (*observations, (index, True)))
-            - p_wrong * _loss(after_wrong, (*observations, (index, False)))
+            - p_right * _loss(if_right, max(highest, index), lowest)
+            - p_wrong * _loss(if_wrong, highest, min(lowest, index))
         )
         uncertainty_gain = (
-            uncertainty - p_right * _uncertainty(after_right) - p_wrong * _uncertainty(after_wrong)
+            uncertainty - p_right * _uncertainty(if_right) - p_wrong * _uncertainty(if_wrong)
         )
         gains.append((loss_gain + UNCERTAINTY_WEIGHT * uncertainty_gain, index))
-    verdicts = tuple(_verdicts(_mastery(posterior), observations))
-    return _Plan(loss, tuple(gains), tuple(_mastery(posterior)), verdicts)
+    verdicts = tuple(_verdicts(mastery, highest, lowest))
+    return _Plan(loss, tuple(gains), tuple(mastery), verdicts)
 
 
-def _verdicts(mastery: Sequence[float], observations: Iterable[tuple[int, bool]]) -> list[bool]:
+def _verdicts(mastery: Sequence[float], highest_success: int, lowest_failure: int) -> list[bool]:
     """Validated or not, per skill of a tube, from the model's P(mastered) and two rules of
     fairness. No credit without evidence: nothing above the highest success is validated unless
     a failure higher up bounds the gap. And the student's own answers are never overruled by
     what other tubes suggest: when they agree with each other (every success below every
     failure), the line falls between them and the model only places it inside that gap. Only
-    answers that contradict each other (a slip or a lucky guess) are arbitrated by the model."""
-    successes = [i for i, correct in observations if correct]
-    failures = [i for i, correct in observations if not correct]
-    highest_success = max(successes, default=-1)
-    lowest_failure = min(failures, default=len(mastery))
+    answers that contradict each other (a slip or a lucky guess) are arbitrated by the model.
+    The bounds are those of the tube's answers, as `_bounds` gives them."""
     if highest_success >= lowest_failure:
         return [p >= 0.5 and i <= highest_success for i, p in enumerate(mastery)]
     bounded = lowest_failure < len(mastery)
@@ -671,6 +687,13 @@ def _verdicts(mastery: Sequence[float], observations: Iterable[tuple[int, bool]]
         i <= highest_success or (bounded and i < lowest_failure and p >= 0.5)
         for i, p in enumerate(mastery)
     ]
+
+
+def _bounds(observations: Iterable[tuple[int, bool]], skills: int) -> tuple[int, int]:
+    """The highest success (−1 without one) and the lowest failure (`skills` without one)."""
+    successes = [i for i, correct in observations if correct]
+    failures = [i for i, correct in observations if not correct]
+    return max(successes, default=-1), min(failures, default=skills)
 
 
 def _better(option: tuple[float, str], than: tuple[float, str]) -> bool:
@@ -746,13 +769,24 @@ class Adaptive:
         """Every tube with its plan, given the student model of this situation."""
         evidence = self._observations(situation)
         profile = situation.profile
-        by_area: dict[str, list[TubeKey]] = {}
+        by_area: dict[str, list[TubeIndex]] = {}
+        observed: dict[str, tuple[tuple[int, bool], ...]] = {}  # tube id -> its observations
         for tube in profile.tubes:
             if evidence.get(tube.id):
-                by_area.setdefault(tube.area_id, []).append(
-                    (tube.levels, tuple(sorted(evidence[tube.id])))
-                )
-        student = _student(tuple((area, tuple(tubes)) for area, tubes in sorted(by_area.items())))
+                observed[tube.id] = tuple(sorted(evidence[tube.id]))
+                by_area.setdefault(tube.area_id, []).append(tube)
+        areas = sorted(by_area.items())
+        student = _student(
+            tuple(
+                (area, tuple((tube.levels, observed[tube.id]) for tube in tubes))
+                for area, tubes in areas
+            )
+        )
+        area_of_tube = {  # observed tube id -> (mean, spread) of its area's level
+            tube.id: summary
+            for (_, tubes), summaries in zip(areas, student.tubes, strict=True)
+            for tube, summary in zip(tubes, summaries, strict=True)
+        }
         asked_positions: dict[str, set[int]] = {}
         for skill_id in (*situation.known, *(step.challenge.skill_id for step in situation.steps)):
             holder = profile.tube_of.get(skill_id)
@@ -762,9 +796,9 @@ class Adaptive:
         for tube in profile.tubes:
             # A tube's prior: centred on its area's level, as wide as both the tube's own
             # scatter and our uncertainty on that level (quantised: plans stay cacheable).
-            observations = tuple(sorted(evidence.get(tube.id, ())))
+            observations = observed.get(tube.id, ())
             mean, uncertainty = (
-                student.tubes[(tube.area_id, (tube.levels, observations))]
+                area_of_tube[tube.id]
                 if observations
                 else student.areas.get(tube.area_id, student.default)
             )
