@@ -612,19 +612,6 @@ def _uncertainty(mastery: Sequence[float]) -> float:
     return sum([p * (1 - p) for p in mastery])
 
 
-def _update(
-    posterior: Sequence[float], index: int, correct: bool, noise: Noise
-) -> tuple[float, list[float]]:
-    """P(answer) and the posterior after it."""
-    slip, guess = noise
-    # k ≤ index: the skill asked is not mastered; k > index: it is.
-    unknown, known = (guess, 1 - slip) if correct else (1 - guess, slip)
-    cut = index + 1
-    weighted = [w * unknown for w in posterior[:cut]] + [w * known for w in posterior[cut:]]
-    total = sum(weighted)
-    return total, [w / total for w in weighted] if total else list(posterior)
-
-
 @dataclass(frozen=True)
 class _Plan:
     loss: float  # expected wrongly classified skills now
@@ -652,13 +639,18 @@ def _tube_plan(
     mastery = _mastery(posterior)
     highest, lowest = _bounds(observations, len(levels))
     loss, uncertainty = _loss(mastery, highest, lowest), _uncertainty(mastery)
+    total = sum(posterior)
+    slip, guess = noise
     gains = []
     for index in range(len(levels)):
         if index in asked:
             continue
-        p_right, after_right = _update(posterior, index, True, noise)
-        p_wrong, after_wrong = _update(posterior, index, False, noise)
-        if_right, if_wrong = _mastery(after_right), _mastery(after_wrong)
+        # After an answer to skill `index`, P(skill j mastered) follows from the tails of the
+        # posterior (P(k > j), the mastery) without updating it: a success multiplies
+        # P(k ≤ index) by the guess rate and the rest by 1 − slip; a failure by 1 − guess and
+        # by the slip rate.
+        p_right, if_right = _answered(mastery, total, index, guess, 1 - slip)
+        p_wrong, if_wrong = _answered(mastery, total, index, 1 - guess, slip)
         loss_gain = (
             loss
             - p_right * _loss(if_right, max(highest, index), lowest)
@@ -670,6 +662,23 @@ def _tube_plan(
         gains.append((loss_gain + UNCERTAINTY_WEIGHT * uncertainty_gain, index))
     verdicts = tuple(_verdicts(mastery, highest, lowest))
     return _Plan(loss, tuple(gains), tuple(mastery), verdicts)
+
+
+def _answered(
+    mastery: Sequence[float], total: float, index: int, unknown: float, known: float
+) -> tuple[float, Sequence[float]]:
+    """P(this answer to skill `index`) and P(skill j mastered) after it, from the mastery before
+    (P(k > j)) and the posterior's total: `unknown` and `known` are the answer's probability
+    when the skill is not mastered (k ≤ index) and when it is."""
+    above = mastery[index]  # P(k > index): the skill is mastered
+    p_answer = unknown * (total - above) + known * above
+    if not p_answer:
+        return p_answer, mastery
+    below = known * above
+    return p_answer, [
+        (below + unknown * (tail - above) if j < index else known * tail) / p_answer
+        for j, tail in enumerate(mastery)
+    ]
 
 
 def _verdicts(mastery: Sequence[float], highest_success: int, lowest_failure: int) -> list[bool]:
