@@ -1,14 +1,26 @@
 """Invariants of every selector, over random profiles, learners and answer noise."""
 
+import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.content import load_pack
 from engine.knowledge import Knowledge, Status
 from engine.scoring import MAX_REACHABLE_LEVEL, PIX_PER_LEVEL, campaign_result, profile
-from engine.selection import SELECTORS, ProfileIndex
+from engine.selection import (
+    _CELLS,
+    ABILITY_GRID,
+    SELECTORS,
+    ProfileIndex,
+    _answered,
+    _logsumexp,
+    _mastery,
+    _overall,
+    _summary,
+)
 from engine.simulation import Learner, run
 from tests.engine.helpers import profile as build_profile
 
@@ -90,3 +102,80 @@ def test_the_profile_index_keeps_each_tube_in_level_order():
     )
     for tube in index.tubes:
         assert list(tube.levels) == sorted(tube.levels)
+
+
+# The adaptive selector's arithmetic, against the textbook computation it shortcuts.
+
+probabilities = st.floats(0.0, 1.0, allow_nan=False)
+grid_weights = st.lists(
+    st.floats(0.0, 1.0, allow_nan=False), min_size=len(ABILITY_GRID), max_size=len(ABILITY_GRID)
+).filter(lambda w: sum(w) > 1e-6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(0.001, 1.0, allow_nan=False), min_size=2, max_size=9),
+    st.data(),
+    st.sampled_from([(0.03, 0.05), (0.1, 0.2), (0.25, 0.4), (0.0, 0.0)]),
+    st.booleans(),
+)
+def test_an_answer_changes_mastery_as_updating_the_posterior_would(weights, data, noise, right):
+    """`_answered` reads P(answer) and P(skill j mastered) after it from the tails of the
+    posterior; the same as multiplying the posterior by the answer's likelihood, normalising and
+    summing its tails again."""
+    posterior = [w / sum(weights) for w in weights]
+    index = data.draw(st.integers(0, len(posterior) - 2))
+    slip, guess = noise
+    unknown, known = (guess, 1 - slip) if right else (1 - guess, slip)
+    updated = [w * (known if k > index else unknown) for k, w in enumerate(posterior)]
+    expected_p = sum(updated)
+    p, mastery = _answered(_mastery(posterior), sum(posterior), index, unknown, known)
+    assert p == pytest.approx(expected_p, abs=1e-12)
+    if expected_p > 1e-9:
+        after = [w / expected_p for w in updated]
+        expected = [sum(after[j + 1 :]) for j in range(len(posterior) - 1)]
+        assert mastery == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(grid_weights)
+def test_a_level_summary_is_the_mean_and_spread_of_the_weights(weights):
+    total = sum(weights)
+    mean = sum(w * b for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
+    variance = sum(w * (b - mean) ** 2 for w, b in zip(weights, ABILITY_GRID, strict=True)) / total
+    assert _summary(weights) == pytest.approx((mean, math.sqrt(variance)), abs=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.floats(-50.0, 0.0, allow_nan=False),
+            min_size=len(ABILITY_GRID),
+            max_size=len(ABILITY_GRID),
+        ),
+        min_size=len(_CELLS),
+        max_size=len(_CELLS),
+    )
+)
+def test_the_overall_level_is_the_mixture_of_the_cells(totals):
+    """`_overall` shares its exponentials between a cell's weight and its levels; the same as
+    normalising each cell's P(·, a) on its own."""
+    cells = [(*cell, total) for cell, total in zip(_CELLS, totals, strict=True)]
+    logs = [log_prior + _logsumexp(total) for log_prior, _, _, total in cells]
+    norm = _logsumexp(logs)
+    levels = [0.0] * len(ABILITY_GRID)
+    for (_, _, _, total), log_w in zip(cells, logs, strict=True):
+        z = _logsumexp(total)
+        levels = [
+            level + math.exp(log_w - norm) * math.exp(t - z)
+            for level, t in zip(levels, total, strict=True)
+        ]
+    mean, spread = _summary(levels)
+    (got_mean, got_spread, _), class_weights = _overall(cells)
+    # The prior is quantised (1/8 of a level, 1/20 of spread): the same step, unless the exact
+    # value sits on the boundary between two.
+    for got, exact, steps in ((got_mean, mean, 8), (got_spread, spread, 20)):
+        if abs((exact * steps) % 1 - 0.5) > 1e-6:
+            assert got == round(exact * steps) / steps
+    assert sum(class_weights) == pytest.approx(1.0)
