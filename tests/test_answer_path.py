@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from bench.http_answers import CHALLENGE, CSRF, answer_form
 from bench.round_trips import count_round_trips, counts
@@ -172,3 +172,36 @@ def test_a_connection_idle_for_a_while_is_checked_before_use(
     _drop_connections(own[0])
     assert client.get(f"/campagnes/{code}/evaluation").status_code == 200
     assert errors == []  # replaced at checkout: no statement of the request ever failed
+
+
+def test_the_answer_path_shows_who_is_signed_in_without_making_their_user_object(own):
+    """The header (name, "Administration") and the language come from the row the page read the
+    session with: no `User` object is made, on the question page, the answer or a checkpoint."""
+    from campaigns.district import services as district
+    from campaigns.shared.models import User
+    from config.db import utcnow
+
+    database, code, _ = own
+    with database.session() as session, session.begin():
+        user = session.scalars(select(User).where(User.email == "eleve3@example.org")).one()
+        user.locale, user.email_verified_at = "en", utcnow()
+        session.flush()
+        district.grant(session, "eleve3@example.org", actor=district.COMMAND_LINE)
+    client, code = _started(own, 3)
+    made: list[object] = []
+    listener = lambda target, args, kwargs: made.append(target)  # noqa: E731
+    event.listen(User, "init", listener)
+    try:
+        page = client.get(f"/campagnes/{code}/evaluation").get_data(as_text=True)
+        rng, pack = random.Random(3), load_pack()
+        for _ in range(5):  # the fifth answer leads to a checkpoint
+            _, posted = _answer(client, code, page, rng, pack)
+            page = client.get(posted.headers["Location"]).get_data(as_text=True)
+    finally:
+        event.remove(User, "init", listener)
+    assert "/checkpoint" in posted.headers["Location"]
+    assert made == []
+    assert '<html lang="en">' in page  # the user's own language
+    assert "Léa Élève3" in page
+    assert 'href="/admin"' in page  # an instance administrator with a proven address
+    assert "Espace Orga" not in page and "Orga space" not in page  # a member of no organization

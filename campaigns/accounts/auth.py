@@ -74,6 +74,16 @@ def current_user() -> User | None:
     return found.user if found is not None else None
 
 
+def current_person() -> sessions.Person | User | None:
+    """The signed-in user for what every page shows of them (the header, the language): their
+    `User`, or, on the pages that read the session with their own statement, a `Person` made
+    from that statement's row (no ORM object: the answer path's pages make none)."""
+    found = _signed_in()
+    if found is None:
+        return None
+    return found.person if isinstance(found, sessions.ReadSignedIn) else found.user
+
+
 def current_session() -> UserSession | None:
     found = _signed_in()
     return found.session if found is not None else None

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from campaigns.shared.models import AccountToken, User, UserSession
+from campaigns.shared.models import AccountToken, PersonTraits, User, UserSession
 from config.db import execute_dml, insert_row, loaded, utcnow
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
@@ -41,15 +41,35 @@ class SignedIn:
         return self.session.password_change_required
 
 
+@dataclass(frozen=True)
+class Person(PersonTraits):
+    """The signed-in user as the page header and the choice of language see them (a `User`
+    answers the same): read with the page's own statement, no ORM object made."""
+
+    id: int
+    first_name: str
+    last_name: str
+    email: str | None
+    email_verified_at: dt.datetime | None
+    locale: str | None
+    is_member: bool
+    is_instance_admin: bool
+
+
 class ReadSignedIn:
     """A signed-in session read with a page's own statement (plain Core): the user and session
-    objects are made when first asked for (a question page asks for the user, for its header;
-    an answer for neither)."""
+    objects are made when first asked for (the pages of the answer path ask for neither: their
+    header and language read `person`)."""
 
     def __init__(self, session: Session, user: dict[str, Any], row: dict[str, Any]) -> None:
         self._db, self._user, self._row = session, user, row
         self.user_id: int = user["id"]
         self.password_change_required: bool = row["password_change_required"]
+
+    @functools.cached_property
+    def person(self) -> Person:
+        values = self._user
+        return Person(**{name: values[name] for name in _PERSON_FIELDS})
 
     @functools.cached_property
     def user(self) -> User:
@@ -58,6 +78,9 @@ class ReadSignedIn:
     @functools.cached_property
     def session(self) -> UserSession:
         return loaded(self._db, UserSession, self._row)
+
+
+_PERSON_FIELDS = tuple(Person.__dataclass_fields__)
 
 
 def open_session(

@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from campaigns.accounts import links, users
 from campaigns.accounts.auth import (
+    current_person,
     current_session,
     current_user,
     home_of,
@@ -402,7 +403,7 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
 
 @blueprint.app_context_processor
 def _inject_current_user() -> dict[str, object]:
-    return {"current_user": current_user}
+    return {"current_user": current_user, "current_person": current_person}
 
 
 @blueprint.record_once
@@ -411,5 +412,5 @@ def _register_locale_source(state: BlueprintSetupState) -> None:
 
 
 def _user_locale() -> str | None:
-    user = current_user()
-    return user.locale if user is not None else None
+    person = current_person()
+    return person.locale if person is not None else None

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.accounts import users
+from campaigns.accounts.sessions import Person
 from campaigns.orga import team
 from campaigns.shared import organizations, pagination
 from campaigns.shared.errors import InvalidInput, ServiceError
@@ -138,9 +139,9 @@ def _organization_entry(
 # -- instance administrators ----------------------------------------------------------------------
 
 
-def is_instance_admin(user: User | None) -> bool:
+def is_instance_admin(user: User | Person | None) -> bool:
     """Whether `user` reaches `/admin`: an instance administrator whose address is (still)
-    proven."""
+    proven. (A `Person`, the signed-in user as a page's own statement read them, carries both.)"""
     if user is None or not user.email_proven:
         return False
     # Loaded with the user (`User.is_instance_admin`); `grant` and `revoke` expire it.

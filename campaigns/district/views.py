@@ -30,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from campaigns.accounts import users
-from campaigns.accounts.auth import current_user
+from campaigns.accounts.auth import current_person, current_user
 from campaigns.district import services as district
 from campaigns.orga import team
 from campaigns.shared.errors import InvalidInput, ServiceError
@@ -84,7 +84,7 @@ FIELD_ERRORS = {
 def is_instance_admin() -> bool:
     """Whether the signed-in user is an instance administrator (once per request)."""
     if "instance_admin" not in g:
-        g.instance_admin = district.is_instance_admin(current_user())
+        g.instance_admin = district.is_instance_admin(current_person())
     return bool(g.instance_admin)
 
 

@@ -104,7 +104,20 @@ NAME_MAX_LENGTH = 255  # names of people and organizations (their columns' lengt
 # -- people -------------------------------------------------------------------------------------
 
 
-class User(Base):
+class PersonTraits:
+    """What is derived from a user's columns, alike for a `User` and for the signed-in user a page
+    read without the ORM (`campaigns.accounts.sessions.Person`)."""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()  # type: ignore[attr-defined]
+
+    @property
+    def email_proven(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None  # type: ignore[attr-defined]
+
+
+class User(Base, PersonTraits):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -136,14 +149,6 @@ class User(Base):
             name="username_format",
         ),
     )
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
-
-    @property
-    def email_proven(self) -> bool:
-        return self.email is not None and self.email_verified_at is not None
 
 
 class UserSession(Base):
