@@ -204,4 +204,4 @@ def test_the_answer_path_shows_who_is_signed_in_without_making_their_user_object
     assert '<html lang="en">' in page  # the user's own language
     assert "Léa Élève3" in page
     assert 'href="/admin"' in page  # an instance administrator with a proven address
-    assert "Espace Orga" not in page and "Orga space" not in page  # a member of no organization
+    assert "Organization area" not in page  # a member of no organization (English: the header)
