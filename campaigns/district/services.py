@@ -145,7 +145,7 @@ def is_instance_admin(user: User | Person | None) -> bool:
     if user is None or not user.email_proven:
         return False
     # Loaded with the user (`User.is_instance_admin`); `grant` and `revoke` expire it.
-    return bool(user.is_instance_admin)  # type: ignore[attr-defined]
+    return bool(user.is_instance_admin)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
