@@ -525,9 +525,9 @@ def _overall(cells: Sequence[_Cell]) -> tuple[AreaPrior, list[float]]:
     for log_prior, _, _, total in cells:
         top = max(total)
         terms = [exp(t - top) for t in total]
-        norm = sum(terms)
-        scaled.append((terms, norm))
-        logs.append(log_prior + (top + log(norm)))
+        cell_norm = sum(terms)
+        scaled.append((terms, cell_norm))
+        logs.append(log_prior + (top + log(cell_norm)))
     norm = _logsumexp(logs)
     class_weights = [0.0] * len(NOISE_CLASSES)
     spread_weights: dict[float, float] = {}
