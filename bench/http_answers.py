@@ -12,8 +12,9 @@ several load generator processes (asyncio, a minimal HTTP client) so that the cl
 shared cores little and its own waits do not count as server latency. It prints answers per
 second, the latency of "submit an answer and get the next page", the CPU time each side spent
 per answer (server, database, load generator), the round trips to the database per answer
-(counted in the workers' psycopg2 connections: bench/round_trips.py), errors, and whether the
-answers stored are exactly the answers sent. Only 127.0.0.1 is ever contacted.
+(counted in the workers' psycopg2 connections: bench/round_trips.py), the part of the server's
+CPU its garbage collections took (timed in the workers), errors, and whether the answers stored
+are exactly the answers sent. Only 127.0.0.1 is ever contacted.
 
 Students answer back-to-back by default (the worst case); `--think-ms` gives them a mean time on
 each question, `--rate` paces them all together to that many answers per second (each student
@@ -419,6 +420,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
             stored = stored_answers(database.url)
         round_trips = totals_in(counted)  # the server's processes counted them
+        collected = totals_in(counted, "gc")
         counted.rmdir()
 
     latencies = [x for s in students for x in s.latencies]
@@ -450,6 +452,12 @@ def main(argv: list[str] | None = None) -> None:
         if answers
         else None,
         "round_trips_by_page": round_trips,
+        # Part of the server's CPU above: the cyclic garbage collector's collections.
+        "gc_ms_per_answer": round(
+            sum(us for page, us in collected.items() if page != "other") / 1000 / answers, 3
+        )
+        if answers
+        else None,
         "errors": sum(len(s.errors) for s in students),
         "students_whose_stored_answers_differ": lost,
         "first_errors": [e for s in students for e in s.errors][:5],
@@ -480,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         f"round trips to the database per answer: {report['round_trips_per_answer']} "
         f"({', '.join(f'{page} {n}' for page, n in round_trips.items())})"
     )
+    print(f"of the server's CPU, garbage collection per answer: {report['gc_ms_per_answer']} ms")
     print(
         f"errors: {report['errors']}; students whose stored answers differ from those sent: {lost}"
     )

@@ -10,17 +10,24 @@ a transaction ended after its request, at teardown, counts for that request's pa
 on: each server process keeps its counts in a small memory-mapped file of
 `PARCOURS_ROUND_TRIPS_DIR` (a store to memory per round trip, no system call), which the
 benchmark sums once the server stopped. The answer path's test counts with it in process.
+
+That app also times the cyclic garbage collector's collections, per page in the same way (in
+microseconds, in files of their own): the CPU they cost depends on every object a worker holds,
+not on the page that happened to trigger them, and the benchmark reports it apart.
 """
 
 from __future__ import annotations
 
+import gc
 import mmap
 import os
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
+from flask import has_request_context, request
 from sqlalchemy import Engine, event
 
 PAGES = ("GET journey.question", "POST journey.question", "GET journey.checkpoint", "other")
@@ -28,28 +35,30 @@ _SLOTS = struct.Struct(f"<{len(PAGES)}q")
 
 
 class Counts:
-    """Round trips per page, in this process (in a file of `folder` when given)."""
+    """Round trips (or other amounts) per page, in this process (in a file of `folder` when
+    given, named after the process and `kind`)."""
 
-    def __init__(self, folder: str | None = None) -> None:
+    def __init__(self, folder: str | None = None, kind: str = "counts") -> None:
         self.folder = folder
+        self.kind = kind
         self.pid = -1
         self.memory: Any = bytearray(_SLOTS.size)
 
     def _slots(self) -> Any:
         if self.folder and self.pid != os.getpid():  # a new server process: a file of its own
             self.pid = os.getpid()
-            path = Path(self.folder) / f"{self.pid}.counts"
+            path = Path(self.folder) / f"{self.pid}.{self.kind}"
             path.write_bytes(bytes(_SLOTS.size))
             with path.open("r+b") as file:
                 self.memory = mmap.mmap(file.fileno(), _SLOTS.size)
         return self.memory
 
-    def add(self, page: str) -> None:
+    def add(self, page: str, amount: int = 1) -> None:
         slots = self._slots()
         index = PAGES.index(page) if page in PAGES else len(PAGES) - 1
         offset = index * 8
         (value,) = struct.unpack_from("<q", slots, offset)
-        struct.pack_into("<q", slots, offset, value + 1)
+        struct.pack_into("<q", slots, offset, value + amount)
 
     def totals(self) -> dict[str, int]:
         return dict(zip(PAGES, _SLOTS.unpack(bytes(self._slots())), strict=True))
@@ -59,12 +68,14 @@ class Counts:
 
 
 counts = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"))
+collections = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"), "gc")  # microseconds
 
 
-def totals_in(folder: Path) -> dict[str, int]:
-    """The counts the server processes left in `folder` (then removed), summed per page."""
+def totals_in(folder: Path, kind: str = "counts") -> dict[str, int]:
+    """The counts (or, `kind` "gc", the microseconds of garbage collection) the server processes
+    left in `folder` (then removed), summed per page."""
     total = dict.fromkeys(PAGES, 0)
-    for path in folder.glob("*.counts"):
+    for path in folder.glob(f"*.{kind}"):
         for page, n in zip(PAGES, _SLOTS.unpack(path.read_bytes()), strict=True):
             total[page] += n
         path.unlink()
@@ -72,8 +83,6 @@ def totals_in(folder: Path) -> dict[str, int]:
 
 
 def _page() -> str:
-    from flask import has_request_context, request
-
     return f"{request.method} {request.endpoint}" if has_request_context() else ""
 
 
@@ -122,13 +131,30 @@ def count_round_trips(engine: Engine | type[Engine]) -> None:
         parameters["connection_factory"] = CountingConnection
 
 
+def time_collections() -> None:
+    """Add the time of each of this process's garbage collections from now on to `collections`,
+    for the page of the request that triggered it."""
+    started = 0.0
+
+    def timing(phase: str, _info: dict[str, Any]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            collections.add(_page(), round((time.perf_counter() - started) * 1_000_000))
+
+    gc.callbacks.append(timing)
+
+
 def __getattr__(name: str) -> Any:
-    """`app`: Parcours's WSGI app (wsgi.py) with every engine's round trips counted."""
+    """`app`: Parcours's WSGI app (wsgi.py) with every engine's round trips counted and the
+    garbage collections timed."""
     if name != "app":
         raise AttributeError(name)
     global _counted
     if not _counted:
         count_round_trips(Engine)
+        time_collections()
         _counted = True
     from wsgi import app
 

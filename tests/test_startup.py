@@ -1,5 +1,6 @@
 """Starting Parcours as production does: gunicorn workers loading `wsgi:app`."""
 
+import json
 import os
 import re
 import subprocess
@@ -50,6 +51,27 @@ def test_wsgi_refuses_bad_configuration_in_one_line(settings, extra, expected):
     assert result.returncode == 4  # gunicorn's "application cannot load": the master stops
     assert result.stderr.strip().startswith(f"parcours: error: {expected}")
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_worker_freezes_what_it_built_at_start_up_for_the_garbage_collector(settings, database):
+    probe = (
+        "import gc, json, wsgi; "
+        "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects()), gc.get_threshold()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=production_env(settings.database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, still_walked, threshold = json.loads(result.stdout.strip().splitlines()[-1])
+    assert frozen > 50_000  # the modules, the app, its routes and mapped classes
+    assert still_walked < frozen / 10  # only what was made after start-up
+    assert threshold[0] == 2000
+    assert threshold[1:] == [10, 10]  # the older generations keep Python's defaults
 
 
 def test_gunicorn_workers_serve_healthz_on_the_database(settings, database):
