@@ -12,9 +12,9 @@ several load generator processes (asyncio, a minimal HTTP client) so that the cl
 shared cores little and its own waits do not count as server latency. It prints answers per
 second, the latency of "submit an answer and get the next page", the CPU time each side spent
 per answer (server, database, load generator), the round trips to the database per answer
-(counted in the workers' psycopg2 connections: bench/round_trips.py), the part of the server's
-CPU its garbage collections took (timed in the workers), errors, and whether the answers stored
-are exactly the answers sent. Only 127.0.0.1 is ever contacted.
+(counted in the workers' psycopg2 connections: bench/round_trips.py), the time the server's
+garbage collections took per answer (timed in the workers, a part of their CPU), errors, and
+whether the answers stored are exactly the answers sent. Only 127.0.0.1 is ever contacted.
 
 Students answer back-to-back by default (the worst case); `--think-ms` gives them a mean time on
 each question, `--rate` paces them all together to that many answers per second (each student
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         if answers
         else None,
         "round_trips_by_page": round_trips,
-        # Part of the server's CPU above: the cyclic garbage collector's collections.
+        # Timed in the server's processes: its garbage collections (a part of its CPU above).
         "gc_ms_per_answer": round(
             sum(us for page, us in collected.items() if page != "other") / 1000 / answers, 3
         )
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         f"round trips to the database per answer: {report['round_trips_per_answer']} "
         f"({', '.join(f'{page} {n}' for page, n in round_trips.items())})"
     )
-    print(f"of the server's CPU, garbage collection per answer: {report['gc_ms_per_answer']} ms")
+    print(f"garbage collection in the server per answer: {report['gc_ms_per_answer']} ms")
     print(
         f"errors: {report['errors']}; students whose stored answers differ from those sent: {lost}"
     )

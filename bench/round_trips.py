@@ -12,8 +12,10 @@ on: each server process keeps its counts in a small memory-mapped file of
 benchmark sums once the server stopped. The answer path's test counts with it in process.
 
 That app also times the cyclic garbage collector's collections, per page in the same way (in
-microseconds, in files of their own): the CPU they cost depends on every object a worker holds,
-not on the page that happened to trigger them, and the benchmark reports it apart.
+microseconds, in files of their own): their cost depends on every object a worker holds, not on
+the page that happened to trigger them, and the benchmark reports it apart. It is the time from
+the start of a collection to its end (a worker runs one request at a time, so that is nearly all
+CPU on a machine that is not overloaded); collections outside a request count for "other".
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Counts:
 
 
 counts = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"))
-collections = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"), "gc")  # microseconds
+gc_microseconds = Counts(os.environ.get("PARCOURS_ROUND_TRIPS_DIR"), "gc")
 
 
 def totals_in(folder: Path, kind: str = "counts") -> dict[str, int]:
@@ -132,8 +134,8 @@ def count_round_trips(engine: Engine | type[Engine]) -> None:
 
 
 def time_collections() -> None:
-    """Add the time of each of this process's garbage collections from now on to `collections`,
-    for the page of the request that triggered it."""
+    """Add the time of each of this process's garbage collections from now on to
+    `gc_microseconds`, for the page of the request that triggered it."""
     started = 0.0
 
     def timing(phase: str, _info: dict[str, Any]) -> None:
@@ -141,7 +143,7 @@ def time_collections() -> None:
         if phase == "start":
             started = time.perf_counter()
         else:
-            collections.add(_page(), round((time.perf_counter() - started) * 1_000_000))
+            gc_microseconds.add(_page(), round((time.perf_counter() - started) * 1_000_000))
 
     gc.callbacks.append(timing)
 
