@@ -6,15 +6,15 @@ restarting workers forever (gunicorn's master reads 4 as "the application cannot
 does not respawn a worker that failed unless told to).
 
 Once the app is built, the cyclic garbage collector is told what a worker is: everything made so
-far (modules, the app, its routes, mapped classes and compiled templates, about 140,000 objects)
-lives as long as the worker, so it is collected once and frozen, never walked again by the full
-collections that otherwise walk all of it (70–110 ms each, every few hundred answers). The
-price: a cycle among those objects that became garbage later would never be freed; they are the
-worker's own structures, kept until it exits. A young collection then waits for 2,000 more
-allocations than deallocations instead of 700 (a request makes several thousand). Measured on
-the answer path: 0.09–0.14 ms of collection per answer instead of 0.24–0.43 (README, "The answer
-path"). With gunicorn's `--preload` this runs once, before the fork, and the frozen objects'
-memory also stays shared between the workers.
+far (modules, the app, its routes and mapped classes, about 140,000 objects; templates are
+compiled later, at their first page) lives as long as the worker, so it is collected once and
+frozen, never walked again by the full collections that otherwise walk all of it (70–110 ms
+each, every few hundred answers). The price: a cycle among those objects that became garbage
+later would never be freed; they are the worker's own structures, kept until it exits. A young
+collection then waits for 2,000 more allocations than deallocations instead of 700 (a request
+makes several thousand). Measured on the answer path: 0.09–0.14 ms of collection per answer
+instead of 0.24–0.43 (README, "The answer path"). With gunicorn's `--preload` this runs once,
+before the fork, and the frozen objects' memory also stays shared between the workers.
 """
 
 import gc
