@@ -1,9 +1,11 @@
 """Round trips between Parcours and PostgreSQL, counted where they happen: in psycopg2.
 
 A psycopg2 connection sends one message and waits for its answer for each statement, for the
-BEGIN it sends before the first statement of a transaction, and for each COMMIT or ROLLBACK of a
-transaction in progress (none in autocommit, none when nothing was sent). `CountingConnection`
-counts exactly those, per page of the answer path (the Flask method and endpoint of the request;
+BEGIN it sends before the first statement of a transaction, for each COMMIT or ROLLBACK of a
+transaction in progress (none in autocommit, none when nothing was sent), and for the SET it sends
+when it switches to autocommit while an isolation level is set (`SET default_transaction_isolation
+TO DEFAULT`: SQLAlchemy's `isolation_level="AUTOCOMMIT"` costs one on every use after the first;
+`set_session` counts as one too). `CountingConnection` counts those, per page of the answer path (the Flask method and endpoint of the request;
 a transaction ended after its request, at teardown, counts for that request's page).
 
 `python -m bench.http_answers` serves `bench.round_trips:app`, Parcours's WSGI app with counting
@@ -119,6 +121,29 @@ class CountingConnection(psycopg2.extensions.connection):
     def commit(self) -> None:
         self._ends()
         super().commit()
+
+    def set_isolation_level(self, level: Any) -> None:
+        if level == psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT:
+            self._to_autocommit()
+        super().set_isolation_level(level)
+
+    def set_session(self, *args: Any, **kwargs: Any) -> None:
+        counts.add(_page())
+        super().set_session(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def autocommit(self) -> bool:
+        return bool(psycopg2.extensions.connection.autocommit.__get__(self))
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        if value:
+            self._to_autocommit()
+        psycopg2.extensions.connection.autocommit.__set__(self, value)
+
+    def _to_autocommit(self) -> None:
+        if not self.autocommit and self.isolation_level is not None:
+            counts.add(_page())  # SET default_transaction_isolation TO DEFAULT
 
     def rollback(self) -> None:
         self._ends()

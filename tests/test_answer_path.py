@@ -48,7 +48,7 @@ def own(scratch_databases) -> Iterator[tuple[Database, str]]:
     with database.session() as session, session.begin():
         organization, teacher = school(session)
         campaign = assessment_campaign(session, organization, teacher, key="tp-cycle4")
-        for n in range(1, 4):
+        for n in range(1, 5):
             student(session, n)
         code = campaign.code
     yield database, code, settings
@@ -172,6 +172,25 @@ def test_a_connection_idle_for_a_while_is_checked_before_use(
     _drop_connections(own[0])
     assert client.get(f"/campagnes/{code}/evaluation").status_code == 200
     assert errors == []  # replaced at checkout: no statement of the request ever failed
+
+
+def test_a_page_that_reads_leaves_its_pooled_connection_as_it_found_it(own, postgresql_only):
+    """Reads run in autocommit through psycopg2's flag alone: the connection goes back to the
+    pool with no isolation level set, so the next page's switch sends nothing. (SQLAlchemy's
+    `isolation_level="AUTOCOMMIT"` resets it to READ COMMITTED at check-in, and psycopg2 then
+    sends a SET each time it switches to autocommit: a round trip per page that reads.)"""
+    client, code = _started(own, 4)
+    for _ in range(3):  # the pool's connections have each served a page that reads
+        assert client.get(f"/campagnes/{code}/evaluation").status_code == 200
+    counts.reset()
+    assert client.get(f"/campagnes/{code}/evaluation").status_code == 200
+    assert counts.totals()["GET journey.question"] == 1  # who and where: no SET, no BEGIN
+    pooled = own[0].engine.raw_connection()
+    try:
+        assert pooled.dbapi_connection.autocommit is False
+        assert pooled.dbapi_connection.isolation_level is None  # the server's default
+    finally:
+        pooled.close()
 
 
 def test_the_answer_path_shows_who_is_signed_in_without_making_their_user_object(own):

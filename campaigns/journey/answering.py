@@ -232,12 +232,10 @@ def load_spot(
     """Who the session `token` signs in (None: nobody: unknown, revoked or expired) and what
     they have at the campaign of `code` (a normalized code, or "" for none), in one statement.
     The user and their session become ORM objects of `session` if the request asks for them."""
-    row = _SPOT.execute(
-        connection, {"token_hash": token_hash(token), "code": code, "now": utcnow()}
-    ).first()
-    if row is None:
+    found = _SPOT.rows(connection, {"token_hash": token_hash(token), "code": code, "now": utcnow()})
+    if not found:
         return None
-    values = tuple(row)
+    values = found[0]
     n_user, n_session = len(_USER_COLUMNS) + 2, len(_SESSION_COLUMNS)
     user_values = dict(zip((*_USER_COLUMNS, "is_member", "is_instance_admin"), values[:n_user],
                            strict=True))  # fmt: skip
@@ -327,7 +325,7 @@ def load(session: Session, campaign: CampaignRef, test: Test, *, fresh: bool = F
         rows: Any = connection.execute(_KNOWLEDGE, {"user_id": test.user_id})
         rows = ((0, *row) for row in rows)
     else:
-        rows = _EVIDENCE.execute(connection, {"user_id": test.user_id, "assessment_id": test.id})
+        rows = _EVIDENCE.rows(connection, {"user_id": test.user_id, "assessment_id": test.id})
     for kind, key, status, source, created, pix, assessment_id, *_ in rows:
         if kind:
             answers.append(Given(key, AnswerResult(status)))
@@ -637,7 +635,7 @@ class LatestTest:
 
 def latest_test(connection: Connection, participation_id: int) -> LatestTest | None:
     """The participation's latest test (in progress or over) with its answers, in order."""
-    rows: list[Any] = list(_LATEST_TEST.execute(connection, {"participation_id": participation_id}))
+    rows = _LATEST_TEST.rows(connection, {"participation_id": participation_id})
     if not rows:
         return None
     answers = [Given(c, r, v) for _, _, c, r, v in rows if c is not None]
