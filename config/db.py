@@ -382,12 +382,13 @@ def _insert_new(
 
 
 class Prepared:
-    """A read of a hot path that PostgreSQL parses and plans once per connection, not on every
-    execution (PREPARE on the connection's first use of it, then EXECUTE). Planning is most of
-    the database's work for a join of a few rows by their keys: a 6-table read costs 0.8 ms of
-    server CPU each time, 0.12 ms prepared. Other databases run the statement as it is. `rows`
-    gives plain tuples, each value as the statement's column type reads it; `name` must be
-    unique.
+    """A statement of a hot path that PostgreSQL parses and plans once per connection, not on
+    every execution (PREPARE on the connection's first use of it, then EXECUTE). Planning is
+    most of the database's work for a join of a few rows by their keys: a 6-table read costs
+    0.8 ms of server CPU each time, 0.12 ms prepared. Other databases run the statement as it
+    is, or `elsewhere` when given (a dialect's own construct). `rows` gives the rows it returns
+    as plain tuples, each value as the statement's column type reads it (none for a write
+    without RETURNING); `name` must be unique.
 
     On PostgreSQL the EXECUTE goes straight to the psycopg2 cursor of the connection, with the
     bind and result processors of the statement's own types looked up once: SQLAlchemy's
@@ -397,15 +398,17 @@ class Prepared:
     `retry_if_disconnected` and the pool behave as for any other statement; statement events
     (`before_cursor_execute`) do not see these reads."""
 
-    def __init__(self, name: str, statement: Any) -> None:
+    def __init__(self, name: str, statement: Any, *, elsewhere: Any = None) -> None:
         self.name = name
         self.statement = statement
+        self.elsewhere = statement if elsewhere is None else elsewhere
         self._compiled: _Compiled | None = None
         self._results: list[Any] | None = None  # result processors, from the first execution
 
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         if connection.dialect.name != "postgresql":
-            return [tuple(row) for row in connection.execute(self.statement, parameters)]
+            result = connection.execute(self.elsewhere, parameters)
+            return [tuple(row) for row in result] if result.returns_rows else []
         compiled = self._compiled or self._compile(connection.dialect)
         values = [
             parameters[name] if name in parameters else compiled.fixed[name]
@@ -421,6 +424,8 @@ class Prepared:
                 cursor.execute(compiled.prepare)
                 prepared.add(self.name)
             cursor.execute(compiled.execute, values)
+            if cursor.description is None:  # a write that returns nothing
+                return []
             fetched = cast(list[tuple[Any, ...]], cursor.fetchall())
             results = self._results or self._result_processors(connection, cursor.description)
         except connection.dialect.loaded_dbapi.Error as error:
@@ -447,7 +452,11 @@ class Prepared:
             prepare=f"PREPARE {self.name} AS {body}",
             execute=f"EXECUTE {self.name}({', '.join('%s' for _ in order)})",
             order=tuple(order),
-            fixed={k: v for k, v in compiled.params.items() if v is not None and k in order},
+            fixed={
+                k: v
+                for k, v in compiled.params.items()
+                if k in order and not compiled.binds[k].required
+            },
             binds=tuple(compiled.binds[name].type.bind_processor(dialect) for name in order),
         )
         return self._compiled

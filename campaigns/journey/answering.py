@@ -53,7 +53,7 @@ from campaigns.shared.models import (
     User,
     UserSession,
 )
-from config.db import Prepared, insert_new, table_of, utcnow
+from config.db import Prepared, table_of, upsert, utcnow
 from engine import answers as checking
 from engine.content import Challenge
 from engine.knowledge import Knowledge, NewKnowledge, Source, Status, effective
@@ -359,7 +359,7 @@ def load(session: Session, campaign: CampaignRef, test: Test, *, fresh: bool = F
 
 
 _RECORD_KNOWLEDGE = insert(_knowledge)
-_ADVANCE = (
+_ADVANCE = Prepared("parcours_advance", (
     update(_assessments)
     .where(_assessments.c.id == bindparam("test_id"))
     .values(
@@ -368,7 +368,7 @@ _ADVANCE = (
         progress=bindparam("progress"),
         updated_at=bindparam("now", type_=_assessments.c.updated_at.type),
     )
-)
+))  # fmt: skip
 _FINISH = (
     update(_assessments)
     .where(_assessments.c.id == bindparam("test_id"))
@@ -441,9 +441,9 @@ def advance(session: Session, state: Loaded) -> Challenge | None:
         return None
     # The bar the student sees only moves forward, and reaches 100 % only at the end.
     progress = max(test.progress, min(99, rounded_percent(selector.progress(state.situation))))
-    connection.execute(
-        _ADVANCE, {"test_id": test.id, "challenge_id": challenge.id, "progress": progress,
-                   "now": now},
+    _ADVANCE.rows(
+        connection, {"test_id": test.id, "challenge_id": challenge.id, "progress": progress,
+                     "now": now},
     )  # fmt: skip
     state.test = replace(test, current_challenge_id=challenge.id, asked_at=None, progress=progress)
     return challenge
@@ -496,6 +496,20 @@ class Answered:
 ANSWER_COLUMNS = (
     "assessment_id", "challenge_id", "value", "result", "time_spent_seconds", "created_at"
 )  # fmt: skip
+
+
+def _record_answer_statement(dialect: str) -> Any:
+    """The answer, unless this test has one for this question already (its id, or no row)."""
+    return (
+        upsert(dialect, _answers)
+        .values({name: bindparam(name, type_=_answers.c[name].type) for name in ANSWER_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["assessment_id", "challenge_id"])
+        .returning(_answers.c.id)
+    )
+
+
+_RECORD_ANSWER = Prepared("parcours_answer", _record_answer_statement("postgresql"),
+                          elsewhere=_record_answer_statement("sqlite"))  # fmt: skip
 _WAS_ANSWERED = select(_answers.c.id).where(
     _answers.c.assessment_id == bindparam("test_id"),
     _answers.c.challenge_id == bindparam("challenge_id"),
@@ -556,10 +570,8 @@ def answer(
     else:
         result = checking.check(challenge, value)
     stored = AnswerResult(result.value)
-    answer_id = insert_new(
+    inserted = _RECORD_ANSWER.rows(
         connection,
-        Answer,
-        ("assessment_id", "challenge_id"),
         {
             "assessment_id": test.id,
             "challenge_id": challenge_id,
@@ -569,8 +581,9 @@ def answer(
             "created_at": now,
         },
     )
-    if answer_id is None:  # the same answer, submitted twice at once
+    if not inserted:  # the same answer, submitted twice at once
         return _repeated(connection, test, challenge_id)
+    answer_id = inserted[0][0]
     state.answers.append(Given(challenge_id, stored))
     situation = state.situation
     situation = Situation(situation.profile, situation.assessment_id, situation.known,
