@@ -403,7 +403,8 @@ class Prepared:
         self.statement = statement
         self.elsewhere = statement if elsewhere is None else elsewhere
         self._compiled: _Compiled | None = None
-        self._results: list[Any] | None = None  # result processors, from the first execution
+        # (position, result processor) of the columns that have one, from the first execution
+        self._results: list[tuple[int, Any]] | None = None
 
     def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         if connection.dialect.name != "postgresql":
@@ -414,8 +415,8 @@ class Prepared:
             parameters[name] if name in parameters else compiled.fixed[name]
             for name in compiled.order
         ]
-        values = [v if process is None else process(v)
-                  for process, v in zip(compiled.binds, values, strict=True)]  # fmt: skip
+        for i, process in compiled.binds:
+            values[i] = process(values[i])
         pooled = connection.connection
         prepared: set[str] = pooled.info.setdefault("parcours.prepared", set())
         cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -427,19 +428,30 @@ class Prepared:
             if cursor.description is None:  # a write that returns nothing
                 return []
             fetched = cast(list[tuple[Any, ...]], cursor.fetchall())
-            results = self._results or self._result_processors(connection, cursor.description)
+            results = self._results
+            if results is None:
+                results = self._result_processors(connection, cursor.description)
         except connection.dialect.loaded_dbapi.Error as error:
             # SQLAlchemy's own handling of a failed statement (private, stable since 1.x)
             connection._handle_dbapi_exception(error, compiled.execute, values, cursor, None)
         finally:
             cursor.close()
-        if not any(results):
+        if not results:
             return fetched
-        pairs = (zip(results, row, strict=True) for row in fetched)
-        return [tuple(v if process is None else process(v) for process, v in row) for row in pairs]
+        rows = []
+        for row in fetched:
+            read = list(row)
+            for i, process in results:
+                read[i] = process(read[i])
+            rows.append(tuple(read))
+        return rows
 
     def _compile(self, dialect: Any) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
+        computed = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if computed:  # SQLAlchemy computes those per execution; EXECUTE would leave them NULL
+            names = ", ".join(column.name for column in computed)
+            raise ValueError(f"Prepared {self.name}: give a value for {names} (a Python default)")
         order: list[str] = []
 
         def numbered(match: re.Match[str]) -> str:
@@ -457,18 +469,23 @@ class Prepared:
                 for k, v in compiled.params.items()
                 if k in order and not compiled.binds[k].required
             },
-            binds=tuple(compiled.binds[name].type.bind_processor(dialect) for name in order),
+            binds=tuple(
+                (i, process)
+                for i, name in enumerate(order)
+                if (process := compiled.binds[name].type.bind_processor(dialect)) is not None
+            ),
         )
         return self._compiled
 
-    def _result_processors(self, connection: Connection, description: Any) -> list[Any]:
-        """Each column's result processor, for the type the database gave it (the first
+    def _result_processors(self, connection: Connection, description: Any) -> list[tuple[int, Any]]:
+        """The columns' result processors, for the types the database gave them (the first
         execution's: a prepared statement's result types do not change)."""
         columns = list(self.statement.exported_columns)
-        self._results = [
+        processors = (
             column.type.result_processor(connection.dialect, described[1])
             for column, described in zip(columns, description, strict=True)
-        ]
+        )
+        self._results = [(i, p) for i, p in enumerate(processors) if p is not None]
         return self._results
 
 
@@ -478,7 +495,7 @@ class _Compiled:
     execute: str  # EXECUTE name(%s, %s…)
     order: tuple[str, ...]  # the parameters' names
     fixed: dict[str, Any]  # values the statement holds itself (literals bound as parameters)
-    binds: tuple[Any, ...]  # a bind processor per parameter (None: the value as it is)
+    binds: tuple[tuple[int, Any], ...]  # (position, bind processor) of parameters that have one
 
 
 def check_connection(database: Database) -> None:
