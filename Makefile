@@ -26,11 +26,11 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED) $(CATALOGS)  ## create .venv with Parcours and its tools
 
-install-browser:  ## Debian's Chromium (browser tests) and xmlsec1 (SAML interoperability test); needs root and apt
-	@if command -v chromium >/dev/null && command -v xmlsec1 >/dev/null; then :; \
+install-browser:  ## Debian's Chromium (browser tests), xmlsec1 (SAML interoperability test) and valgrind (bench.answer_instructions); needs root and apt
+	@if command -v chromium >/dev/null && command -v xmlsec1 >/dev/null && command -v valgrind >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium xmlsec1 >/dev/null; \
-	else echo "note: no chromium or xmlsec1 and no root: browser and SAML interoperability tests will be skipped (CI installs them)"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium xmlsec1 valgrind >/dev/null; \
+	else echo "note: no chromium, xmlsec1 or valgrind and no root: browser, SAML interoperability and instruction-count tests will be skipped (CI installs them)"; fi
 
 run: install  ## the demo: upgrade the SQLite database, seed, serve on http://127.0.0.1:5000
 	$(BIN)/parcours demo --host $(HOST) --port $(PORT)

@@ -252,3 +252,34 @@ def test_the_lti_benchmark_follows_the_last_checkpoint_to_the_results():
     assert "Vos résultats" in last
     assert client.paths[-1] == "GET /campagnes/CODE/resultats"
     assert len(client.student.sent) == 1
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the instruction-count benchmark seeds PostgreSQL",
+)
+def test_the_instruction_count_benchmark_counts_the_measured_answers_only():
+    import shutil
+
+    def report(*flags):
+        return _run("answer_instructions", *flags, database=True)
+
+    timed = report("--cpu-time", "--students", "2")
+    assert timed["students"] == 2 and timed["answers"] > 2 * 5  # whole tests, checkpoints passed
+    assert timed["cpu_ms_per_answer"] > 0 and "instructions_per_answer" not in timed
+    one = report("--cpu-time", "--students", "1")
+    assert 5 < one["answers"] < timed["answers"]
+    if shutil.which("valgrind"):  # CI installs it (make install-browser)
+        counted = report("--students", "1")
+        assert counted["answers"] == one["answers"]  # the same students give the same answers
+        # Requests only: Python's start-up and imports alone are tens of millions.
+        assert 1_000_000 < counted["instructions_per_answer"] < 100_000_000
+        assert "cpu_ms_per_answer" not in counted
+
+
+def test_the_instruction_count_benchmark_refuses_a_directory_without_parcours(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.answer_instructions", "--code-from", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "holds no Parcours checkout" in result.stderr
