@@ -73,6 +73,9 @@ class Browser:
             getattr(body, "close", lambda: None)()
         return started[0], started[1], payload
 
+    def _measured(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        return self._serve(environ)  # a frame of its own: profilers tell these requests apart
+
     def request(
         self, method: str, path: str, form: dict[str, object] | None = None, measured: bool = False
     ) -> tuple[int, str, str]:
@@ -92,7 +95,7 @@ class Browser:
             environ["CONTENT_LENGTH"] = str(len(data))
         if measured:
             before = time.process_time()
-            status, headers, payload = operator.call(self._serve, environ)
+            status, headers, payload = operator.call(self._measured, environ)
             self.cpu += time.process_time() - before
         else:
             status, headers, payload = self._serve(environ)

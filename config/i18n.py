@@ -90,7 +90,8 @@ def url_in_language(lang: str) -> str:
     encoded = urlencode(query, safe=_QUERY_SAFE)
     if request.endpoint is None:
         return f"?{encoded}"
-    return f"{url_for(request.endpoint, **(request.view_args or {}))}?{encoded}"
+    build = current_app.jinja_env.globals.get("url_for", url_for)  # the app's, remembering
+    return f"{build(request.endpoint, **(request.view_args or {}))}?{encoded}"
 
 
 def set_user_locale_source(app: App, source: Callable[[], str | None]) -> None:
