@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_request_context, request, session, url_for
@@ -90,7 +90,8 @@ def url_in_language(lang: str) -> str:
     encoded = urlencode(query, safe=_QUERY_SAFE)
     if request.endpoint is None:
         return f"?{encoded}"
-    build = current_app.jinja_env.globals.get("url_for", url_for)  # the app's, remembering
+    # The app's own url_for, which remembers the addresses it built (config/app.py).
+    build = cast(Callable[..., str], current_app.jinja_env.globals.get("url_for", url_for))
     return f"{build(request.endpoint, **(request.view_args or {}))}?{encoded}"
 
 

@@ -5,27 +5,32 @@ inside an LMS iframe and may be framed by the origins of the registered platform
 Framing is ruled by CSP `frame-ancestors`, which lists origins; `X-Frame-Options` cannot, so it
 is only sent where framing is refused outright.
 
-Signatures are checked once per process. Every page opens the signed session cookie (base64,
-HMAC, JSON) and signs a CSRF token for its forms, and every form checks one; a student sends the
-same cookie and gets the same raw token on every page of a test. What checking an exact cookie
-string gave, and the signed form of an exact raw token, are remembered (a bounded number per
-process: `SIGNATURES_REMEMBERED`), the cookie's age still checked on every request. Nothing less
-is trusted: only a string that this process verified with the current keys is remembered, a
-forged or altered one is checked in full every time, and anything unusual (a mutable value in
-the session, a CSRF setting other than ours) takes Flask's and Flask-WTF's own path.
+Every page opens the signed session cookie (base64, HMAC, JSON) and signs a CSRF token for its
+forms, and every form checks one. Flask and Flask-WTF build their signing objects anew each
+time; here they are built once per set of keys. A student sends the same cookie on every page
+of a test: what checking an exact cookie string gave is remembered (a bounded number per set of
+keys, `COOKIES_REMEMBERED`), its age still checked on every request. Only a string this process
+verified with the current keys is remembered, and only one in its canonical form (base64 decoding
+skips stray characters: padded copies of a valid cookie would otherwise each take a place); a
+forged or altered cookie is checked in full every time. CSRF tokens are signed and checked as
+Flask-WTF does (a new timestamp every second: a page never shows the same token for long), with
+the signing object built once. Anything unusual (a mutable value in the session, CSRF settings
+other than ours) takes Flask's and Flask-WTF's own path.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Request, Response, abort, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFProtect, same_origin
+from flask_wtf.csrf import CSRFProtect, generate_csrf, same_origin
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
@@ -34,40 +39,64 @@ from config.db import get_session
 F = TypeVar("F", bound=Callable[..., Any])
 FrameOriginsSource = Callable[[Session], Iterable[str]]
 
-SIGNATURES_REMEMBERED = 4096  # per kind and process: a few hundred bytes each
+COOKIES_REMEMBERED = 4096  # per worker: a few hundred bytes each, 4 MiB at the very most
 CSRF_FIELD = "csrf_token"  # Flask-WTF's default, in the session and in forms
+CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's
+# A cookie as itsdangerous writes it: [.]payload.timestamp.signature, URL-safe base64 only.
+_CANONICAL_COOKIE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_COOKIE_REMEMBERED_MAX_LENGTH = 1024
 _IMMUTABLE = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class _Signing:
+    """The session cookie's serializer for one set of keys, and the cookies it verified."""
+
+    keys: tuple[Any, ...]
+    serializer: URLSafeTimedSerializer
+    opened: Callable[[str], tuple[tuple[tuple[str, Any], ...] | None, int]]
 
 
 class RememberingSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, its serializer built once per set of keys and the check
     of a cookie string remembered while the session holds only immutable values (a remembered
-    dict or list would be shared by the requests that mutate it)."""
+    dict or list would be shared by the requests that mutate it). New keys (a rotation) start
+    with nothing remembered."""
 
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+    def _signing(self, app: Flask) -> _Signing | None:
         if not app.secret_key:
             return None
         keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
-        built: tuple[tuple[Any, ...], URLSafeTimedSerializer | None] | None = app.extensions.get(
-            "parcours.session_serializer"
-        )
-        if built is None or built[0] != keys:
-            built = (keys, super().get_signing_serializer(app))
-            app.extensions["parcours.session_serializer"] = built
-        return built[1]
+        signing: _Signing | None = app.extensions.get("parcours.session_signing")
+        if signing is None or signing.keys != keys:
+            serializer = super().get_signing_serializer(app)
+            if serializer is None:
+                return None
+            opened = functools.lru_cache(maxsize=COOKIES_REMEMBERED)(
+                functools.partial(_opened_cookie, serializer)
+            )
+            signing = _Signing(keys, serializer, opened)
+            app.extensions["parcours.session_signing"] = signing
+        return signing
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        signing = self._signing(app)
+        return signing.serializer if signing is not None else None
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        serializer = self.get_signing_serializer(app)
-        if serializer is None:
+        signing = self._signing(app)
+        if signing is None:
             return None
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
             return self.session_class()
+        if len(value) > _COOKIE_REMEMBERED_MAX_LENGTH or not _CANONICAL_COOKIE.fullmatch(value):
+            return super().open_session(app, request)  # checked in full, never remembered
         try:
-            items, signed_at = _opened_cookie(serializer, value)
+            items, signed_at = signing.opened(value)
         except BadData:
             return self.session_class()
-        age = int(time.time()) - signed_at  # as itsdangerous measures it
+        age = _now() - signed_at  # as itsdangerous measures it
         if not 0 <= age <= int(app.permanent_session_lifetime.total_seconds()):
             return self.session_class()  # expired (or from a clock ahead of ours)
         if items is None:  # a value that must not be shared: read afresh
@@ -75,7 +104,10 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
         return self.session_class(dict(items))
 
 
-@functools.lru_cache(maxsize=SIGNATURES_REMEMBERED)
+def _now() -> int:
+    return int(time.time())
+
+
 def _opened_cookie(
     serializer: URLSafeTimedSerializer, value: str
 ) -> tuple[tuple[tuple[str, Any], ...] | None, int]:
@@ -89,9 +121,9 @@ def _opened_cookie(
 
 
 class RememberingCSRFProtect(CSRFProtect):  # type: ignore[misc]
-    """Flask-WTF's protection, with its tokens' signatures remembered. The tokens are Flask-WTF's
-    own (same salt, same format, no time limit here): a remembered one is the signed token of
-    the same raw token, as valid as a new one. On any doubt the check is Flask-WTF's."""
+    """Flask-WTF's protection, its signing object built once per key. Tokens are Flask-WTF's
+    own (same salt, same format, a new timestamp every second); exemptions and errors are
+    Flask-WTF's."""
 
     def init_app(self, app: Flask) -> None:
         super().init_app(app)
@@ -99,18 +131,21 @@ class RememberingCSRFProtect(CSRFProtect):  # type: ignore[misc]
         app.context_processor(lambda: {"csrf_token": csrf_token})  # over Flask-WTF's
 
     def protect(self, apply_exemptions: bool = False) -> None:
-        if not self._remembered_token_matches():
-            super().protect(apply_exemptions=apply_exemptions)
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
             return
-        config = current_app.config
-        if request.is_secure and config["WTF_CSRF_SSL_STRICT"]:
+        if not self._token_matches():
+            super().protect()  # refuses, with Flask-WTF's own message
+            return
+        if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
             referrer = request.referrer
             if not referrer or not same_origin(referrer, f"https://{request.host}/"):
-                super().protect(apply_exemptions=apply_exemptions)  # refuses
+                super().protect()  # refuses
                 return
         g.csrf_valid = True
 
-    def _remembered_token_matches(self) -> bool:
+    def _token_matches(self) -> bool:
+        """Whether the request's token is a signed form of the session's raw token (False
+        also when a check is not ours to make: Flask-WTF then decides)."""
         if not _our_csrf_settings() or request.method not in current_app.config["WTF_CSRF_METHODS"]:
             return False
         raw = session.get(CSRF_FIELD)
@@ -118,48 +153,44 @@ class RememberingCSRFProtect(CSRFProtect):  # type: ignore[misc]
         if not isinstance(raw, str) or not token:
             return False
         try:
-            signed_raw = _opened_csrf_token(current_app.secret_key, token)
+            signed_raw = _csrf_serializer(current_app).loads(token)
         except BadData:
             return False
         return isinstance(signed_raw, str) and hmac.compare_digest(raw, signed_raw)
 
 
 def csrf_token() -> str:
-    """The page's CSRF token (templates' `csrf_token()`), Flask-WTF's `generate_csrf` with the
-    signature of a raw token made once per process."""
+    """The page's CSRF token (templates' `csrf_token()`): Flask-WTF's `generate_csrf`, with
+    the signing object built once."""
     token = g.get(CSRF_FIELD)
     if token is not None:
         return str(token)
     raw = session.get(CSRF_FIELD)
     if not isinstance(raw, str) or not _our_csrf_settings():
-        from flask_wtf.csrf import generate_csrf
-
         return str(generate_csrf())  # makes the raw token, or follows other settings
-    token = _signed_csrf_token(current_app.secret_key, raw)
+    token = str(_csrf_serializer(current_app).dumps(raw))
     setattr(g, CSRF_FIELD, token)
     return token
 
 
 def _our_csrf_settings() -> bool:
-    """Tokens without a time limit, signed with the app's key, in the default field: the only
-    settings under which a token signed earlier is as good as a new one."""
+    """Tokens without a time limit, signed with the app's key, in the default field."""
     config = current_app.config
     return (
-        config["WTF_CSRF_TIME_LIMIT"] is None
+        bool(current_app.secret_key)
+        and config["WTF_CSRF_TIME_LIMIT"] is None
         and not config.get("WTF_CSRF_SECRET_KEY")
         and config["WTF_CSRF_FIELD_NAME"] == CSRF_FIELD
     )
 
 
-@functools.lru_cache(maxsize=SIGNATURES_REMEMBERED)
-def _signed_csrf_token(secret_key: str, raw: str) -> str:
-    return str(URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token").dumps(raw))
-
-
-@functools.lru_cache(maxsize=SIGNATURES_REMEMBERED)
-def _opened_csrf_token(secret_key: str, token: str) -> Any:
-    """The raw token inside a signed one; raises BadData (never remembered) otherwise."""
-    return URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token").loads(token)
+def _csrf_serializer(app: Flask) -> URLSafeTimedSerializer:
+    built: tuple[Any, URLSafeTimedSerializer] | None = app.extensions.get("parcours.csrf_signing")
+    if built is None or built[0] != app.secret_key:
+        key = cast(str | bytes, app.secret_key)  # there is one: `_our_csrf_settings`
+        built = (key, URLSafeTimedSerializer(key, salt=CSRF_SALT))
+        app.extensions["parcours.csrf_signing"] = built
+    return built[1]
 
 
 csrf = RememberingCSRFProtect()
@@ -228,18 +259,29 @@ def _frame_ancestors() -> str:
     return ancestors
 
 
+_FIXED_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin-allow-popups"),
+)
+
+
 def _set_security_headers(response: Response) -> Response:
+    """Each header unless the view set its own (one pass over the response's headers: Werkzeug's
+    `setdefault` looks for the name three times)."""
     ancestors = _frame_ancestors()
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", f"{_BASE_CSP}; frame-ancestors {ancestors}")
+    wanted = [("Content-Security-Policy", f"{_BASE_CSP}; frame-ancestors {ancestors}")]
     if ancestors == "'none'":
-        headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
+        wanted.append(("X-Frame-Options", "DENY"))
+    wanted.extend(_FIXED_HEADERS)
     if current_app.config["PARCOURS_SETTINGS"].https:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        wanted.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
     if request.endpoint not in ("static",):
-        headers.setdefault("Cache-Control", "no-store")
+        wanted.append(("Cache-Control", "no-store"))
+    headers = response.headers
+    present = {name.lower() for name, _ in headers}
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response

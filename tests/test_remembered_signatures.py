@@ -1,5 +1,7 @@
-"""Session cookies and CSRF tokens whose signatures a process remembers (config/security.py) are
-trusted exactly as far as freshly checked ones: no further in time, to no one else."""
+"""Session cookies whose check a process remembers, and CSRF tokens signed with a signing object
+built once (config/security.py), are trusted exactly as far as Flask and Flask-WTF trust them:
+no further in time, to no one else, with no key but the current ones; and nobody fills the
+memory with copies of a valid cookie."""
 
 import time
 
@@ -43,8 +45,8 @@ def test_a_remembered_cookie_still_ends_with_the_session_lifetime(
 ):
     _signed_in(client)
     lifetime = app.permanent_session_lifetime.total_seconds()
-    later = time.time() + lifetime + 5
-    monkeypatch.setattr(security.time, "time", lambda: later)
+    later = int(time.time() + lifetime + 5)
+    monkeypatch.setattr(security, "_now", lambda: later)
     # The server-side session is still valid in the database: only the cookie's age refuses it.
     assert client.get("/mon-compte").status_code == 302
 
@@ -75,17 +77,17 @@ def test_a_session_holding_a_list_is_read_afresh_for_every_request(app):
         assert app.session_interface.open_session(app, request) == {"lang": "en"}
 
 
-def test_a_remembered_csrf_token_is_refused_in_another_session(app, teacher):
+def test_a_csrf_token_is_refused_in_another_session(app, teacher):
     alice, mallory = app.test_client(), app.test_client()
     token = csrf_token(alice, "/connexion")
     wrong = {"login": "prof@college.example", "password": "Nope-1234", "csrf_token": token}
-    assert alice.post("/connexion", data=wrong).status_code == 401  # checked, then remembered
+    assert alice.post("/connexion", data=wrong).status_code == 401  # the token passed
     assert alice.post("/connexion", data=wrong).status_code == 401
     csrf_token(mallory, "/connexion")  # a session with a raw token of its own
     assert mallory.post("/connexion", data=wrong).status_code == 400
 
 
-def test_a_remembered_csrf_token_still_needs_a_same_site_referrer_over_https(app, teacher):
+def test_a_csrf_token_still_needs_a_same_site_referrer_over_https(app, teacher):
     client = app.test_client()
     https = {"base_url": "https://127.0.0.1"}
     page = client.get("/connexion", **https).get_data(as_text=True)
@@ -96,3 +98,29 @@ def test_a_remembered_csrf_token_still_needs_a_same_site_referrer_over_https(app
     assert client.post("/connexion", data=form, **https).status_code == 400  # no referrer
     elsewhere = {"Referer": "https://evil.example/connexion"}
     assert client.post("/connexion", data=form, headers=elsewhere, **https).status_code == 400
+
+
+def _remembered(app):
+    return app.extensions["parcours.session_signing"].opened.cache_info().currsize
+
+
+def test_copies_of_a_valid_cookie_padded_with_ignored_characters_are_never_remembered(
+    app, client, teacher
+):
+    genuine = _signed_in(client)
+    remembered = _remembered(app)
+    for n in range(1, 6):  # base64 decoding skips these: Flask accepts such a cookie as it is
+        client.set_cookie(COOKIE, genuine + "~" * 4 * n)
+        assert client.get("/mon-compte").status_code == 200
+    assert _remembered(app) == remembered
+
+
+def test_a_cookie_of_a_retired_key_is_refused_though_it_was_remembered(app, client, teacher):
+    genuine = _signed_in(client)
+    old_key = app.secret_key
+    app.secret_key = "another-key-" + "x" * 40
+    app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+    assert client.get("/mon-compte").status_code == 200  # still signed with a fallback key
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    client.set_cookie(COOKIE, genuine)
+    assert client.get("/mon-compte").status_code == 302
