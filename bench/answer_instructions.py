@@ -119,8 +119,8 @@ class Browser:
         return status, path, page
 
 
-def _tests(browsers: list[Browser], code: str, measured: bool) -> Iterable[int]:
-    """The students' tests, taken in turn, an answer each at a time; yields after each answer."""
+def _tests(browsers: list[Browser], code: str, measured: bool) -> None:
+    """The students' tests, taken in turn, an answer each at a time, to the end."""
     import random
 
     from engine.content import load_pack
@@ -135,7 +135,6 @@ def _tests(browsers: list[Browser], code: str, measured: bool) -> Iterable[int]:
                 next(step)
             except StopIteration:
                 steps.remove(step)
-        yield len(steps)
 
 
 def _test(browser: Browser, code: str, pack: Any, rng: Any, measured: bool) -> Iterable[None]:
@@ -193,10 +192,8 @@ def measure(prepared: dict[str, Any]) -> dict[str, Any]:
 
     code = prepared["code"]
     warm, *others = (Browser(app, cookies) for cookies in prepared["cookies"])
-    for _ in _tests([warm], code, measured=False):
-        pass
-    for _ in _tests(others, code, measured=True):
-        pass
+    _tests([warm], code, measured=False)
+    _tests(others, code, measured=True)
     answers = sum(b.answers for b in others)
     return {"answers": answers, "cpu_seconds": sum(b.cpu for b in others)}
 
