@@ -441,6 +441,12 @@ def _area_evidence(tubes: tuple[TubeKey, ...], noise: Noise) -> tuple[float, ...
 
 
 @lru_cache(maxsize=16384)
+def _area_likelihoods(tubes: tuple[TubeKey, ...]) -> tuple[tuple[float, ...], ...]:
+    """`_area_likelihood` for each cell, in the order of _CELLS: one look-up per area (hashing
+    the long keys is a real share of the work)."""
+    return tuple(_area_likelihood(tubes, noise, spread) for _, noise, spread in _CELLS)
+
+
 def _area_likelihood(tubes: tuple[TubeKey, ...], noise: Noise, spread: float) -> tuple[float, ...]:
     """log P(the area's observations | the overall level a), for every a of the grid."""
     evidence = _area_evidence(tubes, noise)
@@ -474,12 +480,7 @@ def _student(areas: tuple[tuple[str, tuple[TubeKey, ...]], ...]) -> _Student:
     """The posterior over noise class × area relatedness × overall level, given every observed
     area; then each observed area's level given its own tubes and what the *other* areas say of
     the student (an answer is counted once)."""
-    # Each area's likelihood per cell, looked up once (hashing the long keys is a real share
-    # of the work).
-    own = [
-        [_area_likelihood(tubes, noise, spread) for _, noise, spread in _CELLS]
-        for _, tubes in areas
-    ]
+    own = [_area_likelihoods(tubes) for _, tubes in areas]  # per area, per cell
     cells: list[_Cell] = []
     for c, (log_prior, noise, spread) in enumerate(_CELLS):
         total = list(_ABILITY_LOG_PRIOR)
@@ -649,16 +650,14 @@ def _tube_plan(
         # posterior (P(k > j), the mastery) without updating it: a success multiplies
         # P(k ≤ index) by the guess rate and the rest by 1 − slip; a failure by 1 − guess and
         # by the slip rate.
-        p_right, if_right = _answered(mastery, total, index, guess, 1 - slip)
-        p_wrong, if_wrong = _answered(mastery, total, index, 1 - guess, slip)
-        loss_gain = (
-            loss
-            - p_right * _loss(if_right, max(highest, index), lowest)
-            - p_wrong * _loss(if_wrong, highest, min(lowest, index))
+        p_right, loss_right, uncertainty_right = _after_answer(
+            mastery, total, index, guess, 1 - slip, max(highest, index), lowest
         )
-        uncertainty_gain = (
-            uncertainty - p_right * _uncertainty(if_right) - p_wrong * _uncertainty(if_wrong)
+        p_wrong, loss_wrong, uncertainty_wrong = _after_answer(
+            mastery, total, index, 1 - guess, slip, highest, min(lowest, index)
         )
+        loss_gain = loss - p_right * loss_right - p_wrong * loss_wrong
+        uncertainty_gain = uncertainty - p_right * uncertainty_right - p_wrong * uncertainty_wrong
         gains.append((loss_gain + UNCERTAINTY_WEIGHT * uncertainty_gain, index))
     verdicts = tuple(_verdicts(mastery, highest, lowest))
     return _Plan(loss, tuple(gains), tuple(mastery), verdicts)
@@ -679,6 +678,37 @@ def _answered(
         (below + unknown * (tail - above) if j < index else known * tail) / p_answer
         for j, tail in enumerate(mastery)
     ]
+
+
+def _after_answer(
+    mastery: Sequence[float],
+    total: float,
+    index: int,
+    unknown: float,
+    known: float,
+    highest_success: int,
+    lowest_failure: int,
+) -> tuple[float, float, float]:
+    """P(this answer to skill `index`), and the loss and uncertainty after it (the bounds: the
+    tube's answers with this one): `_loss` and `_uncertainty` of what `_answered` gives, in one
+    pass, without the lists (the same operations in the same order, so the same floats)."""
+    above = mastery[index]
+    p_answer = unknown * (total - above) + known * above
+    if not p_answer:
+        return p_answer, _loss(mastery, highest_success, lowest_failure), _uncertainty(mastery)
+    below = known * above
+    bounded = lowest_failure < len(mastery)
+    agreeing = highest_success < lowest_failure
+    loss = uncertainty = 0.0
+    for j, tail in enumerate(mastery):
+        p = (below + unknown * (tail - above) if j < index else known * tail) / p_answer
+        if agreeing:
+            validated = j <= highest_success or (bounded and j < lowest_failure and p >= 0.5)
+        else:
+            validated = p >= 0.5 and j <= highest_success
+        loss += (1 - p) if validated else p
+        uncertainty += p * (1 - p)
+    return p_answer, loss, uncertainty
 
 
 def _verdicts(mastery: Sequence[float], highest_success: int, lowest_failure: int) -> list[bool]:
@@ -963,7 +993,7 @@ def clear_caches() -> None:
         _posterior,
         _tube_evidence,
         _area_evidence,
-        _area_likelihood,
+        _area_likelihoods,
         _area_prior,
         _area_levels,
         _student,

@@ -15,11 +15,15 @@ from engine.selection import (
     ABILITY_GRID,
     SELECTORS,
     ProfileIndex,
+    _after_answer,
     _answered,
+    _bounds,
     _logsumexp,
+    _loss,
     _mastery,
     _overall,
     _summary,
+    _uncertainty,
 )
 from engine.simulation import Learner, run
 from tests.engine.helpers import profile as build_profile
@@ -135,6 +139,40 @@ def test_an_answer_changes_mastery_as_updating_the_posterior_would(weights, data
         after = [w / expected_p for w in updated]
         expected = [sum(after[j + 1 :]) for j in range(len(posterior) - 1)]
         assert mastery == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=9),
+    st.data(),
+    st.sampled_from([(0.03, 0.05), (0.1, 0.2), (0.25, 0.4), (0.0, 0.0), (0.0, 1.0)]),
+    st.booleans(),
+)
+def test_the_loss_after_an_answer_is_computed_in_one_pass_to_the_same_float(
+    weights, data, noise, right
+):
+    """`_after_answer` gives, in one pass, exactly the floats that `_loss` and `_uncertainty`
+    give on the list `_answered` builds (plans stay the same, bit for bit); zero weights and a
+    noise that makes the answer impossible included."""
+    total = sum(weights) or 1.0
+    posterior = [w / total for w in weights]
+    skills = len(posterior) - 1
+    index = data.draw(st.integers(0, skills - 1))
+    asked = data.draw(st.lists(st.tuples(st.integers(0, skills - 1), st.booleans()), max_size=4))
+    highest, lowest = _bounds(asked, skills)
+    slip, guess = noise
+    unknown, known = (guess, 1 - slip) if right else (1 - guess, slip)
+    if right:
+        highest = max(highest, index)
+    else:
+        lowest = min(lowest, index)
+    mastery = _mastery(posterior)
+    p, after = _answered(mastery, sum(posterior), index, unknown, known)
+    assert _after_answer(mastery, sum(posterior), index, unknown, known, highest, lowest) == (
+        p,
+        _loss(after, highest, lowest),
+        _uncertainty(after),
+    )
 
 
 @settings(max_examples=300, deadline=None)
