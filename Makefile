@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+NATIVE := engine/_native/stamp.json
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard config/translations/*/LC_MESSAGES/messages.po))
 TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
@@ -24,7 +25,12 @@ $(INSTALLED): pyproject.toml
 %.mo: %.po $(INSTALLED)
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
 
-install: $(INSTALLED) $(CATALOGS)  ## create .venv with Parcours and its tools
+# The selector compiled with mypyc (engine/native.py), rebuilt whenever a source of the engine
+# changes; without a C compiler, Parcours runs the same pure-Python code.
+$(NATIVE): $(INSTALLED) $(wildcard engine/*.py)
+	$(BIN)/python -c 'from engine.native import main; main()' || echo "note: the engine stays pure Python"
+
+install: $(INSTALLED) $(CATALOGS) $(NATIVE)  ## create .venv with Parcours and its tools
 
 install-browser:  ## Debian's Chromium (browser tests), xmlsec1 (SAML interoperability test) and valgrind (bench.answer_instructions); needs root and apt
 	@if command -v chromium >/dev/null && command -v xmlsec1 >/dev/null && command -v valgrind >/dev/null; then :; \
@@ -54,4 +60,4 @@ format: install  ## rewrite files with ruff's formatter and fixes
 	$(BIN)/ruff format .
 
 clean:  ## remove the virtual environment and caches (keeps instance/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) engine/_native .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
