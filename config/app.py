@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +39,22 @@ from config.settings import Settings
 from lti_tool.services import platform_origins
 
 
+class _Flask(Flask):
+    """Flask, deciding once per function whether it is a coroutine to wait for: Flask asks
+    `inspect` again for each view, hook and context processor of every request."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if getattr(func, "parcours_runs_as_is", False):
+            return func
+        made = super().ensure_sync(func)
+        if made is func and isinstance(func, types.FunctionType):
+            func.parcours_runs_as_is = True  # type: ignore[attr-defined]
+        return made
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask("config", static_url_path="/static")
+    app = _Flask("config", static_url_path="/static")
     set_identity_key(settings.secret_key)  # logs name external identities by a keyed hash
     # Before any route is added: ids in URLs are bounded (config/numbers.py).
     app.url_map.converters["int"] = BoundedIntConverter

@@ -273,3 +273,28 @@ def test_creating_the_app_does_not_connect(settings):
 def test_tests_cannot_reach_the_network():
     with pytest.raises(ConnectionRefusedError, match="network"):
         socket.create_connection(("192.0.2.1", 80), timeout=1)
+
+
+def test_a_view_is_checked_once_for_being_a_coroutine(app, monkeypatch):
+    """Flask asks `inspect` whether each view and hook is a coroutine at every request: the
+    app asks once per function, and still refuses or wraps a coroutine each time."""
+    import flask.app
+
+    asked = []
+    monkeypatch.setattr(
+        flask.app, "iscoroutinefunction", lambda f: asked.append(f) or f.__name__ == "later"
+    )
+
+    def now():
+        return "now"
+
+    async def later():
+        return "later"
+
+    assert app.ensure_sync(now) is now
+    assert app.ensure_sync(now) is now
+    assert asked == [now]
+    for _ in range(2):
+        with pytest.raises(RuntimeError):  # Flask without its async extra
+            app.ensure_sync(later)
+    assert asked == [now, later, later]
