@@ -28,7 +28,7 @@ $(INSTALLED): pyproject.toml
 # The selector compiled with mypyc (engine/native.py), rebuilt whenever a source of the engine
 # changes; without a C compiler, Parcours runs the same pure-Python code.
 $(NATIVE): $(INSTALLED) $(wildcard engine/*.py)
-	$(BIN)/python -c 'from engine.native import main; main()' || echo "note: the engine stays pure Python"
+	$(BIN)/parcours engine compile || echo "note: the engine stays pure Python"
 
 install: $(INSTALLED) $(CATALOGS) $(NATIVE)  ## create .venv with Parcours and its tools
 

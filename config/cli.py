@@ -257,6 +257,24 @@ def jobs_retry(runtime: Runtime, kind: str | None) -> None:
     click.echo(f"{count} job(s) queued again", err=True)
 
 
+@cli.group("engine")
+def engine_group() -> None:
+    """The adaptive engine."""
+
+
+@engine_group.command("compile")
+def engine_compile() -> None:
+    """Compile the selector with mypyc (needs mypy and a C compiler): used while the engine's
+    sources stay those it was built from, else the pure-Python selector is."""
+    from engine import native
+
+    try:
+        where = native.build()
+    except (RuntimeError, OSError) as error:
+        fail(f"not compiled, the pure-Python selector stays in use: {one_line(str(error))}")
+    click.echo(f"compiled {', '.join(native.COMPILED)} into {where}", err=True)
+
+
 cli.add_command(org)
 cli.add_command(admins)
 cli.add_command(content)

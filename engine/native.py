@@ -1,6 +1,6 @@
 """The selector compiled to C with mypyc, used only while it is built from the sources as they are.
 
-`make install` runs `engine.native.main`, which compiles `engine/selection.py` unchanged
+`make install` runs `parcours engine compile`, which compiles `engine/selection.py` unchanged
 (mypyc ships with mypy) into `engine/_native/`, with a stamp holding the SHA-256 of every
 source of the package it compiled. At import, `engine` puts that directory first on its
 `__path__` only when the stamp matches the sources and the interpreter: a file edited since,
@@ -83,15 +83,3 @@ def _fingerprint_of(copy: Path) -> dict[str, object]:
         for path in sorted(copy.glob("*.py"))
     }
     return mine
-
-
-def main() -> None:
-    try:
-        where = build()
-    except (RuntimeError, OSError) as error:
-        sys.exit(f"engine.native: not built, the pure-Python selector will be used ({error})")
-    print(f"engine.native: compiled {', '.join(COMPILED)} into {where.relative_to(PACKAGE.parent)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,10 +9,26 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from config.cli import cli
 from engine import native
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sources(tmp_path, monkeypatch):
+    """A copy of the engine's sources, nothing built."""
+    copy = tmp_path / "engine"
+    copy.mkdir()
+    for source in native.PACKAGE.glob("*.py"):
+        shutil.copy2(source, copy / source.name)
+    monkeypatch.setattr(native, "PACKAGE", copy)
+    monkeypatch.setattr(native, "NATIVE", copy / "_native")
+    monkeypatch.setattr(native, "STAMP", copy / "_native" / "stamp.json")
+    monkeypatch.delenv(native.OFF, raising=False)
+    return copy
 
 
 @pytest.fixture
@@ -64,6 +80,30 @@ def test_the_compiled_selector_can_be_turned_off(package, monkeypatch):
     monkeypatch.setenv(native.OFF, "1")
     assert not native.usable()
     monkeypatch.setenv(native.OFF, "0")
+    assert native.usable()
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here")
+def test_compile_builds_a_selector_that_is_used_until_a_source_changes(sources):
+    result = CliRunner().invoke(cli, ["engine", "compile"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "compiled selection" in result.output
+    suffix = str(native.sysconfig.get_config_var("EXT_SUFFIX"))
+    assert (sources / "_native" / f"selection{suffix}").is_file()
+    assert native.usable()
+    (sources / "knowledge.py").write_text((sources / "knowledge.py").read_text() + "\n")
+    assert not native.usable()
+
+
+def test_a_failed_compile_says_so_in_one_line_and_keeps_the_previous_build(sources, monkeypatch):
+    (sources / "_native").mkdir()
+    native.STAMP.write_text(json.dumps({"built_from": native.fingerprint()}))
+    monkeypatch.setattr(native, "COMPILED", ("missing",))  # mypyc finds no such source
+    result = CliRunner().invoke(cli, ["engine", "compile"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: not compiled, the pure-Python selector stays in use")
+    assert len(result.output.strip().splitlines()) == 1
+    monkeypatch.setattr(native, "COMPILED", ("selection",))
     assert native.usable()
 
 
