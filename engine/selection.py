@@ -29,7 +29,7 @@ import math
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Protocol
 
 from engine.answers import Result
@@ -96,11 +96,13 @@ class ProfileIndex:
     position: Mapping[str, int]  # skill id -> index in its tube
     playable: Mapping[str, tuple[Challenge, ...]]  # skill id -> challenges that may be asked
     untimed: frozenset[str]  # skills with a playable challenge that has no timer
+    # The competences of the profile's skills that may be asked (a field, not a cached property:
+    # compiled classes have no __dict__ to cache it in, engine/native.py).
+    competences: frozenset[str] = frozenset()
 
-    @cached_property
-    def competences(self) -> frozenset[str]:
-        """The competences of the profile's skills that may be asked."""
-        return frozenset(s.competence_id for s in self.skills.values() if self.playable[s.id])
+    def __post_init__(self) -> None:
+        competences = (s.competence_id for s in self.skills.values() if self.playable[s.id])
+        object.__setattr__(self, "competences", frozenset(competences))
 
     def question_cap(self, share: float) -> int:
         """The longest a test may be: that share of the profile's skills, never fewer than one
