@@ -27,7 +27,7 @@ import hashlib
 import itertools
 import math
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -759,6 +759,10 @@ def _best(options: Iterable[tuple[float, str]]) -> tuple[float, str]:
     return chosen
 
 
+# A tube still open: its plan, its playable gains, whether its competence is owed an answer.
+_OpenTube = tuple[TubeIndex, _Plan, list[tuple[float, int]], bool]
+
+
 class Adaptive:
     name = "adaptive"
 
@@ -774,6 +778,7 @@ class Adaptive:
         # The state of the last situation seen: choosing the next question and estimating the
         # progress look at the same situation, one after the other, once per answer.
         self._last: tuple[Situation, list[tuple[TubeIndex, _Plan]]] | None = None
+        self._last_open: tuple[Situation, list[_OpenTube]] | None = None
 
     # The evidence: this assessment's answers, and what was known before it.
     def _observations(self, situation: Situation) -> dict[str, list[tuple[int, bool]]]:
@@ -872,22 +877,27 @@ class Adaptive:
         # for skills never asked): such skills simply stay without knowledge.
         return plan.observed or all(p < 0.5 for p in plan.mastery)
 
-    def _open_tubes(
-        self, situation: Situation
-    ) -> Iterator[tuple[TubeIndex, _Plan, list[tuple[float, int]], bool]]:
+    def _open_tubes(self, situation: Situation) -> list[_OpenTube]:
         """The tubes still worth a question, or owed one (their competence has no answer yet):
-        each with its plan, its playable gains and whether its competence is owed."""
+        each with its plan, its playable gains and whether its competence is owed. Remembered
+        for the last situation, as its state is (the next question, then the progress)."""
+        last = self._last_open
+        if last is not None and last[0] is situation:
+            return last[1]
         uncovered = uncovered_competences(situation)
+        open_tubes = []
         for tube, plan in self._state(situation):
             gains = self._playable_gains(tube, plan)
             owed = tube.competence_id in uncovered
             if gains and (owed or not self._is_closed(plan, gains)):
-                yield tube, plan, gains, owed
+                open_tubes.append((tube, plan, gains, owed))
+        self._last_open = (situation, open_tubes)
+        return open_tubes
 
     def next_challenge(self, situation: Situation) -> Challenge | None:
         profile = situation.profile
         left = profile.question_cap(self.max_share) - len(situation.steps)
-        open_tubes = list(self._open_tubes(situation))
+        open_tubes = self._open_tubes(situation)
         owed_competences = {tube.competence_id for tube, _, _, owed in open_tubes if owed}
         if left <= len(owed_competences):
             # The questions left are those owed: every competence gets its answer, even past
