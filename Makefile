@@ -60,4 +60,4 @@ format: install  ## rewrite files with ruff's formatter and fixes
 	$(BIN)/ruff format .
 
 clean:  ## remove the virtual environment and caches (keeps instance/)
-	rm -rf $(VENV) engine/_native .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) engine/_native* .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -84,7 +84,7 @@ def test_the_compiled_selector_can_be_turned_off(package, monkeypatch):
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here")
-def test_compile_builds_a_selector_that_is_used_until_a_source_changes(sources):
+def test_compile_builds_a_selector_used_until_a_source_changes_then_rebuilds_it(sources):
     result = CliRunner().invoke(cli, ["engine", "compile"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "compiled selection" in result.output
@@ -93,6 +93,10 @@ def test_compile_builds_a_selector_that_is_used_until_a_source_changes(sources):
     assert native.usable()
     (sources / "knowledge.py").write_text((sources / "knowledge.py").read_text() + "\n")
     assert not native.usable()
+    # Built again, swapped in whole: nothing left aside.
+    assert CliRunner().invoke(cli, ["engine", "compile"], catch_exceptions=False).exit_code == 0
+    assert native.usable()
+    assert sorted(p.name for p in sources.iterdir() if p.name.startswith("_native")) == ["_native"]
 
 
 def test_a_failed_compile_says_so_in_one_line_and_keeps_the_previous_build(sources, monkeypatch):
