@@ -32,18 +32,11 @@ def sources(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def package(tmp_path, monkeypatch):
+def package(sources):
     """A copy of the engine's sources, with a stamp saying a build was made from them."""
-    copy = tmp_path / "engine"
-    copy.mkdir()
-    for source in native.PACKAGE.glob("*.py"):
-        shutil.copy2(source, copy / source.name)
-    monkeypatch.setattr(native, "PACKAGE", copy)
-    monkeypatch.setattr(native, "STAMP", copy / "_native" / "stamp.json")
-    monkeypatch.delenv(native.OFF, raising=False)
-    (copy / "_native").mkdir()
+    native.NATIVE.mkdir()
     native.STAMP.write_text(json.dumps({"built_from": native.fingerprint()}))
-    return copy
+    return sources
 
 
 def test_a_build_is_used_while_the_sources_are_those_it_was_built_from(package):
@@ -99,9 +92,7 @@ def test_compile_builds_a_selector_used_until_a_source_changes_then_rebuilds_it(
     assert sorted(p.name for p in sources.iterdir() if p.name.startswith("_native")) == ["_native"]
 
 
-def test_a_failed_compile_says_so_in_one_line_and_keeps_the_previous_build(sources, monkeypatch):
-    (sources / "_native").mkdir()
-    native.STAMP.write_text(json.dumps({"built_from": native.fingerprint()}))
+def test_a_failed_compile_says_so_in_one_line_and_keeps_the_previous_build(package, monkeypatch):
     monkeypatch.setattr(native, "COMPILED", ("missing",))  # mypyc finds no such source
     result = CliRunner().invoke(cli, ["engine", "compile"])
     assert result.exit_code == 1
