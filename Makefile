@@ -43,8 +43,9 @@ run: install  ## the demo: upgrade the SQLite database, seed, serve on http://12
 
 test: lint test-sqlite test-postgres  ## lint, then the whole suite (browser tests included) on SQLite and on PostgreSQL
 
-test-sqlite: install install-browser  ## the suite on a throwaway SQLite database
+test-sqlite: install install-browser  ## the suite on a throwaway SQLite database, then the engine's tests on its pure-Python selector
 	$(BIN)/pytest -q -p no:logging
+	PARCOURS_PURE_ENGINE=1 $(BIN)/pytest -q -p no:logging tests/engine
 
 test-postgres: install install-browser  ## the suite on a throwaway database of the PostgreSQL at TEST_POSTGRES_URL
 	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q -p no:logging

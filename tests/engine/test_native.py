@@ -136,7 +136,9 @@ def _choices(pure: bool) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(not native.usable(), reason="not built here (`make install` builds it)")
+@pytest.mark.skipif(
+    not native.usable(), reason="not built here (`make install` builds it), or turned off"
+)
 def test_the_compiled_selector_chooses_as_the_pure_python_one():
     compiled, pure = _choices(pure=False), _choices(pure=True)
     assert compiled["module"].endswith(str(native.sysconfig.get_config_var("EXT_SUFFIX")))
