@@ -31,12 +31,12 @@ COMPILED = ("selection",)  # the modules compiled (their imports stay pure Pytho
 OFF = "PARCOURS_PURE_ENGINE"
 
 
-def fingerprint() -> dict[str, object]:
+def fingerprint(package: Path | None = None) -> dict[str, object]:
     """What a build must have been made from: every source of the package (mypy reads the
-    imported ones to compile) and this interpreter's ABI."""
+    imported ones to compile; `package`: a copy of it) and this interpreter's ABI."""
     sources = {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(PACKAGE.glob("*.py"))
+        for path in sorted((package or PACKAGE).glob("*.py"))
     }
     return {
         "sources": sources,
@@ -64,7 +64,7 @@ def build() -> Path:
         shutil.copytree(
             PACKAGE, copy, ignore=shutil.ignore_patterns("_native*", "__pycache__", "*.so")
         )
-        built_from = _fingerprint_of(copy)
+        built_from = fingerprint(copy)
         command = [sys.executable, "-m", "mypyc", *(f"engine/{name}.py" for name in COMPILED)]
         done = subprocess.run(command, cwd=scratch, capture_output=True, text=True)  # noqa: S603
         if done.returncode != 0:
@@ -85,12 +85,3 @@ def build() -> Path:
         staging.rename(NATIVE)
         shutil.rmtree(retired, ignore_errors=True)
     return NATIVE
-
-
-def _fingerprint_of(copy: Path) -> dict[str, object]:
-    mine = fingerprint()
-    mine["sources"] = {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(copy.glob("*.py"))
-    }
-    return mine
